@@ -1,0 +1,96 @@
+"""The in-process event bus: every step of a call or workflow is an immutable event.
+
+Events carry a process-wide monotonic ``seq`` so that a subscriber (the event log, the
+dashboard, a test) can order events from many sessions without comparing clocks.
+Handlers run synchronously on the emitting thread; they must be quick and must not raise
+(a failing handler is logged and skipped, so one bad observer cannot break a call).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Event"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    ts: float
+    session_id: str
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "session_id": self.session_id,
+            "type": self.type,
+            "data": dict(self.data),
+        }
+
+
+class EventBus:
+    """Assigns ``seq`` and fans events out to subscribers."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, start_seq: int = 1) -> None:
+        self._clock = clock
+        self._seq = itertools.count(start_seq)
+        self._lock = threading.Lock()
+        self._handlers: list[Handler] = []
+
+    def emit(self, session_id: str, type: str, data: Mapping[str, Any] | None = None) -> Event:
+        with self._lock:
+            event = Event(
+                seq=next(self._seq),
+                ts=self._clock(),
+                session_id=session_id,
+                type=type,
+                data=MappingProxyType(dict(data or {})),
+            )
+            handlers = list(self._handlers)
+        for handler in handlers:
+            try:
+                handler(event)
+            except Exception:
+                log.exception("event handler %r failed on %s", handler, event.type)
+        return event
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        with self._lock:
+            self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if handler in self._handlers:
+                    self._handlers.remove(handler)
+
+        return unsubscribe
+
+
+class EventRecorder:
+    """Keeps every event it sees; used by tests and the CLI to inspect a call."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.events: list[Event] = []
+        self._unsubscribe = bus.subscribe(self.events.append)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def of_type(self, type: str, session_id: str | None = None) -> list[Event]:
+        return [
+            e
+            for e in self.events
+            if e.type == type and (session_id is None or e.session_id == session_id)
+        ]

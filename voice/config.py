@@ -1,0 +1,77 @@
+"""Settings for the per-call voice pipeline. Every default is explained in docs/voice.md."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class VadConfig(BaseModel):
+    engine: Literal["webrtc", "silero"] = "webrtc"
+    # 0 (least) .. 3 (most aggressive at calling audio non-speech). 3 keeps telephone
+    # line noise and breathing out of turns; it still catches the quiet ends of words.
+    aggressiveness: int = Field(3, ge=0, le=3)
+    silero_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    # voiced time needed before speech counts as started; hides webrtcvad's ~100 ms of
+    # misfires at the start of a stream and single clicks, yet keeps barge-in quick
+    start_ms: int = Field(60, ge=20, le=1000)
+    # the window in which start_ms of voiced frames must fall
+    start_window_ms: int = Field(100, ge=20, le=2000)
+    # audio kept from before the confirmed onset so the first phoneme reaches STT
+    preroll_ms: int = Field(300, ge=0, le=2000)
+    # unvoiced time after speech that counts as a pause (speculative STT starts here)
+    pause_ms: int = Field(100, ge=20, le=2000)
+    # ignore the VAD for this long at the start of a stream (webrtcvad adapts its noise
+    # floor in the first frames and flags them as speech)
+    warmup_ms: int = Field(120, ge=0, le=2000)
+
+
+class TurnConfig(BaseModel):
+    # end of turn: silence needed when the transcript reads as a finished sentence ...
+    end_silence_ms: int = Field(320, ge=60, le=5000)
+    # ... and when it does not (trailing "and", "um", a comma), or no transcript yet
+    end_silence_max_ms: int = Field(900, ge=100, le=10000)
+    # barge-in: speech shorter than this while the agent talked, or without words, is a
+    # backchannel or noise, and the agent resumes its reply
+    backchannel_max_ms: int = Field(600, ge=0, le=5000)
+    backchannel_words: list[str] = Field(
+        default_factory=lambda: [
+            "mm", "mmhmm", "mhm", "hmm", "uh", "um", "uhhuh", "ah", "oh", "yeah", "yep",
+            "okay", "ok", "right", "sure",
+        ]
+    )
+    barge_in: bool = True
+    # silence handling after the agent finished speaking
+    reprompt_after_s: float = Field(7.0, gt=0)
+    max_reprompts: int = Field(2, ge=0, le=10)
+    reprompt_text: str = "Are you still there?"
+    goodbye_text: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
+    # longest single user turn; longer speech is cut into turns of this size
+    max_turn_s: float = Field(30.0, gt=1, le=120)
+
+
+class SttConfig(BaseModel):
+    model: Literal["tiny.en", "base"] = "tiny.en"
+    compute_type: str = "int8"
+    beam_size: int = Field(1, ge=1, le=10)
+    cpu_threads: int = Field(2, ge=1, le=64)
+    # transcriptions that may run at once, process-wide; more wait in the queue
+    workers: int = Field(1, ge=1, le=16)
+    queue: int = Field(16, ge=0, le=1000)
+
+
+class TtsConfig(BaseModel):
+    length_scale: float = Field(1.0, gt=0.2, lt=3.0)
+    workers: int = Field(1, ge=1, le=16)
+    queue: int = Field(32, ge=0, le=1000)
+    # split the first sentence of a reply at a clause boundary when it is longer than
+    # this many characters, so the first audio is ready sooner
+    first_chunk_chars: int = Field(60, ge=0, le=1000)
+
+
+class VoiceConfig(BaseModel):
+    vad: VadConfig = Field(default_factory=VadConfig)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
+    stt: SttConfig = Field(default_factory=SttConfig)
+    tts: TtsConfig = Field(default_factory=TtsConfig)

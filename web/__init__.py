@@ -1,0 +1,1 @@
+"""voxgate web package."""
