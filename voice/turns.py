@@ -1,0 +1,104 @@
+"""The per-call turn-taking state machine and the end-of-turn heuristics.
+
+States and the transitions allowed between them are declared once; the session moves
+through ``TurnMachine.go`` and an undeclared move is a bug that raises at once instead of
+leaving a call in a state nobody planned for.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+
+from voice.errors import VoiceError
+
+
+class TurnState(enum.Enum):
+    IDLE = "idle"
+    LISTENING = "listening"
+    USER_SPEAKING = "user_speaking"
+    THINKING = "thinking"
+    AGENT_SPEAKING = "agent_speaking"
+
+
+S = TurnState
+TRANSITIONS: dict[TurnState, frozenset[TurnState]] = {
+    S.IDLE: frozenset({S.THINKING, S.LISTENING}),
+    S.LISTENING: frozenset({S.USER_SPEAKING, S.THINKING, S.IDLE}),
+    # a turn ends in thought; noise without words goes back to listening; a barge-in that
+    # proved to be a backchannel goes straight back to speaking
+    S.USER_SPEAKING: frozenset({S.THINKING, S.LISTENING, S.AGENT_SPEAKING, S.IDLE}),
+    S.THINKING: frozenset({S.AGENT_SPEAKING, S.LISTENING, S.USER_SPEAKING, S.IDLE}),
+    S.AGENT_SPEAKING: frozenset({S.LISTENING, S.USER_SPEAKING, S.THINKING, S.IDLE}),
+}
+
+
+def _check_machine() -> None:
+    missing = set(TurnState) - set(TRANSITIONS)
+    if missing:
+        raise RuntimeError(f"turn states without transitions: {missing}")
+    reachable = {S.IDLE}
+    frontier = [S.IDLE]
+    while frontier:
+        for nxt in TRANSITIONS[frontier.pop()]:
+            if nxt not in reachable:
+                reachable.add(nxt)
+                frontier.append(nxt)
+    if reachable != set(TurnState):
+        raise RuntimeError(f"unreachable turn states: {set(TurnState) - reachable}")
+
+
+_check_machine()
+
+
+class TurnError(VoiceError):
+    """An undeclared turn-state transition."""
+
+
+class TurnMachine:
+    def __init__(self, on_change: Callable[[TurnState, TurnState], None]) -> None:
+        self.state = TurnState.IDLE
+        self._on_change = on_change
+
+    def go(self, new: TurnState) -> None:
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise TurnError(f"turn state {self.state.value} -> {new.value} is not allowed")
+        old, self.state = self.state, new
+        self._on_change(old, new)
+
+
+# Words after which a speaker is rarely done: a pause here is a breath, not a turn end.
+_CONTINUATIONS = frozenset(
+    {
+        "and", "or", "but", "so", "because", "then", "the", "a", "an", "to", "of", "with", "for",
+        "my", "our", "your", "their", "his", "her", "its", "um", "uh", "er", "like", "if", "when",
+        "that", "which", "who", "whose", "is", "are", "was", "were", "i'm", "i'd", "i'll", "i've",
+        "at", "in", "on", "from", "by", "about", "into", "than", "as", "also", "plus",
+    }
+)
+_WORD = re.compile(r"[a-z']+")
+
+
+def sounds_finished(text: str) -> bool:
+    """Does this transcript read like a finished turn?
+
+    Whisper punctuates: a turn that ends with ., ? or ! and not on a word that needs a
+    continuation ("and", "the", "um") is taken as finished, so the session may end the turn
+    after a short silence; anything else waits for the longer one.
+    """
+    stripped = text.strip()
+    if not stripped or stripped.endswith(("...", "…", ",", ";", ":", "-")):
+        return False
+    if stripped[-1] not in ".?!":
+        return False
+    words = _WORD.findall(stripped.lower())
+    return bool(words) and words[-1] not in _CONTINUATIONS
+
+
+def is_backchannel(text: str, words: set[str]) -> bool:
+    """Only acknowledgement noises ("mm-hmm", "okay") or nothing at all."""
+    tokens = [t.replace("'", "") for t in _WORD.findall(text.lower().replace("-", ""))]
+    return all(t in words for t in tokens)
