@@ -1,0 +1,146 @@
+"""The FastAPI application: HTTP endpoints, the call WebSockets and start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Form, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from gateway.config import Settings
+from gateway.runtime import Runtime
+from gateway.twilio import handle_twilio
+from gateway.twilio_protocol import twiml_connect_stream
+from orchestration.agent import AgentFactory, basic_agent_factory
+from orchestration.events import Event, EventBus
+from voice.services import VoiceServices
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    voice: VoiceServices | None = None,
+    agent_factory: AgentFactory = basic_agent_factory,
+    bus: EventBus | None = None,
+) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(
+        settings=settings,
+        voice=voice or VoiceServices.create(settings.voice, settings.data_dir),
+        bus=bus or EventBus(),
+        agent_factory=agent_factory,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(runtime.voice.load)
+        runtime.ready.set()
+        log.info("voxgate ready (model load ms: %s)", runtime.voice.load_ms)
+        yield
+        for session in list(runtime.sessions.values()):
+            await runtime.end_session(session, "server shutting down")
+
+    app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        ready = runtime.ready.is_set()
+        body = {
+            "status": "ok" if ready else "starting",
+            "sessions": len(runtime.sessions),
+            "models": runtime.voice.load_ms,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.post("/twilio/voice")
+    async def twilio_voice(request: Request, From: str | None = Form(None)) -> Response:  # noqa: N803
+        base = _public_ws_base(settings, request)
+        action = f"{_public_http_base(settings, request)}/twilio/after-stream"
+        xml = twiml_connect_stream(f"{base}/ws/twilio", From, action=action)
+        return Response(xml, media_type="application/xml")
+
+    @app.post("/twilio/after-stream")
+    async def twilio_after_stream(CallSid: str | None = Form(None)) -> Response:  # noqa: N803
+        target = runtime.transfers.pop(CallSid or "", None)
+        number = target if target and target != "operator" else settings.transfer_number
+        if target is not None and number:
+            xml = f"<Response><Dial>{_xml_escape(number)}</Dial></Response>"
+        else:
+            xml = "<Response><Hangup/></Response>"
+        return Response(f'<?xml version="1.0" encoding="UTF-8"?>{xml}', media_type="application/xml")
+
+    @app.websocket("/ws/twilio")
+    async def ws_twilio(ws: WebSocket) -> None:
+        await handle_twilio(ws, runtime)
+
+    @app.websocket("/ws/state")
+    async def ws_state(ws: WebSocket) -> None:
+        await _stream_events(ws, runtime.bus, ws.query_params.get("session"))
+
+    return app
+
+
+async def _stream_events(ws: WebSocket, bus: EventBus, session: str | None) -> None:
+    """Every bus event as ``{"type": "event", "event": {...}}``, optionally one session's."""
+    await ws.accept()
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
+    loop = asyncio.get_running_loop()
+
+    def on_event(event: Event) -> None:
+        if session is None or event.session_id == session:
+            loop.call_soon_threadsafe(_offer, queue, event)
+
+    unsubscribe = bus.subscribe(on_event)
+    receiver = asyncio.ensure_future(ws.receive())
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when="FIRST_COMPLETED")
+            if receiver in done:
+                getter.cancel()
+                if receiver.result()["type"] == "websocket.disconnect":
+                    return
+                receiver = asyncio.ensure_future(ws.receive())
+                continue
+            event = getter.result()
+            await ws.send_text(json.dumps({"type": "event", "event": event.to_dict()}))
+    except Exception:  # noqa: BLE001 - a viewer that goes away is not an error
+        return
+    finally:
+        unsubscribe()
+        receiver.cancel()
+
+
+def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(event)  # a viewer too slow to keep up loses events, not the call
+
+
+def _public_http_base(settings: Settings, request: Request) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def _public_ws_base(settings: Settings, request: Request) -> str:
+    base = _public_http_base(settings, request)
+    return "wss://" + base.removeprefix("https://") if base.startswith("https://") else (
+        "ws://" + base.removeprefix("http://")
+    )
+
+
+def _xml_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def json_error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)

@@ -1,0 +1,72 @@
+"""The ``voxgate`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="voxgate voice agent gateway")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
+) -> None:
+    """Run the gateway (HTTP, WebSockets, the demo agent)."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.config import load_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(config, **overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # a backstop: the handlers enforce their own, smaller limits with clear errors
+        ws_max_size=1 << 20,
+    )
+
+
+@app.command()
+def call(
+    wav: Annotated[Path, typer.Argument(help="caller audio (WAV, any rate, mono or stereo)")],
+    protocol: Annotated[str, typer.Option(help="twilio or browser")] = "twilio",
+    url: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8000",
+    out: Annotated[Path, typer.Option(help="where to save the agent's audio")] = Path(
+        "agent.wav"
+    ),
+    tail: Annotated[float, typer.Option(help="seconds to wait after the last agent audio")] = 6.0,
+) -> None:
+    """Stream a WAV to the gateway in real time like a caller; print both sides."""
+    from gateway.client import format_transcript, run_call
+
+    if protocol not in ("twilio", "browser"):
+        raise typer.BadParameter("protocol must be twilio or browser")
+    proto: Literal["twilio", "browser"] = "twilio" if protocol == "twilio" else "browser"
+    result = asyncio.run(run_call(wav, proto, url, tail_s=tail, save_agent_audio=out))
+    typer.echo(format_transcript(result))
+    typer.echo(f"agent audio saved to {out}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Gateway settings: defaults, then a YAML file, then ``VOXGATE_*`` environment variables.
+
+Nested sections use a double underscore in the environment, e.g.
+``VOXGATE_VOICE__TURN__REPROMPT_AFTER_S=5``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from voice.config import VoiceConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VOXGATE_", env_nested_delimiter="__", extra="forbid"
+    )
+    _yaml_file: ClassVar[Path | None] = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # every piece of state (event log, memory, model cache) lives under this directory
+    data_dir: Path = Path(".voxgate")
+    # the public base URL (https://...) Twilio reaches us at; derived from the request if unset
+    public_url: str | None = None
+    # where a transfer goes on the phone (a number for <Dial>); browser calls just end
+    transfer_number: str | None = None
+    max_sessions: int = Field(50, ge=1, le=10_000)
+    # a Twilio stream that has not sent `start` (or a browser that has not sent `start`)
+    # within this time is closed
+    start_timeout_s: float = Field(10.0, gt=0)
+    # a call whose client sends nothing for this long is dropped
+    idle_timeout_s: float = Field(30.0, gt=0)
+    log_level: str = "info"
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cls._yaml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (YAML) and the environment; ``overrides`` win."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    Settings._yaml_file = config_file
+    try:
+        return Settings(**overrides)
+    finally:
+        Settings._yaml_file = None
