@@ -482,15 +482,17 @@ def parse_outbound(text: str | bytes) -> OutboundMessage:
     return cls.parse(obj)
 
 
-def twiml_connect_stream(stream_url: str, caller: str | None) -> str:
+def twiml_connect_stream(stream_url: str, caller: str | None, *, action: str | None = None) -> str:
     """TwiML answering a call with a bidirectional stream to ``stream_url``.
 
     ``<Connect><Stream>`` makes the stream bidirectional ([WSM] "Send WebSocket messages to
     Twilio"); the caller travels as the custom parameter ``caller``, which Twilio hands back
-    in ``start.customParameters`` (TwiML <Stream> doc, "Custom parameters").
+    in ``start.customParameters`` (TwiML <Stream> doc, "Custom parameters"). ``action`` is
+    the <Connect> webhook Twilio asks for the next TwiML once the stream ends.
     """
     response = VoiceResponse()
-    stream = response.connect().stream(url=stream_url)
+    connect = response.connect(action=action) if action is not None else response.connect()
+    stream = connect.stream(url=stream_url)
     if caller is not None:
         stream.parameter(name="caller", value=caller)
     return str(response)

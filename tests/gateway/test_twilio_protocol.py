@@ -344,3 +344,10 @@ def test_twiml_without_caller() -> None:
     root = ET.fromstring(twiml_connect_stream("wss://h/ws/twilio", None))
     stream = root.find("Connect/Stream")
     assert stream is not None and list(stream) == []
+
+
+def test_twiml_connect_action() -> None:
+    xml = twiml_connect_stream("wss://h/ws/twilio", "+1555", action="https://h/twilio/after-stream")
+    connect = ET.fromstring(xml).find("Connect")
+    assert connect is not None
+    assert connect.attrib == {"action": "https://h/twilio/after-stream"}
