@@ -1,0 +1,302 @@
+"""Turn-taking logic of CallSession with fake STT/TTS/transport (fast, deterministic).
+
+Real speech drives the VAD; only the models and the network are faked here. The real
+models and the real server are exercised end to end in tests/gateway/test_calls.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from orchestration.agent import AgentAction, AgentInput, CallInfo, Say, UserTurn
+from orchestration.events import EventBus, EventRecorder
+from tests.speech import load_prompt
+from voice.audio import FRAME_BYTES, ms_of
+from voice.config import VoiceConfig
+from voice.session import CallSession
+from voice.turns import TurnState
+
+
+@dataclass
+class FakeTranscript:
+    text: str
+    latency_ms: float = 1.0
+
+
+class FakeSTT:
+    """Returns scripted texts in order; counts calls."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.calls = 0
+
+    async def transcribe(self, pcm: bytes) -> FakeTranscript:
+        self.calls += 1
+        await asyncio.sleep(0)
+        return FakeTranscript(self.texts[0] if self.texts else "")
+
+
+class FakeTTS:
+    """10 ms of silence per character, at 16 kHz."""
+
+    sample_rate = 16000
+
+    async def synthesize(self, text: str) -> bytes:
+        await asyncio.sleep(0)
+        return b"\0\0" * 160 * len(text)
+
+
+@dataclass
+class FakeTransport:
+    """Records what the session sends; plays marks back only when told to."""
+
+    protocol: str = "test"
+    out_rate: int = 16000
+    log: list[tuple[str, object]] = field(default_factory=list)
+    marks: list[str] = field(default_factory=list)
+    ended: str | None = None
+
+    async def send_audio(self, pcm: bytes) -> None:
+        self.log.append(("audio", len(pcm)))
+
+    async def send_mark(self, name: str) -> None:
+        self.log.append(("mark", name))
+        self.marks.append(name)
+
+    async def clear(self) -> None:
+        self.log.append(("clear", None))
+
+    async def transfer(self, target: str) -> None:
+        self.log.append(("transfer", target))
+
+    async def end(self, reason: str) -> None:
+        self.ended = reason
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _ in self.log if k == kind)
+
+
+class ScriptedAgent:
+    def __init__(self, reply: list[str]) -> None:
+        self.reply = reply
+        self.turns: list[str] = []
+
+    async def greeting(self) -> AsyncIterator[AgentAction]:
+        yield Say("Hello there.")
+
+    async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
+        if isinstance(item, UserTurn):
+            self.turns.append(item.text)
+        for text in self.reply:
+            yield Say(text)
+
+
+def make_session(
+    stt_texts: list[str], reply: list[str], **turn: object
+) -> tuple[CallSession, FakeTransport, ScriptedAgent, EventRecorder]:
+    config = VoiceConfig()
+    config.turn = config.turn.model_copy(update=turn)
+    bus = EventBus()
+    recorder = EventRecorder(bus)
+    transport = FakeTransport()
+    agent = ScriptedAgent(reply)
+    session = CallSession(
+        call=CallInfo("s1", "test"),
+        transport=transport,
+        agent=agent,
+        stt=FakeSTT(stt_texts),
+        tts=FakeTTS(),
+        splitter=lambda text, _n: [t.strip() + "." for t in text.split(".") if t.strip()],
+        bus=bus,
+        config=config,
+    )
+    return session, transport, agent, recorder
+
+
+async def feed(session: CallSession, pcm: bytes) -> None:
+    for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
+        session.feed(pcm[i : i + FRAME_BYTES])
+        await asyncio.sleep(0)
+
+
+def silence(ms: int) -> bytes:
+    return b"\0" * (ms * 32)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def ack_all(session: CallSession, transport: FakeTransport) -> None:
+    for name in list(transport.marks):
+        session.on_mark(name)
+    transport.marks.clear()
+    await settle()
+
+
+SPEECH, _ = load_prompt("conf-locked")  # "This conference is locked." ~1.5 s
+
+
+async def test_greeting_then_turn_then_reply() -> None:
+    session, transport, agent, rec = make_session(["I need help."], ["Sure. Ask away."])
+    await session.start()
+    await settle()
+    assert transport.count("audio") == 1 and transport.marks == ["r1:1"]
+    assert session.turns.state is TurnState.AGENT_SPEAKING
+    await ack_all(session, transport)
+    assert session.turns.state is TurnState.LISTENING
+
+    await feed(session, silence(200) + SPEECH + silence(1200))
+    await settle()
+    assert agent.turns == ["I need help."]
+    final = rec.of_type("stt.final")
+    assert [e.data["text"] for e in final] == ["I need help."]
+    assert final[0].data["audio_ms"] >= ms_of(SPEECH) - 400
+    assert transport.count("audio") == 3  # greeting + two sentences
+    assert transport.count("clear") == 0
+    states = [e.data["state"] for e in rec.of_type("agent.state")]
+    assert states[:3] == ["thinking", "agent_speaking", "listening"]
+    assert "user_speaking" in states
+    await session.close("test over")
+    assert rec.of_type("session.ended")[0].data["reason"] == "test over"
+
+
+async def test_barge_in_clears_and_records_what_was_played() -> None:
+    session, transport, _agent, rec = make_session(
+        ["Stop, I want something else."], ["One. Two. Three."]
+    )
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    # the reply's three sentences were sent; the far end has played only the first
+    assert transport.marks == ["r2:1", "r2:2", "r2:3"]
+    session.on_mark("r2:1")
+    transport.marks.clear()
+    await feed(session, SPEECH[: 32 * 300])  # the caller talks over the agent
+    await settle()
+    assert transport.count("clear") == 1
+    interrupted = rec.of_type("tts.interrupted")[0].data
+    assert interrupted["played_text"] == "One."
+    assert interrupted["unplayed_text"] == "Two. Three."
+    assert session.turns.state is TurnState.USER_SPEAKING
+    # marks Twilio echoes for the cleared audio do not count as played
+    session.on_mark("r2:2")
+    await feed(session, SPEECH[32 * 300 :] + silence(1200))
+    await settle()
+    assert rec.of_type("tts.resumed") == []
+    assert len(rec.of_type("stt.final")) == 2
+
+
+async def test_short_sound_over_agent_resumes_the_reply() -> None:
+    session, transport, _agent, rec = make_session(["Tell me."], ["One. Two. Three."])
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    session.on_mark("r2:1")
+    transport.marks.clear()
+    before = transport.count("audio")
+    await feed(session, SPEECH[32 * 300 : 32 * 600] + silence(1000))  # 300 ms of speech
+    await settle()
+    resumed = rec.of_type("tts.resumed")
+    assert len(resumed) == 1 and resumed[0].data["text"] == "Two. Three."
+    assert transport.count("audio") == before + 2
+    assert len(rec.of_type("stt.final")) == 1  # the cough was not a turn
+
+
+async def test_backchannel_words_resume_the_reply() -> None:
+    session, transport, _agent, rec = make_session(["Tell me."], ["One. Two."], backchannel_max_ms=200)
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    stt = session.stt
+    assert isinstance(stt, FakeSTT)
+    stt.texts = ["Mm-hmm."]
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    assert rec.of_type("stt.backchannel")[0].data["text"] == "Mm-hmm."
+    assert rec.of_type("tts.resumed")[0].data["text"] == "One. Two."
+
+
+async def test_no_clear_when_nothing_was_sent_yet() -> None:
+    session, transport, _agent, rec = make_session(["x."], ["Reply."])
+    gate = asyncio.Event()
+    tts = session.tts
+    assert isinstance(tts, FakeTTS)
+
+    async def slow_synthesize(text: str) -> bytes:
+        await gate.wait()
+        return b"\0\0" * 160
+
+    tts.synthesize = slow_synthesize  # type: ignore[method-assign]
+    await session.start()
+    # the greeting is still being synthesised (nothing sent) when the caller speaks
+    await feed(session, SPEECH[: 32 * 300])
+    await settle()
+    gate.set()
+    await settle()
+    assert transport.count("clear") == 0
+    assert transport.count("audio") == 0
+    assert rec.of_type("tts.interrupted")[0].data["cleared"] is False
+
+
+async def test_silence_reprompts_then_hangs_up() -> None:
+    session, transport, _agent, rec = make_session(
+        [], [], reprompt_after_s=0.05, max_reprompts=2
+    )
+    await session.start()
+    for _ in range(40):
+        await settle()
+        await ack_all(session, transport)
+        if session.ended.is_set():
+            break
+        await asyncio.sleep(0.02)
+    assert [e.data["count"] for e in rec.of_type("silence.reprompt")] == [1, 2]
+    assert len(rec.of_type("silence.timeout")) == 1
+    assert transport.ended == "silence"
+    assert session.ended.is_set()
+    assert "silence" in rec.of_type("session.ended")[0].data["reason"]
+
+
+async def test_speech_resets_the_reprompt_count() -> None:
+    session, transport, _agent, rec = make_session(
+        ["Hi."], ["Ok."], reprompt_after_s=0.3, max_reprompts=1
+    )
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    await ack_all(session, transport)
+    await asyncio.sleep(0.4)
+    await settle()
+    assert len(rec.of_type("silence.reprompt")) == 1
+    assert not session.ended.is_set()
+
+
+@pytest.mark.parametrize(
+    ("text", "finished"),
+    [
+        ("I want to book an appointment.", True),
+        ("What time is it?", True),
+        ("I want to book an appointment and", False),
+        ("I'd like the", False),
+        ("So, um...", False),
+        ("Tomorrow at", False),
+        ("", False),
+    ],
+)
+def test_sounds_finished(text: str, finished: bool) -> None:
+    from voice.turns import sounds_finished
+
+    assert sounds_finished(text) is finished
