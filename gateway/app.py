@@ -11,7 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, Form, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
+from twilio.twiml.voice_response import VoiceResponse
 
+from gateway.browser import handle_browser
 from gateway.config import Settings
 from gateway.runtime import Runtime
 from gateway.twilio import handle_twilio
@@ -60,25 +62,31 @@ def create_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.post("/twilio/voice")
-    async def twilio_voice(request: Request, From: str | None = Form(None)) -> Response:  # noqa: N803
+    async def twilio_voice(request: Request, From: str | None = Form(None)) -> Response:
         base = _public_ws_base(settings, request)
         action = f"{_public_http_base(settings, request)}/twilio/after-stream"
         xml = twiml_connect_stream(f"{base}/ws/twilio", From, action=action)
         return Response(xml, media_type="application/xml")
 
     @app.post("/twilio/after-stream")
-    async def twilio_after_stream(CallSid: str | None = Form(None)) -> Response:  # noqa: N803
+    async def twilio_after_stream(CallSid: str | None = Form(None)) -> Response:
+        """Twilio asks what to do once our stream ends: dial a transfer or hang up."""
         target = runtime.transfers.pop(CallSid or "", None)
         number = target if target and target != "operator" else settings.transfer_number
+        response = VoiceResponse()
         if target is not None and number:
-            xml = f"<Response><Dial>{_xml_escape(number)}</Dial></Response>"
+            response.dial(number)
         else:
-            xml = "<Response><Hangup/></Response>"
-        return Response(f'<?xml version="1.0" encoding="UTF-8"?>{xml}', media_type="application/xml")
+            response.hangup()
+        return Response(str(response), media_type="application/xml")
 
     @app.websocket("/ws/twilio")
     async def ws_twilio(ws: WebSocket) -> None:
         await handle_twilio(ws, runtime)
+
+    @app.websocket("/ws/browser")
+    async def ws_browser(ws: WebSocket) -> None:
+        await handle_browser(ws, runtime)
 
     @app.websocket("/ws/state")
     async def ws_state(ws: WebSocket) -> None:
@@ -111,7 +119,7 @@ async def _stream_events(ws: WebSocket, bus: EventBus, session: str | None) -> N
                 continue
             event = getter.result()
             await ws.send_text(json.dumps({"type": "event", "event": event.to_dict()}))
-    except Exception:  # noqa: BLE001 - a viewer that goes away is not an error
+    except Exception:
         return
     finally:
         unsubscribe()
@@ -133,12 +141,6 @@ def _public_ws_base(settings: Settings, request: Request) -> str:
     base = _public_http_base(settings, request)
     return "wss://" + base.removeprefix("https://") if base.startswith("https://") else (
         "ws://" + base.removeprefix("http://")
-    )
-
-
-def _xml_escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
 
 

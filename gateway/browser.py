@@ -1,0 +1,211 @@
+"""The browser call endpoint ``/ws/browser`` (protocol: docs/protocol.md).
+
+Binary frames carry PCM16 audio both ways; JSON text frames carry control messages and
+the session's events. Any protocol error is reported with an ``error`` message and, when
+fatal, a close code; it ends this connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.browser_protocol import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    BrowserProtocolError,
+    ClearMessage,
+    ClientValidator,
+    DtmfMessage,
+    EndMessage,
+    ErrorMessage,
+    EventMessage,
+    MarkMessage,
+    PingMessage,
+    PongMessage,
+    SessionMessage,
+    StartMessage,
+    StopMessage,
+    TextMessage,
+)
+from gateway.outbox import Outbox
+from gateway.runtime import CapacityError, Runtime
+from orchestration.events import Event
+from voice.audio import FrameAssembler, StreamResampler, chunks
+from voice.session import CallSession
+
+log = logging.getLogger(__name__)
+
+OUT_CHUNK_BYTES = 3200  # 100 ms of 16 kHz PCM16 per binary message
+CLOSE_TRY_AGAIN = 1013
+
+
+class BrowserTransport:
+    protocol = "browser"
+    out_rate = 16000
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self.closed = asyncio.Event()
+        self.end_reason = ""
+
+    async def send_audio(self, pcm: bytes) -> None:
+        for piece in chunks(pcm, OUT_CHUNK_BYTES):
+            self._outbox.put(piece, droppable=True)
+
+    async def send_mark(self, name: str) -> None:
+        self._outbox.put(MarkMessage(name).to_json(), droppable=True)
+
+    async def clear(self) -> None:
+        self._outbox.clear(ClearMessage().to_json())
+
+    async def transfer(self, target: str) -> None:
+        # a browser has nowhere to be transferred to; the event tells the page
+        await self.end(f"transfer to {target}")
+
+    async def end(self, reason: str) -> None:
+        self.end_reason = reason
+        self._outbox.put(EndMessage(reason).to_json())
+        self.closed.set()
+
+
+async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
+    await ws.accept()
+    outbox = Outbox(ws.send_text, ws.send_bytes)
+    writer = asyncio.create_task(outbox.run(), name="browser-writer")
+    validator = ClientValidator()
+    session: CallSession | None = None
+    unsubscribe = None
+    close_code = CLOSE_NORMAL
+    reason = "client closed"
+    try:
+        start = await _await_start(ws, validator, outbox, runtime.settings.start_timeout_s)
+        if start is None:
+            close_code = CLOSE_POLICY_VIOLATION
+            return
+        transport = BrowserTransport(outbox)
+        try:
+            session = runtime.new_session(transport, "browser", start.caller)
+        except CapacityError as exc:
+            outbox.put(ErrorMessage("capacity", str(exc)).to_json())
+            close_code = CLOSE_TRY_AGAIN
+            return
+        sid = session.id
+
+        def forward(event: Event) -> None:
+            if event.session_id == sid:
+                outbox.put(EventMessage(event).to_json())
+
+        unsubscribe = runtime.bus.subscribe(forward)
+        outbox.put(SessionMessage(session.id).to_json())
+        await session.start()
+        reason, close_code = await _pump(
+            ws, session, transport, validator, outbox, start, runtime.settings.idle_timeout_s
+        )
+    except WebSocketDisconnect:
+        reason = "client disconnected"
+    except Exception:
+        log.exception("browser call failed")
+        reason, close_code = "internal error", CLOSE_INTERNAL_ERROR
+    finally:
+        if session is not None:
+            await runtime.end_session(session, reason)
+        if unsubscribe is not None:
+            unsubscribe()
+        outbox.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer, 2.0)
+        writer.cancel()
+        with contextlib.suppress(Exception):
+            await ws.close(close_code)
+
+
+async def _await_start(
+    ws: WebSocket, validator: ClientValidator, outbox: Outbox, timeout_s: float
+) -> StartMessage | None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                try:
+                    if message.get("bytes") is not None:
+                        validator.audio(message["bytes"])
+                        continue  # unreachable: audio before start raises
+                    parsed = validator.text(message.get("text") or "")
+                except BrowserProtocolError as exc:
+                    log.warning("browser: %s", exc)
+                    outbox.put(exc.to_message().to_json())
+                    if exc.close_code is not None:
+                        return None
+                    continue
+                if isinstance(parsed, StartMessage):
+                    return parsed
+                if isinstance(parsed, PingMessage):
+                    outbox.put(PongMessage().to_json())
+    except TimeoutError:
+        log.warning("browser: no start within %.0f s", timeout_s)
+        outbox.put(ErrorMessage("not_started", f"no start within {timeout_s:.0f} s").to_json())
+        return None
+
+
+async def _pump(
+    ws: WebSocket,
+    session: CallSession,
+    transport: BrowserTransport,
+    validator: ClientValidator,
+    outbox: Outbox,
+    start: StartMessage,
+    idle_timeout_s: float,
+) -> tuple[str, int]:
+    resampler = StreamResampler(start.sample_rate, 16000)
+    frames = FrameAssembler()
+    receive = asyncio.ensure_future(ws.receive())
+    closed = asyncio.ensure_future(transport.closed.wait())
+    ended = asyncio.ensure_future(session.ended.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait(
+                {receive, closed, ended}, timeout=idle_timeout_s, return_when="FIRST_COMPLETED"
+            )
+            if not done:
+                return "idle timeout", CLOSE_NORMAL
+            if closed in done or ended in done:
+                return (transport.end_reason or session.end_reason or "ended"), CLOSE_NORMAL
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                return "client disconnected", CLOSE_NORMAL
+            receive = asyncio.ensure_future(ws.receive())
+            try:
+                data = message.get("bytes")
+                if data is not None:
+                    pcm = resampler.process(validator.audio(data))
+                    for frame in frames.push(pcm):
+                        session.feed(frame)
+                    continue
+                parsed = validator.text(message.get("text") or "")
+            except BrowserProtocolError as exc:
+                log.warning("session %s: %s", session.id, exc)
+                session.emit("gateway.bad_message", protocol="browser", error=exc.message[:200])
+                outbox.put(exc.to_message().to_json())
+                if exc.close_code is not None:
+                    return f"protocol error: {exc.code}", exc.close_code
+                continue
+            if isinstance(parsed, MarkMessage):
+                session.on_mark(parsed.name)
+            elif isinstance(parsed, DtmfMessage):
+                session.on_dtmf(parsed.digit)
+            elif isinstance(parsed, TextMessage):
+                session.on_text(parsed.text)
+            elif isinstance(parsed, PingMessage):
+                outbox.put(PongMessage().to_json())
+            elif isinstance(parsed, StopMessage):
+                return "caller hung up", CLOSE_NORMAL
+    finally:
+        for fut in (receive, closed, ended):
+            fut.cancel()
