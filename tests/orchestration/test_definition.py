@@ -143,12 +143,12 @@ def test_unknown_tools_and_missing_permissions_with_a_registry() -> None:
 def test_yaml_and_file_errors(tmp_path: Path) -> None:
     assert problems("name: [")[0][0] == "line 1, column 8"
     assert problems("- just a list") == [("(top)", "a workflow definition must be a mapping")]
-    with pytest.raises(DefinitionError, match="nope.yaml: \\(file\\)"):
+    with pytest.raises(DefinitionError, match=r"nope\.yaml: \(file\)"):
         load_file(tmp_path / "nope.yaml")
 
 
 def test_python_definitions_are_checked_when_built() -> None:
-    with pytest.raises(DefinitionError, match="states.b: unreachable"):
+    with pytest.raises(DefinitionError, match=r"states\.b: unreachable"):
         from_dict({"name": "p", "start": "a", "states": {
             "a": {"kind": "end"}, "b": {"kind": "end"}}})
     with pytest.raises(ValueError, match="choice needs a default"):
