@@ -96,6 +96,7 @@ def _workflow(view: View | None, event: StoredEvent, ident: str) -> View:
     elif t == "step.completed":
         v["ctx"]["steps"][d["step"]] = d.get("output")
         v["running"].pop(d["step"], None)
+        v["compensations"].pop(d["step"], None)  # done again: its undo is owed again
         if d["step"] not in v["done"]:
             v["done"].append(d["step"])
     elif t == "step.failed":

@@ -1,0 +1,100 @@
+"""Running one tool call under the patterns: breaker, retry with backoff, time box,
+chaining and ordered fallbacks.
+
+A call names a tool (or a chain: each tool's output is the next one's input) and may list
+fallback tools. Each tool gets its own circuit breaker; each attempt is time-boxed; only
+transient errors are retried. If the primary still fails, times out or finds its breaker
+open, the fallbacks are tried in order with the original input, each switch recorded as
+``tool.fallback``. Input that fails its schema or a missing permission is the caller's
+fault: it does not count against the tool's breaker and is never retried.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration.breaker import BreakerOpen, Breakers
+from orchestration.bulkhead import BulkheadFull
+from orchestration.clock import Clock
+from orchestration.definition import RetrySpec
+from orchestration.retry import Emit, RetryBudget, retry
+from orchestration.tools import PermissionDenied, ToolError, ToolInputInvalid, ToolRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    output: dict[str, Any]
+    tool: str  # the tool (or last tool of the chain) that produced the output
+    fallback: bool
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ToolRunner:
+    def __init__(
+        self, registry: ToolRegistry, clock: Clock, rng: random.Random, breakers: Breakers,
+        budget: RetryBudget | None = None,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.rng = rng
+        self.breakers = breakers
+        self.budget = budget
+
+    async def run(
+        self, tools: Sequence[str], raw: Mapping[str, Any], *, emit: Emit,
+        fallbacks: Sequence[str] = (), retry_spec: RetrySpec | None = None,
+        time_box: float | None = None, granted: Iterable[str] | None = None,
+    ) -> CallResult:
+        candidates: list[Sequence[str]] = [tools, *([f] for f in fallbacks)]
+        for i, chain in enumerate(candidates):
+            try:
+                data: Mapping[str, Any] = raw
+                for name in chain:
+                    data = await self.one(name, data, emit=emit, retry_spec=retry_spec,
+                                          time_box=time_box, granted=granted)
+                return CallResult(dict(data), chain[-1], i > 0)
+            except (ToolError, BreakerOpen, BulkheadFull) as exc:
+                if i + 1 == len(candidates) or isinstance(exc, PermissionDenied):
+                    raise
+                emit("tool.fallback", {"from": chain[-1], "to": candidates[i + 1][0],
+                                       "reason": describe(exc)})
+        raise AssertionError("unreachable")
+
+    async def one(
+        self, name: str, raw: Mapping[str, Any], *, emit: Emit,
+        retry_spec: RetrySpec | None = None, time_box: float | None = None,
+        granted: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        breaker = self.breakers.get(name)
+
+        async def attempt(n: int) -> dict[str, Any]:
+            breaker.before_call()
+            try:
+                out = await self.registry.invoke(name, raw, granted, time_box)
+            except (ToolInputInvalid, PermissionDenied) as exc:
+                breaker.on_success()  # the tool did nothing wrong
+                emit("tool.failed", {"tool": name, "attempt": n, "error": describe(exc),
+                                     "transient": False})
+                raise
+            except Exception as exc:
+                breaker.on_failure()
+                emit("tool.failed", {"tool": name, "attempt": n, "error": describe(exc),
+                                     "transient": bool(getattr(exc, "transient", False))})
+                raise
+            breaker.on_success()
+            return out
+
+        if retry_spec is None or retry_spec.max_attempts == 1:
+            return await attempt(1)
+
+        def retry_emit(type: str, data: dict[str, Any]) -> None:
+            emit(type, {"tool": name, **data})
+
+        return await retry(attempt, retry_spec, clock=self.clock, rng=self.rng,
+                           budget=self.budget, emit=retry_emit)
