@@ -188,6 +188,28 @@ class SQLiteEventStore:
         )
         return out
 
+    def restore(self, events: Sequence[StoredEvent]) -> None:
+        """Insert events keeping their own seq and version (salvage, migration).
+
+        Views are not touched: rebuild them with ``replay(store, fix=True)`` afterwards.
+        """
+        rows = []
+        for e in events:
+            text = encode(e.data)
+            rows.append((e.seq, e.ts, e.stream, e.version, e.type, text,
+                         row_crc(e.seq, e.ts, e.stream, e.version, e.type, text)))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT INTO events VALUES(?,?,?,?,?,?,?)", rows)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO streams(stream, version, view) "
+                    "SELECT stream, MAX(version), NULL FROM events GROUP BY stream")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # --- reading -------------------------------------------------------------------
 
     def read(
