@@ -365,14 +365,19 @@ class _Call:
             return
         if isinstance(raw, bytes):
             if len(raw) % 2:
-                raise bp.BrowserProtocolError(bp.ERR_BAD_AUDIO, f"odd audio frame ({len(raw)} B)")
+                raise bp.BrowserProtocolError(
+                    bp.ERR_BAD_AUDIO, f"audio frame of {len(raw)} bytes is not whole PCM16 samples"
+                )
             await self._agent_audio(raw)
             return
         msg = bp.parse_server(raw)
         t = self.now()
         if isinstance(msg, bp.SessionMessage):
             if msg.sample_rate != bp.SERVER_SAMPLE_RATE:
-                raise bp.BrowserProtocolError(bp.ERR_INVALID_MESSAGE, "session at an odd rate")
+                raise bp.BrowserProtocolError(
+                    bp.ERR_INVALID_MESSAGE,
+                    f"session.sample_rate {msg.sample_rate} (expected {bp.SERVER_SAMPLE_RATE})",
+                )
             self.result.session_id = msg.session_id
             self.result.add(t, "session", session_id=msg.session_id)
         elif isinstance(msg, bp.MarkMessage):
