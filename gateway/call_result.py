@@ -112,7 +112,9 @@ class CallResult:
     timeline: list[TimelineEntry] = field(default_factory=list)
     events: list[ReceivedEvent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    ended_by: str | None = None  # caller, agent or error
+    # caller (we hung up), agent (the server ended the call normally), server (it closed
+    # with an error code: see close_code), error (it broke the protocol: CallError)
+    ended_by: str | None = None
     hangup_reason: str | None = None
     end_reason: str | None = None  # the server's ``end`` message (browser)
     close_code: int | None = None

@@ -251,7 +251,6 @@ class _Call:
         self._ws: ClientConnection | None = None
         self._seq = 0
         self._next = 0.0
-        self._stopped = False
         self._last_voiced: float | None = None
         self._last_agent_audio: float | None = None
         self._play_started: float | None = None
@@ -589,8 +588,6 @@ class _Call:
             if self.bad is None and not self.done.is_set():
                 self.result.ended_by = self.result.ended_by or "caller"
                 await self._hang_up(ws)
-            elif self.result.ended_by is None:
-                self.result.ended_by = "error" if self.bad else "agent"
         finally:
             await ws.close()
             with contextlib.suppress(TimeoutError):
@@ -605,6 +602,9 @@ class _Call:
                 await state_ws.close()
         self.result.close_code = ws.close_code
         self.result.close_reason = ws.close_reason or ""
+        if self.result.ended_by is None:  # the server ended it: normally, or not
+            normal = self.bad is None and ws.close_code == bp.CLOSE_NORMAL
+            self.result.ended_by = "agent" if normal else "error" if self.bad else "server"
         self.result.duration_s = self.now()
         self.playback.advance(self.result.duration_s)
         self.result.agent_audio = resample(

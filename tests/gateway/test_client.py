@@ -452,3 +452,16 @@ def test_playback_device_positions_are_time() -> None:
     device.mark("c")
     assert device.clear() == (800, ["c"])
     assert len(device.played) == int(0.61 * 8000) * 2
+
+
+async def test_server_close_code_is_recorded(fake: Callable[[Scenario], Any]) -> None:
+    async def refuse(link: Link) -> None:
+        await link.ws.close(bp.CLOSE_POLICY_VIOLATION, "not today")
+
+    async with fake(refuse) as gateway:
+        result = await run_call(None, "twilio", gateway.url, script=[Segment(SILENCE_100MS)])
+    assert (result.ended_by, result.close_code, result.close_reason) == (
+        "server",
+        1008,
+        "not today",
+    )
