@@ -53,9 +53,14 @@ class RetrySpec(_Model):
     jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
 
 
+# A tool's input: a mapping whose "$expr" values are filled in, or one "$expr" string
+# naming a whole mapping ("$steps.lookup" passes a previous step's output on).
+Template = dict[str, Any] | str
+
+
 class ToolCall(_Model):
     tool: str
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: Template = Field(default_factory=dict)
     retry: RetrySpec | None = None
     timeout: Duration | None = None
 
@@ -64,7 +69,7 @@ class TaskState(_Model):
     kind: Literal["task"] = "task"
     tool: str | None = None
     chain: list[str] = Field(default_factory=list)
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: Template = Field(default_factory=dict)
     fallbacks: list[str] = Field(default_factory=list)
     retry: RetrySpec | None = None
     timeout: Duration | None = None

@@ -34,7 +34,8 @@ from orchestration.definition import (
 from orchestration.errors import OrchestrationError
 from orchestration.expr import evaluate, parse, resolve, truthy
 from orchestration.fanout import BranchOutcome, fan_out, needed
-from orchestration.instance import InputInvalid, Run, validate_input
+from orchestration.input_schema import InputInvalid, validate_input
+from orchestration.instance import Run
 from orchestration.retry import RetryBudget
 from orchestration.runner import ToolRunner, describe
 from orchestration.saga import COMPENSATION_RETRY, Compensation, compensate

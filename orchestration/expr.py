@@ -5,7 +5,8 @@
     OP     := == | != | < | <= | > | >= | in | not in ;
     value  := NUMBER | STRING | true | false | null | "[" [value ("," value)*] "]"
             | FUNC "(" [value ("," value)*] ")" | path | "(" guard ")" ;
-    path   := NAME ("." NAME | "[" (NUMBER | STRING) "]")* ;  FUNC := len | exists | lower
+    path   := NAME ("." NAME | "[" (NUMBER | STRING) "]")* ;
+    FUNC   := len | exists | lower | first | join
 
 Expressions are parsed once, when a definition is loaded, so a typo is a load-time error
 naming the file and path. A path that does not exist reads as ``null``; ordering a value
@@ -82,10 +83,17 @@ def _len(v: Any) -> Any:
     return len(v) if isinstance(v, str | list | dict) else 0
 
 
-FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+def _join(v: Any, sep: Any = "\n") -> Any:
+    items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else [v]
+    return str(sep).join("" if i is None else str(i) for i in items)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": _len,
     "exists": lambda v: v is not None,
     "lower": lambda v: v.lower() if isinstance(v, str) else v,
+    "first": lambda *vs: next((v for v in vs if v is not None), None),
+    "join": _join,
 }
 
 
@@ -191,6 +199,9 @@ class _Parser:
                 raise ExpressionError(f"unknown function {tok!r}; known: {', '.join(FUNCTIONS)}")
             self.take("(")
             args = [self.or_()]
+            while self.peek(","):
+                self.take()
+                args.append(self.or_())
             self.take(")")
             return Call(tok, tuple(args))
         if tok not in self.roots:
@@ -258,7 +269,10 @@ def evaluate(node: Node, ctx: Mapping[str, Any]) -> Any:
     if isinstance(node, ListOf):
         return [evaluate(n, ctx) for n in node.items]
     if isinstance(node, Call):
-        return FUNCTIONS[node.fn](evaluate(node.args[0], ctx))
+        try:
+            return FUNCTIONS[node.fn](*(evaluate(a, ctx) for a in node.args))
+        except TypeError as exc:  # wrong number of arguments
+            raise ExpressionError(f"{node.fn}(): {exc}") from None
     if isinstance(node, Not):
         return not evaluate(node.operand, ctx)
     if isinstance(node, BoolOp):

@@ -134,6 +134,15 @@ class ToolRegistry:
 
         return decorate
 
+    def register_fn(
+        self, name: str, fn: ToolFn, input_model: type[BaseModel],
+        output_model: type[BaseModel], description: str = "",
+        permissions: Iterable[str] = (), timeout: float | None = 30.0,
+    ) -> Tool:
+        """Register a function whose models are given rather than read from annotations."""
+        return self.register(Tool(name, fn, input_model, output_model, frozenset(permissions),
+                                  description, timeout))
+
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 

@@ -29,6 +29,8 @@ CTX: dict[str, Any] = {
         ("exists(slots.date) and len(input.tags) == 2", True),
         ("lower(input.company) == 'acme'", True),
         ("input.tags[1] == 'smb'", True),
+        ("first(slots.none, input.company) == 'Acme'", True),
+        ("join(input.tags, '+') == 'eu+smb'", True),
         ("input['company'] == \"Acme\"", True),
         ("slots.missing > 3", False),  # ordering against null is false, not an error
         ("input.company > 3", False),  # ... and so is ordering across types
@@ -49,7 +51,8 @@ def test_guards(text: str, value: Any) -> None:
         ("steps.a ==", "unexpected end of expression, expected a value"),
         ("os.system('x')", "unknown name 'os'; names start with one of: input, item, signal, "
                            "slots, steps, vars"),
-        ("__import__('os')", "unknown function '__import__'; known: len, exists, lower"),
+        ("__import__('os')", "unknown function '__import__'; known: len, exists, lower, first, "
+                             "join"),
         ("input.a == 1 1", "unexpected '1' after a complete expression"),
         ("input.a ; 1", "unexpected character ';' at 8"),
         ("", "empty expression"),

@@ -1,0 +1,127 @@
+"""The orchestrator: one data directory's log, tools, workflows, engine and scheduler.
+
+This is what the CLI and the REST API drive. The data directory holds ``events.db`` (the
+event log) and, optionally, ``workflows/*.yaml`` with the operator's own definitions,
+loaded and checked beside the shipped catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestration.catalog import build_registry, load_catalog
+from orchestration.clock import Clock, SystemClock
+from orchestration.diagram import to_graph, to_mermaid
+from orchestration.engine import Engine, SignalResult, WorkflowError
+from orchestration.input_schema import describe_input
+from orchestration.llm import TextModel
+from orchestration.loader import load_dir
+from orchestration.pools import ObservedBulkhead
+from orchestration.replay import ReplayReport, replay
+from orchestration.sample_data import LocalSystems
+from orchestration.schedule import Scheduler
+from orchestration.sqlite_store import SQLiteEventStore
+from orchestration.store import NewEvent
+from orchestration.tools import ToolRegistry
+from orchestration.views import project
+
+log = logging.getLogger(__name__)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("VOXGATE_DATA_DIR", ".voxgate"))
+
+
+class Orchestrator:
+    def __init__(
+        self, data_dir: str | Path | None = None, *, clock: Clock | None = None,
+        rng: random.Random | None = None, registry: ToolRegistry | None = None,
+        model: TextModel | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.clock = clock or SystemClock()
+        self.store = SQLiteEventStore(self.data_dir / "events.db", project, clock=self.clock.now)
+        self.systems = LocalSystems()
+        pools = {"tools": ObservedBulkhead("tools", 8, 64, self._pool_event)}
+        self.registry = registry or build_registry(model, self.systems, pools)
+        definitions = load_catalog(self.registry)
+        own = self.data_dir / "workflows"
+        if own.is_dir():
+            definitions.update(load_dir(own, self.registry))
+        self.engine = Engine(self.store, self.registry, definitions.values(), clock=self.clock,
+                             rng=rng)
+        self.scheduler = Scheduler(self.engine)
+
+    def _pool_event(self, name: str, type: str, data: dict[str, Any]) -> None:
+        self.store.append([NewEvent(f"pool:{name}", type, data, self.clock.now())])
+
+    # --- queries -------------------------------------------------------------------
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return [
+            {"name": d.name, "description": d.description.strip(), "states": len(d.states),
+             "saga": d.saga, "schedule": d.schedule.cron if d.schedule else None,
+             "input": describe_input(d)}
+            for d in sorted(self.engine.definitions.values(), key=lambda d: d.name)
+        ]
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        defn = self.engine.definition(name)
+        return {"name": name, "definition": defn.model_dump(mode="json"),
+                "graph": to_graph(defn), "mermaid": to_mermaid(defn)}
+
+    def status(self, instance_id: str) -> dict[str, Any]:
+        return self.engine.state(instance_id)
+
+    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        views = self.store.views("wf:").values()
+        return [{k: v[k] for k in ("id", "name", "status", "state", "updated_ts")}
+                for v in views if status is None or v["status"] == status]
+
+    def events(self, instance_id: str, after: int = 0,
+               limit: int | None = 1000) -> list[dict[str, Any]]:
+        self.engine.state(instance_id)  # 404 for an unknown id
+        return [e.to_dict() for e in self.store.read(after, f"wf:{instance_id}", limit)]
+
+    # --- commands ------------------------------------------------------------------
+
+    async def start(self, name: str, input: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        ident = await self.engine.start(name, input)
+        return self.engine.state(ident)
+
+    async def signal(self, instance_id: str, event: str,
+                     data: Mapping[str, Any] | None = None) -> SignalResult:
+        return await self.engine.signal(instance_id, event, data)
+
+    async def tick(self) -> dict[str, Any]:
+        timers = await self.engine.tick()
+        started = await self.scheduler.tick()
+        return {"timers_fired": timers, "scheduled_started": started}
+
+    async def recover(self) -> list[str]:
+        """Resume every instance a crash left active; call once at start-up."""
+        return await self.engine.resume_all()
+
+    async def run_forever(self, interval_s: float = 1.0) -> None:
+        """Fire timers and schedules until cancelled (the gateway runs this as a task)."""
+        await self.recover()
+        while True:
+            try:
+                await self.tick()
+            except WorkflowError:
+                log.exception("orchestrator tick failed")
+            await asyncio.sleep(interval_s)
+
+    def replay(self, fix: bool = False) -> ReplayReport:
+        return replay(self.store, fix)
+
+    def close(self) -> None:
+        for pool in self.registry.bulkheads.values():
+            pool.shutdown(wait=False)
+        self.store.close()
