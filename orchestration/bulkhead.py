@@ -163,6 +163,23 @@ class Bulkhead:
             self._active -= 1
 
 
+_shared: dict[str, Bulkhead] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_bulkhead(name: str, max_concurrent: int, max_queue: int) -> Bulkhead:
+    """The process-wide bulkhead called ``name``, created with the first caller's limits.
+
+    Components that serve every call (the STT and TTS models) use this when no bulkhead is
+    injected, so their limits hold across sessions rather than per instance.
+    """
+    with _shared_lock:
+        bulkhead = _shared.get(name)
+        if bulkhead is None:
+            bulkhead = _shared[name] = Bulkhead(name, max_concurrent, max_queue)
+        return bulkhead
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

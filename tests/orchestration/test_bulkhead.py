@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from orchestration.bulkhead import Bulkhead, BulkheadFull
+from orchestration.bulkhead import Bulkhead, BulkheadFull, shared_bulkhead
 from orchestration.errors import OrchestrationError
 
 
@@ -251,3 +251,11 @@ def test_rejects_nonsense_limits() -> None:
         Bulkhead("x", max_concurrent=0, max_queue=1)
     with pytest.raises(ValueError, match="max_queue"):
         Bulkhead("x", max_concurrent=1, max_queue=-1)
+
+
+def test_shared_bulkhead_is_one_per_name_with_the_first_limits() -> None:
+    first = shared_bulkhead("test-shared", max_concurrent=1, max_queue=2)
+    again = shared_bulkhead("test-shared", max_concurrent=4, max_queue=8)
+    assert again is first
+    assert (again.max_concurrent, again.max_queue) == (1, 2)
+    assert shared_bulkhead("test-shared-other", 1, 2) is not first
