@@ -30,8 +30,9 @@ class Crash(BaseException):
 
 
 class Toolkit:
-    def __init__(self, trace: Path | None = None) -> None:
+    def __init__(self, trace: Path | None = None, block: bool = False) -> None:
         self.calls: list[str] = []
+        self.block = block  # wait_for_file blocks forever (until the process is killed)
         self.trace = trace  # also append calls to a file (for subprocess tests)
         self.fail_times: dict[str, int] = {}
         self.crash_on: str | None = None
@@ -99,5 +100,6 @@ class Toolkit:
         async def wait_for_file(inp: Note) -> Note:
             # used by the crash test: blocks until killed
             self._note(f"block:{inp.step}")
-            await asyncio.Event().wait()
+            if self.block:
+                await asyncio.Event().wait()
             return inp
