@@ -18,7 +18,7 @@ from typing import Any
 from orchestration.catalog import build_registry, load_catalog
 from orchestration.clock import Clock, SystemClock
 from orchestration.diagram import to_graph, to_mermaid
-from orchestration.engine import Engine, SignalResult, WorkflowError
+from orchestration.engine import Engine, SignalResult
 from orchestration.input_schema import describe_input
 from orchestration.llm import TextModel
 from orchestration.loader import load_dir
@@ -109,14 +109,27 @@ class Orchestrator:
         return await self.engine.resume_all()
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
-        """Fire timers and schedules until cancelled (the gateway runs this as a task)."""
+        """Resume crashed runs, then fire timers and schedules until cancelled."""
+        task = await self.start_background(interval_s)
+        try:
+            await task
+        finally:
+            task.cancel()
+
+    async def start_background(self, interval_s: float = 1.0) -> asyncio.Task[None]:
+        """Recover and tick once now, then keep ticking in a task (cancel it to stop)."""
         await self.recover()
-        while True:
-            try:
-                await self.tick()
-            except WorkflowError:
-                log.exception("orchestrator tick failed")
-            await asyncio.sleep(interval_s)
+        await self.tick()
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("orchestrator tick failed")
+
+        return asyncio.create_task(loop())
 
     def replay(self, fix: bool = False) -> ReplayReport:
         return replay(self.store, fix)
