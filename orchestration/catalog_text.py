@@ -83,7 +83,7 @@ def _out(r: TextResult) -> TextOut:
 
 
 def register(reg: ToolRegistry, model: TextModel) -> None:
-    @reg.tool("text.summarize", description="Summarize text")
+    @reg.tool("text.summarize", pool="llm", description="Summarize text")
     async def summarize(inp: TextIn) -> TextOut:
         return _out(await model.run("summarize", inp.text,
                                     lambda: textops.summarize(inp.text, inp.max_sentences)))
@@ -92,7 +92,7 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
     def chunk(inp: TextIn) -> ListOut:
         return ListOut(items=textops.chunk(inp.text))
 
-    @reg.tool("text.merge", description="Join the branches' summaries and summarize again")
+    @reg.tool("text.merge", pool="llm", description="Merge the branches' summaries")
     async def merge(inp: MergeIn) -> TextOut:
         parts = [str(b.get("output", {}).get("text", "")) for _, b in sorted(
             inp.branches.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
@@ -102,7 +102,7 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
                                     lambda: textops.summarize(text, inp.max_sentences),
                                     "merge these partial summaries into one summary"))
 
-    @reg.tool("text.outline", description="Outline a document")
+    @reg.tool("text.outline", pool="llm", description="Outline a document")
     async def outline(inp: TextIn) -> ListOut:
         sections = ["Background on {topic}", "Goals", "Approach", "Risks", "Next steps"]
         r = await model.run("outline", inp.title or inp.text,
@@ -110,7 +110,7 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
                             "outline a document about this topic as numbered lines")
         return ListOut(items=[x for x in r.text.splitlines() if x.strip()], method=r.method)
 
-    @reg.tool("text.draft", description="Draft a document from titled points")
+    @reg.tool("text.draft", pool="llm", description="Draft a document from titled points")
     async def draft(inp: DraftIn) -> TextOut:
         points = {k: "" if v is None else str(v) for k, v in inp.points.items()}
         prompt = f"Title: {inp.title}\n" + "\n".join(f"{k}: {v}" for k, v in points.items())
@@ -142,7 +142,7 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
             issues.append("summary is longer than its source")
         return ReviewOut(ok=not issues, issues=issues, method="local:rules")
 
-    @reg.tool("text.classify", description="Classify a ticket and flag urgency")
+    @reg.tool("text.classify", pool="llm", description="Classify a ticket and flag urgency")
     async def classify(inp: TextIn) -> ClassifyOut:
         label, conf = textops.classify(inp.text, TICKET_LABELS, "general")
         r = await model.run("classify", inp.text, lambda: label,
@@ -156,7 +156,7 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
     def requirements(inp: TextIn) -> ListOut:
         return ListOut(items=textops.requirements(inp.text), method="local:rules")
 
-    @reg.tool("text.translate", description="Translate text to de or fr")
+    @reg.tool("text.translate", pool="llm", description="Translate text to de or fr")
     async def translate(inp: TranslateIn) -> TextOut:
         glossary = GLOSSARY[inp.lang]
         dictionary = {**DICTIONARY[inp.lang]}

@@ -48,7 +48,9 @@ class Orchestrator:
         self.clock = clock or SystemClock()
         self.store = SQLiteEventStore(self.data_dir / "events.db", project, clock=self.clock.now)
         self.systems = LocalSystems()
-        pools = {"tools": ObservedBulkhead("tools", 8, 64, self._pool_event)}
+        # text tools share the "llm" pool: a slow model cannot tie up every worker
+        pools = {"tools": ObservedBulkhead("tools", 8, 64, self._pool_event),
+                 "llm": ObservedBulkhead("llm", 4, 32, self._pool_event)}
         self.registry = registry or build_registry(model, self.systems, pools)
         definitions = load_catalog(self.registry)
         own = self.data_dir / "workflows"

@@ -75,6 +75,9 @@ class SQLiteEventStore:
         self._project = projector
         self._clock = clock
         self._lock = threading.RLock()
+        # stream -> (version, view) as last written by this process; saves decoding a
+        # view on every append, and is dropped whenever another writer moved the stream
+        self._cache: dict[str, tuple[int, View | None]] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -128,8 +131,12 @@ class SQLiteEventStore:
                     f"{self.path} is locked by another writer ({exc}); nothing was written"
                 ) from exc
             try:
+                self._pending_cache: dict[str, tuple[int, View | None]] = {}
                 out = self._append_locked(events, expected or {})
                 self._db.execute("COMMIT")
+                self._cache.update(self._pending_cache)
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
                 return out
             except BaseException as exc:
                 self._db.execute("ROLLBACK")
@@ -152,10 +159,23 @@ class SQLiteEventStore:
         for i in range(0, len(touched), _IN_CHUNK):
             chunk = touched[i : i + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for stream, version, view in db.execute(
-                f"SELECT stream, version, view FROM streams WHERE stream IN ({marks})", chunk
+            for stream, version in db.execute(
+                f"SELECT stream, version FROM streams WHERE stream IN ({marks})", chunk
             ):
                 versions[stream] = version
+        stale = []
+        for stream in touched:
+            cached = self._cache.pop(stream, None)  # popped: a failed append leaves no trace
+            if cached is not None and cached[0] == versions.get(stream, 0):
+                views[stream] = cached[1]
+            elif stream in versions:
+                stale.append(stream)
+        for i in range(0, len(stale), _IN_CHUNK):
+            chunk = stale[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for stream, view in db.execute(
+                f"SELECT stream, view FROM streams WHERE stream IN ({marks})", chunk
+            ):
                 views[stream] = None if view is None else decode(view)
         for stream, version in expected.items():
             if versions.get(stream, 0) != version:
@@ -186,6 +206,7 @@ class SQLiteEventStore:
                 for s in touched
             ],
         )
+        self._pending_cache = {s: (versions[s], views.get(s)) for s in touched}
         return out
 
     def restore(self, events: Sequence[StoredEvent]) -> None:
@@ -199,6 +220,7 @@ class SQLiteEventStore:
             rows.append((e.seq, e.ts, e.stream, e.version, e.type, text,
                          row_crc(e.seq, e.ts, e.stream, e.version, e.type, text)))
         with self._lock:
+            self._cache.clear()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT INTO events VALUES(?,?,?,?,?,?,?)", rows)
@@ -269,6 +291,7 @@ class SQLiteEventStore:
 
     def replace_views(self, views: Mapping[str, View]) -> None:
         with self._lock:
+            self._cache.clear()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute("UPDATE streams SET view = NULL")

@@ -148,28 +148,23 @@ class MemoryEventStore:
                 if actual != version:
                     raise ConcurrentWriteError(stream, version, actual)
             versions = dict(self._versions)
-            views: dict[str, View] = {}
-            out: list[StoredEvent] = []
+            stored: list[StoredEvent] = []
             seq = len(self._events)
-            for new in events:
+            for new in events:  # encode everything first: a bad value changes nothing
                 seq += 1
                 version = versions.get(new.stream, 0) + 1
                 versions[new.stream] = version
-                stored = StoredEvent(
+                stored.append(StoredEvent(
                     seq, self._clock() if new.ts is None else new.ts, new.stream, version,
                     new.type, decode(encode(new.data)),
-                )
-                if new.stream not in views and new.stream in self._views:
-                    # the projector may change its input: give it a private copy
-                    views[new.stream] = decode(encode(self._views[new.stream]))
-                view = self._project(views.get(new.stream), stored)
+                ))
+            for event in stored:
+                view = self._project(self._views.get(event.stream), event)
                 if view is not None:
-                    views[new.stream] = view
-                out.append(stored)
-            self._events.extend(out)
+                    self._views[event.stream] = view
+            self._events.extend(stored)
             self._versions = versions
-            self._views.update(views)
-            return out
+            return stored
 
     def read(
         self, after: int = 0, stream: str | None = None, limit: int | None = None

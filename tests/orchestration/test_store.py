@@ -168,3 +168,16 @@ def test_second_process_on_one_stream_gets_a_conflict(tmp_path: Path) -> None:
     assert [e.seq for e in b.read()] == [1]
     a.close()
     b.close()
+
+
+def test_two_writers_on_one_stream_keep_its_view_whole(tmp_path: Path) -> None:
+    # each store caches the views it wrote; a stream moved by the other must be re-read
+    a = SQLiteEventStore(tmp_path / "log.db", project)
+    b = SQLiteEventStore(tmp_path / "log.db", project)
+    for i in range(6):
+        (a if i % 2 else b).append([NewEvent("call:shared", "turn.final", {"i": i})])
+    for store in (a, b):
+        view = store.view("call:shared")
+        assert view is not None and view["events"] == 6 and view["last_seq"] == 6
+    a.close()
+    b.close()

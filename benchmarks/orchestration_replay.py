@@ -1,0 +1,62 @@
+"""Replay speed: events per second folded into views from the SQLite log.
+
+    python -m benchmarks.orchestration_replay [--events 200000] [--runs 5]
+
+Builds a log of call and workflow events (the mix the gateway writes), then times
+``rebuild`` (read every event, verify its checksum, decode it, project it) and the full
+``replay`` check against the stored views. Prints medians and writes
+benchmarks/results/orchestration_replay.json. Target: >= 100,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.orchestration_log import events
+from orchestration.replay import rebuild, replay
+from orchestration.sqlite_store import SQLiteEventStore
+from orchestration.views import project
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    n = args.events
+    result: dict[str, Any] = {"events": n, "runs": args.runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteEventStore(Path(tmp) / "log.db", project)
+        items = events(n)
+        for i in range(0, n, 1000):
+            store.append(items[i:i + 1000])
+        rebuild_rates, check_rates = [], []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            _, count = rebuild(store)
+            rebuild_rates.append(count / (time.perf_counter() - start))
+            start = time.perf_counter()
+            report = replay(store)
+            check_rates.append(report.events / (time.perf_counter() - start))
+            assert report.ok
+        store.close()
+    result["rebuild_events_per_s"] = round(statistics.median(rebuild_rates))
+    result["replay_check_events_per_s"] = round(statistics.median(check_rates))
+    result["target_events_per_s"] = 100_000
+    result["meets_target"] = result["rebuild_events_per_s"] >= 100_000
+    for key, value in result.items():
+        print(f"{key:28} {value}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "orchestration_replay.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
