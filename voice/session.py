@@ -46,7 +46,8 @@ class SpeechToText(Protocol):
 
 
 class TextToSpeech(Protocol):
-    sample_rate: int
+    @property
+    def sample_rate(self) -> int: ...
 
     async def synthesize(self, text: str) -> bytes: ...
 
