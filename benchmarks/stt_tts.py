@@ -4,8 +4,8 @@
 
 * STT: every Asterisk prompt in tests.speech.SHORT_PROMPTS (22 human utterances of
   1-2.7 s), transcribed ``--runs`` times each with tiny.en and base through WhisperSTT
-  (the options it ships with), plus tiny.en with beam 5: latency per utterance, real-time
-  factor (compute time / audio time) and WER.
+  (the options it ships with), plus tiny.en with beam 5 and with one thread: latency per
+  utterance, real-time factor (compute time / audio time) and WER.
 * Decoding options: greedy at temperature 0 against faster-whisper's default temperature
   fallback, on the same prompts with white noise at 10 dB SNR and on non-speech (silence,
   noise, clicks, a cough), where the fallback re-decodes.
@@ -134,12 +134,14 @@ def measure_loads(data_dir: Path) -> dict[str, Any]:
 # --- STT -----------------------------------------------------------------------------------
 
 
-def measure_stt(model: str, beam: int, runs: int, data_dir: Path) -> dict[str, Any]:
+def measure_stt(
+    model: str, beam: int, runs: int, data_dir: Path, threads: int = 2
+) -> dict[str, Any]:
     from orchestration.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
-    config = SttConfig(model=model, beam_size=beam)
+    config = SttConfig(model=model, beam_size=beam, cpu_threads=threads)
     stt = WhisperSTT(config, data_dir, Bulkhead(f"bench-{model}", 1, 0))
     stt.load()
     stt.warmup()
@@ -157,6 +159,7 @@ def measure_stt(model: str, beam: int, runs: int, data_dir: Path) -> dict[str, A
     return {
         "model": model,
         "beam_size": beam,
+        "cpu_threads": threads,
         "utterances": len(SHORT_PROMPTS),
         "runs": runs,
         "audio_s": summary([ms_of(load_prompt(n)[0]) / 1000 for n in SHORT_PROMPTS]),
@@ -303,7 +306,7 @@ def fmt(stats: dict[str, float], unit: str = "s") -> str:
 def report(results: dict[str, Any]) -> None:
     print("\nSTT (22 Asterisk prompts x runs)       median/p90 ms    RTF median/p90    WER")
     for row in results["stt"]:
-        label = f"{row['model']} beam {row['beam_size']}"
+        label = f"{row['model']} beam {row['beam_size']}, {row['cpu_threads']} thread(s)"
         print(
             f"  {label:35s} {fmt(row['latency_s'], 'ms')}    {fmt(row['rtf'])}   {row['wer']:.3f}"
         )
@@ -356,6 +359,7 @@ def main() -> None:
             "stt": [
                 measure_stt("tiny.en", 1, args.runs, data_dir),
                 measure_stt("tiny.en", 5, args.runs, data_dir),
+                measure_stt("tiny.en", 1, args.runs, data_dir, threads=1),
                 measure_stt("base", 1, args.runs, data_dir),
             ],
             "decoding": measure_decoding(data_dir),
