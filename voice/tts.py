@@ -44,7 +44,7 @@ _CLAUSE = re.compile(r"[,;:](?=\s)|\s[-–—]+(?=\s)|—")
 
 
 def _ends_sentence(before: str, after: str) -> bool:
-    """Whether the period that closes ``before`` ends a sentence, given the text after."""
+    """Whether the boundary closing ``before`` (".", "?", a line break...) ends a sentence."""
     next_word = after.lstrip()
     if not before.endswith("."):
         # '"Really?" she asked.' runs on; "!", "?", "…" before anything else end it
