@@ -206,3 +206,16 @@ async def test_text_steps_use_a_configured_model_and_say_so(tmp_path: Path,
             assert "HTTPStatusError" in summary["note"]
         o.close()
         await client.aclose()
+
+
+async def test_cron_schedules_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+    first = Orchestrator(tmp_path, clock=clock)
+    await first.tick()  # arms data_quality for the next full hour
+    first.close()
+    clock.advance(3 * 3600)  # nothing ran for three hours
+    again = Orchestrator(tmp_path, clock=clock)
+    assert (await again.tick())["scheduled_started"] == ["data_quality-1767229200"]
+    assert (await again.tick())["scheduled_started"] == []  # missed runs collapse into one
+    armed = again.store.view("sched:data_quality")
+    assert armed is not None and armed["due"] == 1_767_240_000.0 and armed["fired"] == 1
+    again.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,12 @@ import pytest
 from orchestration.clock import FakeClock
 from orchestration.engine import Engine, InputInvalid, WorkflowError
 from orchestration.loader import from_dict
+from orchestration.pools import ObservedBulkhead
 from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import ConcurrentWriteError
+from orchestration.tools import ToolRegistry
 from orchestration.views import project
-from tests.orchestration.toolkit import Crash, Toolkit
+from tests.orchestration.toolkit import Crash, Num, Toolkit
 
 
 def wf(name: str, states: dict[str, Any], **extra: Any) -> Any:
@@ -329,3 +332,39 @@ async def test_two_engines_cannot_both_advance_one_instance(
     assert e1.state(ident)["state"] == "menu"
     s1.close()
     s2.close()
+
+
+async def test_a_full_bulkhead_rejects_at_once_and_the_fallback_answers(
+        store: SQLiteEventStore, clock: FakeClock) -> None:
+    seen: list[str] = []
+    reg = ToolRegistry({"slow": ObservedBulkhead("slow", 1, 0, lambda n, t, d: seen.append(t))})
+    gate = asyncio.Event()
+
+    @reg.tool("busy", pool="slow")
+    async def busy(inp: Num) -> Num:
+        await gate.wait()
+        return inp
+
+    @reg.tool("spare")
+    def spare(inp: Num) -> Num:
+        return Num(x=-1)
+
+    flow = wf("bh", {"fan": {"kind": "parallel", "policy": "all", "next": "d", "branches": {
+        "a": {"tool": "busy", "input": {"x": 1}},
+        "b": {"tool": "busy", "input": {"x": 2}}}},
+        "d": {"kind": "end"}})
+    flow2 = wf("bh2", {"one": {"tool": "busy", "fallbacks": ["spare"], "next": "d"},
+                       "d": {"kind": "end", "output": {"x": "$steps.one.x"}}})
+    eng = Engine(store, reg, [flow, flow2], clock=clock)
+    first = asyncio.create_task(eng.start("bh"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    ident = await eng.start("bh2")  # the pool's only slot is taken, and it has no queue
+    assert eng.state(ident)["output"] == {"x": -1}
+    gate.set()
+    view = eng.state(await first)
+    assert view["status"] == "failed"
+    errors = [b.get("error") for b in view["branches"]["fan"].values() if not b["ok"]]
+    assert errors == ["BulkheadFull: bulkhead 'slow' is full: 1 running and 0 waiting "
+                      "(max_concurrent=1, max_queue=0); try again later"]
+    assert seen.count("bulkhead.rejected") == 2
