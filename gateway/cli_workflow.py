@@ -168,7 +168,14 @@ def replay_command(
         typer.echo(f"error: no event log at {path}", err=True)
         raise typer.Exit(1)
     if salvage_to is not None:
-        rescued = salvage(path, salvage_to)
+        if salvage_to.exists():
+            typer.echo(f"error: {salvage_to} exists; salvage writes a new log", err=True)
+            raise typer.Exit(1)
+        try:
+            rescued = salvage(path, salvage_to)
+        except OrchestrationError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         _echo({"copied": rescued.copied, "expected": rescued.expected, "lost": rescued.lost,
                "unreadable_ranges": rescued.unreadable_ranges, "salvaged_to": str(salvage_to)})
         return

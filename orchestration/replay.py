@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration.sqlite_store import SQLiteEventStore, row_crc
-from orchestration.store import EventStore, Projector, StoredEvent, View, decode, encode
+from orchestration.store import (
+    EventStore,
+    LogCorruptedError,
+    Projector,
+    StoredEvent,
+    View,
+    decode,
+    encode,
+)
 from orchestration.views import project
 
 
@@ -86,7 +94,7 @@ def salvage(source: str | Path, dest: str | Path) -> SalvageReport:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "source.db"
         _padded_copy(Path(source), copy)
-        return _salvage(copy, Path(dest))
+        return _salvage(copy, Path(dest), Path(source))
 
 
 def _padded_copy(source: Path, copy: Path) -> None:
@@ -110,8 +118,16 @@ def _padded_copy(source: Path, copy: Path) -> None:
             f.truncate(want)
 
 
-def _salvage(source: Path, dest: Path) -> SalvageReport:
+def _salvage(source: Path, dest: Path, original: Path) -> SalvageReport:
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        src.execute("SELECT name FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as exc:
+        src.close()
+        raise LogCorruptedError(
+            f"nothing can be salvaged from {original}: its database header or schema is "
+            f"unreadable ({exc}); restore it from a backup"
+        ) from None
     lost: list[int] = []
     unreadable: list[tuple[int, int]] = []
     rows: list[tuple[int, float, str, int, str, str, int]] = []

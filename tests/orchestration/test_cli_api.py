@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -71,10 +72,21 @@ def test_workflow_cli_errors_are_clear(tmp_path: Path) -> None:
 def test_replay_cli_reports_a_damaged_log_and_salvages_it(tmp_path: Path) -> None:
     cli(tmp_path, "run", "document_drafting", "--input", '{"topic": "x"}')
     db = tmp_path / "events.db"
-    with db.open("r+b") as f:  # wreck the header of the database file
+    con = sqlite3.connect(db)
+    con.execute("UPDATE events SET data = replace(data, 'x', 'y') WHERE seq = 3")
+    con.commit()
+    con.close()
+    code, _, err = replay_cli("--data-dir", str(tmp_path))
+    assert code == 1 and "event seq 3 fails its checksum" in err and "--salvage" in err
+    code, out, _ = replay_cli("--data-dir", str(tmp_path), "--salvage", str(tmp_path / "s.db"))
+    rescued = json.loads(out)
+    assert code == 0 and rescued["lost"] == [3] and rescued["copied"] == rescued["expected"] - 1
+    with db.open("r+b") as f:  # now wreck the header of the database file
         f.write(b"garbage!" * 4)
     code, _, err = replay_cli("--data-dir", str(tmp_path))
-    assert code == 1 and "is damaged" in err and "--salvage" in err
+    assert code == 1 and "is damaged" in err
+    code, _, err = replay_cli("--data-dir", str(tmp_path), "--salvage", str(tmp_path / "t.db"))
+    assert code == 1 and "nothing can be salvaged from" in err
 
 
 async def test_rest_endpoints(tmp_path: Path) -> None:
