@@ -36,6 +36,7 @@ from orchestration.expr import evaluate, parse, resolve, truthy
 from orchestration.fanout import BranchOutcome, fan_out, needed
 from orchestration.input_schema import InputInvalid, validate_input
 from orchestration.instance import Run
+from orchestration.loader import DefinitionError, check_tools
 from orchestration.retry import RetryBudget
 from orchestration.runner import ToolRunner, describe
 from orchestration.saga import COMPENSATION_RETRY, Compensation, compensate
@@ -77,7 +78,12 @@ class Engine:
         self.rng = rng or random.Random()
         self.breakers = breakers or Breakers(self.clock, emit=self._breaker_event)
         self.runner = ToolRunner(registry, self.clock, self.rng, self.breakers, budget)
-        self.definitions: dict[str, WorkflowDef] = {d.name: d for d in definitions}
+        self.definitions: dict[str, WorkflowDef] = {}
+        for defn in definitions:
+            bad = check_tools(defn, registry)  # Python definitions get the loader's checks
+            if bad:
+                raise DefinitionError(f"<workflow {defn.name}>", bad)
+            self.definitions[defn.name] = defn
         self._ids = ids or (lambda: uuid.uuid4().hex[:12])
         self._locks: dict[str, asyncio.Lock] = {}
 

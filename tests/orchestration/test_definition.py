@@ -155,3 +155,17 @@ def test_python_definitions_are_checked_when_built() -> None:
         WorkflowDef.model_validate({"name": "p", "start": "a", "states": {
             "a": {"kind": "choice", "rules": [{"guard": "input.x", "target": "b"}]},
             "b": {"kind": "end"}}})
+
+
+def test_an_engine_refuses_python_definitions_whose_tools_it_lacks() -> None:
+    from orchestration.engine import Engine
+    from orchestration.store import MemoryEventStore
+    from orchestration.views import project
+
+    wf = WorkflowDef.model_validate({"name": "p", "start": "a", "states": {
+        "a": {"tool": "calendar.book", "next": "b"}, "b": {"kind": "end"}}})
+    with pytest.raises(DefinitionError) as err:
+        Engine(MemoryEventStore(project), registry(), [wf])
+    assert err.value.problems == [
+        ("states.a.tool", "tool 'calendar.book' needs permissions ['calendar.write'] that the "
+                          "workflow does not grant")]

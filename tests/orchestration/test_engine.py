@@ -12,11 +12,11 @@ import pytest
 
 from orchestration.clock import FakeClock
 from orchestration.engine import Engine, InputInvalid, WorkflowError
-from orchestration.loader import from_dict
+from orchestration.loader import DefinitionError, from_dict
 from orchestration.pools import ObservedBulkhead
 from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import ConcurrentWriteError
-from orchestration.tools import ToolRegistry
+from orchestration.store import ConcurrentWriteError, MemoryEventStore
+from orchestration.tools import PermissionDenied, ToolRegistry
 from orchestration.views import project
 from tests.orchestration.toolkit import Crash, Num, Toolkit
 
@@ -93,8 +93,6 @@ async def test_inputs_failing_their_schema_are_refused_and_nothing_is_written(
         ("garbage", "ToolOutputInvalid: tool 'garbage': returned output that fails its "
                     "schema: x: Input should be a valid integer, unable to parse string as an "
                     "integer"),
-        ("secret", "PermissionDenied: tool 'secret': needs permissions not granted: "
-                   "['vault.read']"),
     ],
 )
 async def test_tools_that_raise_hang_or_return_garbage_fail_the_step_clearly(
@@ -368,3 +366,15 @@ async def test_a_full_bulkhead_rejects_at_once_and_the_fallback_answers(
     assert errors == ["BulkheadFull: bulkhead 'slow' is full: 1 running and 0 waiting "
                       "(max_concurrent=1, max_queue=0); try again later"]
     assert seen.count("bulkhead.rejected") == 2
+
+
+async def test_permissions_are_checked_again_on_every_call(kit: Toolkit) -> None:
+    # the engine refuses such a definition up front; the registry still checks each call
+    with pytest.raises(PermissionDenied) as err:
+        await kit.registry.invoke("secret", {}, granted=["crm.read"])
+    assert str(err.value) == "tool 'secret': needs permissions not granted: ['vault.read']"
+    assert await kit.registry.invoke("secret", {"x": 2}, granted=["vault.read"]) == {
+        "x": 2, "tag": ""}
+    flow = wf("sec", {"a": {"tool": "secret", "next": "d"}, "d": {"kind": "end"}})
+    with pytest.raises(DefinitionError, match="needs permissions"):
+        Engine(MemoryEventStore(project), kit.registry, [flow])
