@@ -19,6 +19,7 @@ model weights, in one ``InferenceSession``, are shared by the whole process
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -38,9 +39,12 @@ class SileroError(VoiceError):
 
 
 def model_path() -> Path:
-    import faster_whisper
-
-    return Path(faster_whisper.__file__).parent / "assets" / "silero_vad_v6.onnx"
+    # find_spec locates the package without importing it: faster-whisper pulls in
+    # CTranslate2 and PyAV, which a process running only the VAD does not need
+    spec = importlib.util.find_spec("faster_whisper")
+    if spec is None or spec.origin is None:
+        raise SileroError("Silero VAD model not found: faster-whisper is not installed")
+    return Path(spec.origin).parent / "assets" / "silero_vad_v6.onnx"
 
 
 _session: onnxruntime.InferenceSession | None = None
