@@ -13,6 +13,7 @@ from fastapi import FastAPI, Form, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from twilio.twiml.voice_response import VoiceResponse
 
+from gateway.api_workflows import workflows_router
 from gateway.browser import handle_browser
 from gateway.config import Settings
 from gateway.runtime import Runtime
@@ -50,6 +51,8 @@ def create_app(
 
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    # workflows, their REST API, and the event log every call event is appended to
+    app.include_router(workflows_router(settings.data_dir, bus=runtime.bus))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

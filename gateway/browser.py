@@ -79,6 +79,7 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
     writer = asyncio.create_task(outbox.run(), name="browser-writer")
     validator = ClientValidator()
     session: CallSession | None = None
+    transport: BrowserTransport | None = None
     unsubscribe = None
     close_code = CLOSE_NORMAL
     reason = "client closed"
@@ -116,6 +117,8 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
             await runtime.end_session(session, reason)
         if unsubscribe is not None:
             unsubscribe()
+        if transport is not None and not transport.closed.is_set() and close_code == CLOSE_NORMAL:
+            outbox.put(EndMessage(reason).to_json())  # the page learns why the call ended
         outbox.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer, 2.0)

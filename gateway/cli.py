@@ -64,6 +64,18 @@ def call(
     typer.echo(f"agent audio saved to {out}")
 
 
+def _mount_orchestration() -> None:
+    from gateway.cli_workflow import replay_command, workflow_app
+
+    app.add_typer(workflow_app, name="workflow", help="run and inspect workflows")
+    app.command("replay", help="rebuild derived views from the event log and check them")(
+        replay_command
+    )
+
+
+_mount_orchestration()
+
+
 def main() -> None:
     app()
 

@@ -29,7 +29,7 @@ from orchestration.tools import ToolRegistry
 CATALOG = Path(__file__).parent / "catalog"
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+class _Loader(yaml.SafeLoader):
     """YAML 1.2 booleans: ``on``, ``off``, ``yes``, ``no`` stay strings (``on:`` is a key)."""
 
 

@@ -76,6 +76,9 @@ class _Reply:
     cleared: bool = False
     speaking: str | None = None  # the sentence being synthesised right now
     marks: int = 0
+    # when it answers a turn: wall time of the turn's last voiced frame, and STT figures
+    turn_voiced_at: float | None = None
+    turn_stt_ms: float = 0.0
 
     def audible(self) -> bool:
         """Has the far end got audio of ours that it has not played yet?"""
@@ -127,6 +130,7 @@ class CallSession:
         self._interrupted: _Reply | None = None  # a reply cut by a barge-in, maybe resumed
         self._speaker: asyncio.Task[None] | None = None
         self._carry = ""  # words of a turn the caller went on with before we answered
+        self._last_voiced_at = 0.0  # wall time of the last voiced frame seen
         self._committing: asyncio.Task[None] | None = None
         self._silence_task: asyncio.Task[None] | None = None
         self._spec: _Speculation | None = None
@@ -195,7 +199,10 @@ class CallSession:
         """One 20 ms frame of caller audio (PCM16, 16 kHz)."""
         if self.ended.is_set():
             return
-        event = self.segmenter.process(frame)
+        seg = self.segmenter
+        event = seg.process(frame)
+        if seg.state is not VadState.SILENCE and seg.last_voiced_ms == seg.now_ms:
+            self._last_voiced_at = time.monotonic()
         if isinstance(event, SpeechStart):
             self._on_speech_start(event)
         elif isinstance(event, Pause):
@@ -347,11 +354,16 @@ class CallSession:
             forced=forced,
         )
         self._committing = self._spawn(
-            self._commit(audio, span_ms, spec, forced), "commit"
+            self._commit(audio, span_ms, spec, forced, self._last_voiced_at), "commit"
         )
 
     async def _commit(
-        self, audio: bytes, span_ms: int, spec: _Speculation | None, forced: bool
+        self,
+        audio: bytes,
+        span_ms: int,
+        spec: _Speculation | None,
+        forced: bool,
+        voiced_at: float,
     ) -> None:
         try:
             interrupted = self._interrupted
@@ -396,7 +408,11 @@ class CallSession:
                 turn=self.turn_count,
             )
             self._goto(TurnState.THINKING)
-            self._start_reply(self.agent.respond(UserTurn(text, ms_of(audio), self.turn_count)))
+            reply = self._start_reply(
+                self.agent.respond(UserTurn(text, ms_of(audio), self.turn_count))
+            )
+            reply.turn_voiced_at = voiced_at
+            reply.turn_stt_ms = transcript.latency_ms
         except Exception as exc:
             log.exception("session %s: turn failed", self.id)
             self.emit("stt.error", error=str(exc))
@@ -426,12 +442,13 @@ class CallSession:
     def _goto(self, state: TurnState) -> None:
         self.turns.go(state)
 
-    def _start_reply(self, actions: AsyncIterator[AgentAction]) -> None:
+    def _start_reply(self, actions: AsyncIterator[AgentAction]) -> _Reply:
         self._stop_reply()
         reply = _Reply(id=self._next_reply_id())
         self._reply = reply
         reply.feeder = self._spawn(self._feed(reply, actions), "agent")
         self._speaker = self._spawn(self._speak(reply), "speaker")
+        return reply
 
     async def _feed(self, reply: _Reply, actions: AsyncIterator[AgentAction]) -> None:
         try:
@@ -499,6 +516,16 @@ class CallSession:
             self._goto(TurnState.AGENT_SPEAKING)
         await self.transport.send_audio(pcm)
         await self.transport.send_mark(mark)
+        if reply.turn_voiced_at is not None:
+            # the server's view of the response latency, split into its parts
+            self.emit(
+                "turn.latency",
+                reply_id=reply.id,
+                total_ms=round((time.monotonic() - reply.turn_voiced_at) * 1000, 1),
+                stt_ms=round(reply.turn_stt_ms, 1),
+                tts_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            reply.turn_voiced_at = None
 
     async def _drain(self, reply: _Reply) -> None:
         """Wait until the far end has played everything sent for this reply."""
