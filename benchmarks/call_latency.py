@@ -109,7 +109,9 @@ async def response_calls(url: str, protocol: str, turns: int) -> tuple[list[floa
     prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]
     i = 0
     while len(latencies) < turns:
-        script = [Segment(prompts[(i + k) % len(prompts)], after_agent_quiet_ms=700) for k in range(4)]
+        script = [
+            Segment(prompts[(i + k) % len(prompts)], after_agent_quiet_ms=700) for k in range(4)
+        ]
         i += 4
         result = await run_call(None, protocol, url, script=script, tail_s=5.0)  # type: ignore[arg-type]
         call_s += result.duration_s
@@ -134,16 +136,25 @@ async def barge_calls(url: str, protocol: str, turns: int) -> tuple[list[float],
     return clears[:turns], stops[:turns]
 
 
-async def memory_per_session(server: Server, sessions: int = 4) -> float:
+async def memory_per_session(server: Server, sessions: int = 8) -> dict[str, float]:
+    """Peak resident memory while ``sessions`` calls are live, against the idle server."""
     idle = server.rss_mb()
     pcm, _ = load_prompt("conf-locked")
     calls = [
-        asyncio.create_task(run_call(pcm, "browser", server.url, tail_s=3.0)) for _ in range(sessions)
+        asyncio.create_task(run_call(pcm, "browser", server.url, tail_s=3.0))
+        for _ in range(sessions)
     ]
-    await asyncio.sleep(3.0)
-    busy = server.rss_mb()
+    peak = idle
+    while not all(call.done() for call in calls):
+        peak = max(peak, server.rss_mb())
+        await asyncio.sleep(0.2)
     await asyncio.gather(*calls)
-    return max(0.0, (busy - idle) / sessions)
+    return {
+        "sessions": sessions,
+        "idle_rss_mb": round(idle, 1),
+        "peak_rss_mb": round(peak, 1),
+        "mb_per_session": round(max(0.0, peak - idle) / sessions, 2),
+    }
 
 
 def main() -> None:
@@ -167,8 +178,7 @@ def main() -> None:
                     "barge_in_stop": summary(stops),
                     "server_cpu_s_per_call_minute": round(cpu_per_min, 1),
                 }
-            report["memory_mb_per_session"] = round(asyncio.run(memory_per_session(server)), 1)
-            report["server_rss_mb"] = round(server.rss_mb(), 1)
+            report["memory"] = asyncio.run(memory_per_session(server))
         finally:
             server.stop()
     RESULTS.mkdir(exist_ok=True)
@@ -182,7 +192,11 @@ def main() -> None:
                 f"{row.get('p90_ms', '-'):>7}"
             )
         print(f"{protocol:<9} cpu s per call minute: {data['server_cpu_s_per_call_minute']}")
-    print(f"memory per session: {report['memory_mb_per_session']} MB; server RSS {report['server_rss_mb']} MB")
+    mem = report["memory"]
+    print(
+        f"memory: idle {mem['idle_rss_mb']} MB, peak {mem['peak_rss_mb']} MB with "
+        f"{mem['sessions']} calls = {mem['mb_per_session']} MB per session"
+    )
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
     reason = "client closed"
     try:
         start = await _await_start(ws, validator, outbox, runtime.settings.start_timeout_s)
-        if start is None:
-            close_code = CLOSE_POLICY_VIOLATION
+        if isinstance(start, int):
+            close_code = start
             return
         transport = BrowserTransport(outbox)
         try:
@@ -129,7 +129,8 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
 
 async def _await_start(
     ws: WebSocket, validator: ClientValidator, outbox: Outbox, timeout_s: float
-) -> StartMessage | None:
+) -> StartMessage | int:
+    """The client's ``start``, or the close code to end the connection with."""
     try:
         async with asyncio.timeout(timeout_s):
             while True:
@@ -145,7 +146,7 @@ async def _await_start(
                     log.warning("browser: %s", exc)
                     outbox.put(exc.to_message().to_json())
                     if exc.close_code is not None:
-                        return None
+                        return exc.close_code
                     continue
                 if isinstance(parsed, StartMessage):
                     return parsed
@@ -154,7 +155,7 @@ async def _await_start(
     except TimeoutError:
         log.warning("browser: no start within %.0f s", timeout_s)
         outbox.put(ErrorMessage("not_started", f"no start within {timeout_s:.0f} s").to_json())
-        return None
+        return CLOSE_POLICY_VIOLATION
 
 
 async def _pump(

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 CLOSE_PROTOCOL_ERROR = 1008
 CLOSE_TRY_AGAIN = 1013
 OUT_CHUNK_BYTES = 160 * 5  # 100 ms of mu-law per media message
+# a stream that keeps sending garbage is not a phone call: past this many bad messages
+# it is closed
+MAX_BAD_MESSAGES = 20
 
 
 class TwilioTransport:
@@ -134,6 +137,7 @@ async def _pump(
 ) -> str:
     resampler = StreamResampler(8000, 16000)
     frames = FrameAssembler()
+    bad = 0
     receive = asyncio.ensure_future(ws.receive())
     closed = asyncio.ensure_future(transport.closed.wait())
     ended = asyncio.ensure_future(session.ended.wait())
@@ -162,6 +166,10 @@ async def _pump(
                 # than strictness, and Twilio never resends
                 log.warning("session %s: bad twilio message: %s", session.id, exc)
                 session.emit("gateway.bad_message", protocol="twilio", error=str(exc)[:200])
+                bad += 1
+                if bad > MAX_BAD_MESSAGES:
+                    await ws.close(CLOSE_PROTOCOL_ERROR, "too many bad messages")
+                    return "protocol error: too many bad messages"
                 continue
             if isinstance(msg, MediaMessage):
                 if msg.track != "inbound":

@@ -213,7 +213,9 @@ async def test_short_sound_over_agent_resumes_the_reply() -> None:
 
 
 async def test_backchannel_words_resume_the_reply() -> None:
-    session, transport, _agent, rec = make_session(["Tell me."], ["One. Two."], backchannel_max_ms=200)
+    session, transport, _agent, rec = make_session(
+        ["Tell me."], ["One. Two."], backchannel_max_ms=200
+    )
     await session.start()
     await settle()
     await ack_all(session, transport)
@@ -251,9 +253,7 @@ async def test_no_clear_when_nothing_was_sent_yet() -> None:
 
 
 async def test_silence_reprompts_then_hangs_up() -> None:
-    session, transport, _agent, rec = make_session(
-        [], [], reprompt_after_s=0.05, max_reprompts=2
-    )
+    session, transport, _agent, rec = make_session([], [], reprompt_after_s=0.05, max_reprompts=2)
     await session.start()
     for _ in range(40):
         await settle()
