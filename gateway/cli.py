@@ -54,12 +54,18 @@ def call(
     tail: Annotated[float, typer.Option(help="seconds to wait after the last agent audio")] = 6.0,
 ) -> None:
     """Stream a WAV to the gateway in real time like a caller; print both sides."""
-    from gateway.client import format_transcript, run_call
+    from gateway.client import CallError, format_transcript, run_call
 
     if protocol not in ("twilio", "browser"):
         raise typer.BadParameter("protocol must be twilio or browser")
+    if not wav.is_file():
+        raise typer.BadParameter(f"no such file: {wav}")
     proto: Literal["twilio", "browser"] = "twilio" if protocol == "twilio" else "browser"
-    result = asyncio.run(run_call(wav, proto, url, tail_s=tail, save_agent_audio=out))
+    try:
+        result = asyncio.run(run_call(wav, proto, url, tail_s=tail, save_agent_audio=out))
+    except CallError as exc:
+        typer.echo(f"call failed: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(format_transcript(result))
     typer.echo(f"agent audio saved to {out}")
 
