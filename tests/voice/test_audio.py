@@ -97,6 +97,10 @@ def test_stream_resampler_holds_back_little_audio(src: int, dst: int) -> None:
     # every millisecond held inside the filter is added to barge-in and response latency
     stream = StreamResampler(src, dst)
     chunk = bytes(src // 50 * 2)
-    produced = sum(len(stream.process(chunk)) for _ in range(100)) // 2
-    lag_ms = (100 * (dst // 50) - produced) * 1000 / dst
-    assert lag_ms < 10, lag_ms
+    produced = 0
+    worst_ms = 0.0
+    for i in range(1, 301):
+        produced += len(stream.process(chunk)) // 2
+        if i > 20:
+            worst_ms = max(worst_ms, (i * (dst // 50) - produced) * 1000 / dst)
+    assert worst_ms <= 16, worst_ms
