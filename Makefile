@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium
 STAMP := $(VENV)/.installed
+# the front-end's npm packages (three.js), copied into web/static/vendor/ by web/scripts/vendor.js
+WEB_STAMP := web/static/vendor/.installed
 
 .PHONY: run test install apt lint bench clean
 
@@ -23,7 +25,12 @@ apt:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-install: apt $(STAMP)
+$(WEB_STAMP): web/package.json web/package-lock.json web/scripts/vendor.js
+	@command -v npm >/dev/null || { echo "npm (Node.js >= 20) is needed for the web assets"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+install: apt $(STAMP) $(WEB_STAMP)
 
 run: install
 	$(BIN)/voxgate serve --host 127.0.0.1 --port 8000
@@ -39,4 +46,4 @@ bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) .voxgate .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .voxgate .pytest_cache .mypy_cache .ruff_cache web/node_modules web/static/vendor
