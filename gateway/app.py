@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,11 +15,13 @@ from twilio.twiml.voice_response import VoiceResponse
 from gateway.api_workflows import workflows_router
 from gateway.browser import handle_browser
 from gateway.config import Settings
+from gateway.pages import pages_router, static_files
 from gateway.runtime import Runtime
+from gateway.state import state_router
 from gateway.twilio import handle_twilio
 from gateway.twilio_protocol import twiml_connect_stream
 from orchestration.agent import AgentFactory, basic_agent_factory
-from orchestration.events import Event, EventBus
+from orchestration.events import EventBus
 from voice.services import VoiceServices
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ def create_app(
     app.state.runtime = runtime
     # workflows, their REST API, and the event log every call event is appended to
     app.include_router(workflows_router(settings.data_dir, bus=runtime.bus))
+    # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget
+    app.include_router(state_router(runtime.bus, settings.data_dir))
+    app.include_router(pages_router())
+    app.mount("/static", static_files(), name="static")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -91,47 +96,7 @@ def create_app(
     async def ws_browser(ws: WebSocket) -> None:
         await handle_browser(ws, runtime)
 
-    @app.websocket("/ws/state")
-    async def ws_state(ws: WebSocket) -> None:
-        await _stream_events(ws, runtime.bus, ws.query_params.get("session"))
-
     return app
-
-
-async def _stream_events(ws: WebSocket, bus: EventBus, session: str | None) -> None:
-    """Every bus event as ``{"type": "event", "event": {...}}``, optionally one session's."""
-    await ws.accept()
-    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
-    loop = asyncio.get_running_loop()
-
-    def on_event(event: Event) -> None:
-        if session is None or event.session_id == session:
-            loop.call_soon_threadsafe(_offer, queue, event)
-
-    unsubscribe = bus.subscribe(on_event)
-    receiver = asyncio.ensure_future(ws.receive())
-    try:
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when="FIRST_COMPLETED")
-            if receiver in done:
-                getter.cancel()
-                if receiver.result()["type"] == "websocket.disconnect":
-                    return
-                receiver = asyncio.ensure_future(ws.receive())
-                continue
-            event = getter.result()
-            await ws.send_text(json.dumps({"type": "event", "event": event.to_dict()}))
-    except Exception:
-        return
-    finally:
-        unsubscribe()
-        receiver.cancel()
-
-
-def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
-    with contextlib.suppress(asyncio.QueueFull):
-        queue.put_nowait(event)  # a viewer too slow to keep up loses events, not the call
 
 
 def _public_http_base(settings: Settings, request: Request) -> str:

@@ -1,0 +1,72 @@
+"""The browser assets under ``web/static``: the demo page, the dashboard and the widget.
+
+    GET /            the demo page, which embeds the widget
+    GET /dashboard   the 3D dashboard
+    GET /widget.js   the embeddable voice widget's loader
+    GET /static/...  the modules, styles and vendored three.js they load
+
+The widget runs on other sites' pages, so its files are served with
+``Access-Control-Allow-Origin: *``: module imports and AudioWorklet scripts are fetched in
+CORS mode (HTML, "fetch a single module script"; Web Audio API, ``addModule``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
+
+import web
+
+STATIC = Path(web.__file__).parent / "static"
+VENDOR_THREE = STATIC / "vendor" / "three.module.js"
+
+
+class _CorsStatic(StaticFiles):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"access-control-allow-origin", b"*"))
+                headers.append((b"cache-control", b"no-cache"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_cors)
+
+
+def static_files() -> StaticFiles:
+    return _CorsStatic(directory=STATIC)
+
+
+def pages_router() -> APIRouter:
+    router = APIRouter(tags=["pages"])
+
+    @router.get("/", include_in_schema=False)
+    async def demo() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+    @router.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> Response:
+        if not VENDOR_THREE.is_file():
+            return PlainTextResponse(
+                f"the dashboard needs three.js in {VENDOR_THREE.parent}: run `make install` "
+                "(or `npm ci` in web/)",
+                status_code=503,
+            )
+        return FileResponse(
+            STATIC / "dashboard" / "index.html", headers={"cache-control": "no-cache"}
+        )
+
+    @router.get("/widget.js", include_in_schema=False)
+    async def widget() -> FileResponse:
+        return FileResponse(
+            STATIC / "widget.js",
+            media_type="text/javascript",
+            headers={"access-control-allow-origin": "*", "cache-control": "no-cache"},
+        )
+
+    return router
