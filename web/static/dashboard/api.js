@@ -1,0 +1,81 @@
+// Every request the dashboard makes goes through here: the one place a bearer token will
+// be added when the gateway gets authentication (a later issue). Endpoints: docs/dashboard.md.
+
+export class Api {
+  constructor(base = location.origin, { token = null } = {}) {
+    this.base = new URL(base, location.href);
+    this.token = token;
+  }
+
+  _url(path) {
+    return new URL(path.replace(/^\//, ""), this.base.href.endsWith("/") ? this.base : `${this.base}/`);
+  }
+
+  async _get(path) {
+    const headers = this.token ? { authorization: `Bearer ${this.token}` } : {};
+    const response = await fetch(this._url(path), { headers });
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        detail = (await response.json()).detail || detail;
+      } catch {
+        /* not JSON */
+      }
+      throw new Error(`GET ${path}: ${response.status} ${detail}`);
+    }
+    return response.json();
+  }
+
+  sessions(limit = 100) {
+    return this._get(`/api/sessions?limit=${limit}`);
+  }
+
+  session(id) {
+    return this._get(`/api/sessions/${encodeURIComponent(id)}`);
+  }
+
+  events(id) {
+    return this._get(`/api/sessions/${encodeURIComponent(id)}/events`);
+  }
+
+  workflow(name) {
+    return this._get(`/api/workflows/${encodeURIComponent(name)}`);
+  }
+
+  // The live stream: calls onMessage(parsed) for each message, onStatus(connected) when the
+  // connection opens or drops, and reconnects with backoff (each reconnect starts with a
+  // fresh snapshot, so nothing is missed). Returns a function that closes it for good.
+  stream({ session = null, onMessage, onStatus = () => {} }) {
+    let ws = null;
+    let closed = false;
+    let delay = 250;
+    const open = () => {
+      const url = this._url("/ws/state");
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      if (session) url.searchParams.set("session", session);
+      ws = new WebSocket(url);
+      ws.onopen = () => {
+        delay = 250;
+        onStatus(true);
+      };
+      ws.onmessage = (e) => {
+        let message;
+        try {
+          message = JSON.parse(e.data);
+        } catch {
+          return;
+        }
+        onMessage(message);
+      };
+      ws.onclose = () => {
+        onStatus(false);
+        if (!closed) setTimeout(open, (delay = Math.min(delay * 2, 5000)));
+      };
+    };
+    open();
+    return () => {
+      closed = true;
+      if (ws) ws.close();
+    };
+  }
+}
