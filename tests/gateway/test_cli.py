@@ -33,6 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config.write_text("voice:\n  turn:\n    reprompt_after_s: 20\n")
     port = free_port()
     env = {**os.environ, "VOXGATE_DATA_DIR": str(data)}
+    log = (data / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -45,7 +46,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(config),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -57,12 +58,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "died")
+                raise RuntimeError((data / "serve.log").read_text())
             time.sleep(0.1)
         yield url
     finally:
         proc.terminate()
         proc.wait(15)
+        log.close()
 
 
 @pytest.mark.parametrize("protocol", ["twilio", "browser"])
@@ -97,7 +99,7 @@ def test_voxgate_call_prints_both_sides_and_saves_audio(
     assert any("conference is locked" in line.lower() for line in caller), done.stdout
     assert any("Hello, this is voxgate" in line for line in agent), done.stdout
     assert any("I heard" in line for line in agent), done.stdout
-    assert lines[0].lstrip().startswith("[")  # every line carries its time
+    assert all(line.lstrip().startswith("[") for line in caller + agent)  # with times
     with wave.open(str(out)) as wav:
         assert wav.getframerate() == 16000 and wav.getnchannels() == 1
         assert wav.getnframes() > 16000 * 3
