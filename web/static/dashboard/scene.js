@@ -26,7 +26,7 @@ const GEO = {
   tool: new THREE.BoxGeometry(0.24, 0.24, 0.24),
   pulse: new THREE.SphereGeometry(0.1, 10, 8),
   wave: new THREE.RingGeometry(0.92, 1.0, 48).rotateX(-Math.PI / 2),
-  beam: new THREE.CylinderGeometry(0.07, 0.07, 5, 10, 1, true),
+  beam: new THREE.CylinderGeometry(0.05, 0.05, 3.2, 10, 1, true),
 };
 
 const basic = (color, opacity = 1) =>
@@ -47,7 +47,7 @@ class Station {
     this.spinner = new THREE.Mesh(GEO.spinner, basic(0xfbbf24));
     this.links = new THREE.LineSegments(new THREE.BufferGeometry(), new THREE.LineBasicMaterial({ color: 0x94a3b8, transparent: true, opacity: 0.6 }));
     this.beam = new THREE.Mesh(GEO.beam, basic(FLASH.escalation, 0.7));
-    this.beam.position.y = 2.5;
+    this.beam.position.set(-1.55, 1.6, 0.4); // beside the station, clear of the label
     this.waves = [0, 1, 2].map(() => new THREE.Mesh(GEO.wave, basic(0xffffff, 0.8)));
     this.pulses = [0, 1, 2, 3].map(() => new THREE.Mesh(GEO.pulse, basic(FLASH.tool)));
     this.label = makeLabel();
@@ -86,9 +86,10 @@ class Station {
     sup.scale.setScalar(0.42);
     this.agents.set(session.supervisor, sup);
     subs.forEach((name, i) => {
-      const angle = Math.PI + (subs.length === 1 ? 0 : (i / (subs.length - 1) - 0.5) * Math.PI * 0.9);
+      // sub-agents in a row behind the supervisor, never hidden behind it
+      const x = subs.length === 1 ? 1.25 : -1.45 + (2.9 * i) / (subs.length - 1);
       const m = new THREE.Mesh(GEO.node, new THREE.MeshLambertMaterial({ color: 0x60a5fa, emissive: 0x172554 }));
-      m.position.set(Math.sin(angle) * 1.25, 0.55, Math.cos(angle) * 1.0 - 0.1);
+      m.position.set(x, 0.55, -0.95 + 0.35 * Math.abs(x) / 1.45);
       m.scale.setScalar(0.24);
       this.agents.set(name, m);
     });
