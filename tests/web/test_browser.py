@@ -20,6 +20,8 @@ from tests.web.browser import artifact, launch, speech_wav
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 WIDGET_STATS = "() => document.querySelector('voxgate-call').stats"
+DASH = "window.voxgateDashboard"
+CONNECTED = f"() => {DASH} && {DASH}.state.connected"
 
 
 def wait_for(page: Page, probe: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
@@ -33,9 +35,18 @@ def wait_for(page: Page, probe: Callable[[], Any], what: str, timeout_s: float =
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def widget(page: Page) -> dict[str, Any]:
+    stats: dict[str, Any] = page.evaluate(WIDGET_STATS)
+    return stats
+
+
 def captions(page: Page) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = page.evaluate(WIDGET_STATS + ".captions")
+    found: list[dict[str, str]] = widget(page)["captions"]
     return found
+
+
+def said(page: Page, who: str, text: str) -> bool:
+    return any(c["who"] == who and text in c["text"] for c in captions(page))
 
 
 def test_widget_call_shows_captions_and_the_dashboard_follows_it(
@@ -50,7 +61,7 @@ def test_widget_call_shows_captions_and_the_dashboard_follows_it(
             errors: list[str] = []
             dash.on("pageerror", lambda e: errors.append(str(e)))
             dash.goto(f"{gateway_server.url}/dashboard")
-            dash.wait_for_function("() => window.voxgateDashboard && window.voxgateDashboard.state.connected")
+            dash.wait_for_function(CONNECTED)
 
             demo = browser.new_page()
             demo.on("pageerror", lambda e: errors.append(str(e)))
@@ -61,10 +72,10 @@ def test_widget_call_shows_captions_and_the_dashboard_follows_it(
             button.focus()
             demo.keyboard.press("Enter")  # keyboard works, not just the mouse
 
-            sid = wait_for(demo, lambda: demo.evaluate(WIDGET_STATS + ".sessionId"), "a session")
+            sid = wait_for(demo, lambda: widget(demo)["sessionId"], "a session")
             assert button.get_attribute("aria-pressed") == "true"
             # the agent's caption appears in the widget
-            wait_for(demo, lambda: any(c["who"] == "agent" and "voxgate" in c["text"] for c in captions(demo)), "the greeting's caption")
+            wait_for(demo, lambda: said(demo, "agent", "voxgate"), "the greeting's caption")
             assert "Hello, this is voxgate." in demo.locator("voxgate-call .captions").inner_text()
 
             # the dashboard lists the call and draws it
@@ -76,35 +87,36 @@ def test_widget_call_shows_captions_and_the_dashboard_follows_it(
             box = dash.locator("#scene").bounding_box()
             assert box is not None
             dash.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.55)
-            dash.wait_for_function(f"() => window.voxgateDashboard.ui.focus === '{sid}'", timeout=5_000)
+            dash.wait_for_function(f"() => {DASH}.ui.focus === '{sid}'", timeout=5_000)
 
             # the caller speaks; both sides' captions follow in the widget and the dashboard
-            wait_for(demo, lambda: any(c["who"] == "user" for c in captions(demo)), "the caller's caption", 40)
-            wait_for(demo, lambda: any("I heard" in c["text"] for c in captions(demo)), "the answer's caption")
-            heard = [c["text"] for c in captions(demo) if c["who"] == "user"][0]
+            wait_for(demo, lambda: said(demo, "user", ""), "the caller's caption", 40)
+            wait_for(demo, lambda: said(demo, "agent", "I heard"), "the answer's caption")
+            heard = next(c["text"] for c in captions(demo) if c["who"] == "user")
             assert "locked" in heard.lower(), heard
-            dash.wait_for_function("() => document.querySelector('#captions').innerText.includes('I heard')", timeout=10_000)
+            dash.locator("#captions li.agent", has_text="I heard").wait_for(timeout=10_000)
             assert "locked" in dash.locator("#captions").inner_text().lower()
-            session = dash.evaluate(f"() => window.voxgateDashboard.state.sessions['{sid}']")
+            session = dash.evaluate(f"() => {DASH}.state.sessions['{sid}']")
             assert session["turns"] == 1 and len(session["latencies"]) == 1
-            assert {"agent_speaking", "thinking"} <= {e["text"].split(" → ")[-1] for e in session["timeline"] if e["type"] == "agent.state"}
+            states = {e["text"].split(" → ")[-1] for e in session["timeline"]}
+            assert {"agent_speaking", "thinking", "user_speaking"} <= states
             assert dash.locator("#timeline li").count() >= 10
             dash.screenshot(path=artifact("dashboard-focused-call.png"))
             demo.screenshot(path=artifact("widget-call.png"))
 
             # hang up with Escape; the dashboard sees the call end
             demo.locator("voxgate-call").press("Escape")
-            dash.wait_for_function(f"() => window.voxgateDashboard.state.sessions['{sid}'].state === 'ended'", timeout=10_000)
-            wait_for(demo, lambda: demo.evaluate(WIDGET_STATS + ".state") == "ended", "the widget to end")
+            dash.wait_for_function(
+                f"() => {DASH}.state.sessions['{sid}'].state === 'ended'", timeout=10_000
+            )
+            wait_for(demo, lambda: widget(demo)["state"] == "ended", "the widget to end")
 
             # and replays it from its events, faster than real time
             dash.locator(f'#ended-calls li:has(button[data-session="{sid}"]) button.replay').click()
             dash.select_option("#replay-speed", "16")
-            dash.wait_for_function(
-                f"() => {{ const r = window.voxgateDashboard.ui.replay; return r && r.replay.state.sessions['{sid}'] && r.replay.state.sessions['{sid}'].state === 'ended'; }}",
-                timeout=20_000,
-            )
-            replayed = dash.evaluate(f"() => window.voxgateDashboard.ui.replay.replay.state.sessions['{sid}'].captions.map(c => c.text)")
+            replaying = f"{DASH}.ui.replay.replay.state.sessions['{sid}']"
+            dash.wait_for_function(f"() => ({replaying} || {{}}).state === 'ended'", timeout=20_000)
+            replayed = dash.evaluate(f"() => {replaying}.captions.map(c => c.text)")
             assert any("I heard" in text for text in replayed)
             dash.screenshot(path=artifact("dashboard-replay.png"))
             assert not errors, errors
@@ -112,7 +124,9 @@ def test_widget_call_shows_captions_and_the_dashboard_follows_it(
             browser.close()
 
 
-def test_barge_in_from_the_microphone_stops_playback(gateway_server: ServerThread, tmp_path: Path) -> None:
+def test_barge_in_from_the_microphone_stops_playback(
+    gateway_server: ServerThread, tmp_path: Path
+) -> None:
     # the caller talks over the greeting
     mic = speech_wav(tmp_path / "barge.wav", "vm-enter-num-to-call", silence_before_s=1.2)
     with sync_playwright() as p:
@@ -121,18 +135,20 @@ def test_barge_in_from_the_microphone_stops_playback(gateway_server: ServerThrea
             page = browser.new_page()
             page.goto(f"{gateway_server.url}/")
             page.locator("voxgate-call button.call").click()
-            wait_for(page, lambda: page.evaluate(WIDGET_STATS + ".chunksReceived") > 0, "the greeting's audio")
+            wait_for(page, lambda: widget(page)["chunksReceived"] > 0, "the greeting's audio")
             stats = wait_for(
-                page, lambda: (s := page.evaluate(WIDGET_STATS))["clearedAt"] and s, "the barge-in to clear playback"
+                page, lambda: (s := widget(page))["clearedAt"] and s, "a clear to stop playback"
             )
             assert stats["clears"] >= 1
             assert stats["droppedMs"] > 100, "buffered greeting audio was dropped"
-            cut = wait_for(page, lambda: page.locator("voxgate-call .captions li.cut").count(), "the cut caption")
+            cut = wait_for(
+                page, lambda: page.locator("voxgate-call .captions li.cut").count(), "a cut caption"
+            )
             assert cut >= 1
             page.screenshot(path=artifact("widget-barge-in.png"))
             # playback stopped: nothing queued, and the played position no longer moves
             # until the agent answers the caller (a new reply)
-            after = page.evaluate(WIDGET_STATS)
+            after = widget(page)
             assert after["queuedMs"] == 0 or after["chunksReceived"] > stats["chunksReceived"]
             assert stats["playedMs"] <= after["playedMs"]
             page.locator("voxgate-call button.call").click()  # hang up
@@ -155,18 +171,22 @@ def test_agent_hierarchy_highlights_and_workflows_on_the_dashboard(
             errors: list[str] = []
             dash.on("pageerror", lambda e: errors.append(str(e)))
             dash.goto(f"{gateway_server.url}/dashboard")
-            dash.wait_for_function("() => window.voxgateDashboard && window.voxgateDashboard.state.connected")
-            bus.emit(sid, "session.started", {"protocol": "twilio", "call_sid": "CA42", "caller": "+15550142"})
-            bus.emit(sid, "agent.handoff", {"from": "front_desk", "to": "scheduling", "reason": "intent book"})
-            bus.emit(sid, "workflow.transition", {"workflow": "customer_onboarding", "from": None, "to": "welcome"})
+            dash.wait_for_function(CONNECTED)
+            started = {"protocol": "twilio", "call_sid": "CA42", "caller": "+15550142"}
+            bus.emit(sid, "session.started", started)
+            bus.emit(sid, "agent.handoff", {"from": "front_desk", "to": "scheduling"})
+            transition = {"workflow": "customer_onboarding", "from": None, "to": "welcome"}
+            bus.emit(sid, "workflow.transition", transition)
             dash.locator(f'#live-calls button[data-session="{sid}"]').click()
             bus.emit(sid, "agent.state", {"state": "thinking", "previous": "listening"})
             bus.emit(sid, "tool.called", {"tool": "calendar.check", "agent": "scheduling"})
             bus.emit(sid, "policy.denied", {"tool": "payments.refund", "reason": "not granted"})
             bus.emit(sid, "call.escalated", {"target": "human", "reason": "caller asked"})
-            dash.wait_for_function(f"() => window.voxgateDashboard.state.sessions['{sid}'].escalations === 1", timeout=5_000)
+            dash.wait_for_function(
+                f"() => {DASH}.state.sessions['{sid}'].escalations === 1", timeout=5_000
+            )
             station = dash.evaluate(
-                f"""() => {{ const st = window.voxgateDashboard.scene.stations.get('{sid}');
+                f"""() => {{ const st = {DASH}.scene.stations.get('{sid}');
                     return {{ agents: [...st.agents.keys()], tools: [...st.tools.keys()],
                              beam: st.beam.visible, waves: st.waves.filter(w => w.visible).length,
                              spinner: st.spinner.visible }}; }}"""
@@ -177,7 +197,8 @@ def test_agent_hierarchy_highlights_and_workflows_on_the_dashboard(
             dash.locator('#workflow .node.current[data-state="welcome"]').wait_for(timeout=10_000)
             assert dash.locator("#timeline li.kind-denial").count() == 1
             assert dash.locator("#timeline li.kind-escalation").count() == 1
-            dash.locator(f'#live-calls li:has(button[data-session="{sid}"]) .flag.denial').wait_for(timeout=5_000)
+            flag = f'#live-calls li:has(button[data-session="{sid}"]) .flag.denial'
+            dash.locator(flag).wait_for(timeout=5_000)
             dash.screenshot(path=artifact("dashboard-agents-and-highlights.png"))
             bus.emit(sid, "session.ended", {"reason": "transferred"})
             assert not errors, errors
