@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestration.errors import OrchestrationError
+from orchestration.loader import _Loader as YamlLoader
 from orchestration.nlu_intent import (
     METHODS,
     OUT_OF_SCOPE,
@@ -150,7 +151,7 @@ class LocalNlu:
                    services: Mapping[str, Iterable[str]] | None = None,
                    today: Callable[[], date] = date.today) -> LocalNlu:
         try:
-            raw = yaml.safe_load(intents_file.read_text())
+            raw = yaml.load(intents_file.read_text(), Loader=YamlLoader)
         except (OSError, yaml.YAMLError) as exc:
             raise NluError(f"cannot read intents from {intents_file}: {exc}") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("intents"), dict):

@@ -1,0 +1,187 @@
+"""The agents' configuration: one YAML file (``orchestration/agents/default.yaml`` by
+default) naming the intents file, the flow files and every setting, checked as a whole
+when it is loaded.
+
+Beyond each model's own checks (unknown keys, types, flow graphs), ``check`` verifies
+what spans files: every tool a flow calls is registered and granted by the flow's
+permissions, every intent a flow or the keypad menu names is an intent of the NLU (or
+one of the supervisor's), and no intent is routed to two agents. Problems are listed
+together, each with the file and path, as workflow definitions are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestration.errors import OrchestrationError
+from orchestration.flow import FlowDef, ListenState, tools_of
+from orchestration.loader import _Loader as YamlLoader
+from orchestration.nlu import NluConfig
+from orchestration.ops import OpsConfig
+from orchestration.scheduling import HoursConfig
+from orchestration.support import SupportConfig
+from orchestration.tools import ToolRegistry
+
+DEFAULT_CONFIG = Path(__file__).parent / "agents" / "default.yaml"
+# handled by the supervisor itself, whatever agent is active
+GLOBAL_INTENTS = ("affirm", "deny", "escalate", "goodbye", "tell_name", "help", "repeat",
+                  "out_of_scope", "unknown")
+MEMORY_TOOLS = ("memory.remember", "memory.recall")
+
+
+class AgentsConfigError(OrchestrationError):
+    def __init__(self, source: str, found: list[tuple[str, str]]) -> None:
+        lines = "\n".join(f"  {source}: {path}: {msg}" for path, msg in found)
+        super().__init__(f"invalid agents configuration {source}:\n{lines}")
+        self.problems = found
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SupervisorConfig(_Model):
+    greeting: str = "Hello, how can I help?"
+    greeting_returning: str = "Welcome back, {name}. How can I help today?"
+    greeting_returning_anonymous: str = "Welcome back. How can I help today?"
+    greeting_booking: str = "Your next appointment is {booking}."
+    anything_else: str = "Is there anything else I can help with?"
+    not_understood: str = "Sorry, I didn't get that."
+    help: str = "I can help with support, appointments, notes and system status."
+    name_ack: str = "Nice to meet you, {name}."
+    goodbye: str = "Thank you for calling. Goodbye!"
+    escalation: str = "Let me put you through to a colleague. Please hold."
+    transfer_target: str = "operator"
+    max_failures: int = Field(2, ge=1, le=10)
+    # a global intent (goodbye, escalate) interrupts a free-text answer only this sure
+    interrupt_confidence: float = Field(0.5, ge=0, le=1)
+    dtmf_menu: dict[str, str] = Field(default_factory=dict)
+
+
+class LlmAgentConfig(_Model):
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "VOXGATE_LLM_API_KEY"
+    timeout_s: float = Field(20.0, gt=0)
+    max_tool_rounds: int = Field(4, ge=1, le=10)
+
+
+class MemoryConfig(_Model):
+    path: Path | None = None  # default: <data dir>/memory.db
+    search: str = Field("fts", pattern="^(fts|embeddings)$")
+    model_dir: Path | None = None
+
+
+class AgentsConfig(_Model):
+    intents_file: Path
+    flows: list[Path]
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    nlu: NluConfig = Field(default_factory=NluConfig)
+    llm: LlmAgentConfig = Field(default_factory=LlmAgentConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    scheduling: HoursConfig = Field(default_factory=HoursConfig)
+    support: SupportConfig = Field(default_factory=SupportConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(root)"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        # YAML 1.2 booleans, as for workflows: "on:" is a key, "off" a word
+        return yaml.load(path.read_text(), Loader=YamlLoader)  # a SafeLoader
+    except (OSError, yaml.YAMLError) as exc:
+        raise AgentsConfigError(str(path), [("(file)", str(exc))]) from None
+
+
+def load(path: Path | None = None, overrides: dict[str, Any] | None = None
+         ) -> tuple[AgentsConfig, list[FlowDef], dict[str, Any]]:
+    """(config, flows, intents mapping) from a YAML file; ``overrides`` are merged into its
+    top-level sections (tests point ``ops.services`` at a loopback server this way)."""
+    path = path or DEFAULT_CONFIG
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise AgentsConfigError(str(path), [("(root)", "expected a mapping")])
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    base = path.parent
+    for key in ("intents_file",):
+        if isinstance(raw.get(key), str):
+            raw[key] = str(base / raw[key])
+    if isinstance(raw.get("flows"), list):
+        raw["flows"] = [str(base / f) for f in raw["flows"]]
+    ops = raw.get("ops")
+    if isinstance(ops, dict) and isinstance(ops.get("status_file"), str):
+        ops["status_file"] = str(base / ops["status_file"])
+    try:
+        config = AgentsConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise AgentsConfigError(str(path), [(_loc(e["loc"]), e["msg"]) for e in exc.errors()]
+                                ) from None
+    flows: list[FlowDef] = []
+    problems: list[tuple[str, str]] = []
+    for flow_path in config.flows:
+        data = _read_yaml(flow_path)
+        try:
+            flows.append(FlowDef.model_validate(data))
+        except ValidationError as exc:
+            for e in exc.errors():
+                for line in str(e["msg"]).removeprefix("Value error, ").split("\n"):
+                    path_msg = line.split(": ", 1) if ": " in line else (_loc(e["loc"]), line)
+                    problems.append((f"{flow_path.name}: {path_msg[0]}", path_msg[-1]))
+    if problems:
+        raise AgentsConfigError(str(path), problems)
+    intents_raw = _read_yaml(config.intents_file)
+    if not isinstance(intents_raw, dict) or not isinstance(intents_raw.get("intents"), dict):
+        raise AgentsConfigError(str(config.intents_file),
+                                [("intents", "expected a mapping of intents")])
+    return config, flows, intents_raw["intents"]
+
+
+def check(config: AgentsConfig, flows: list[FlowDef], intents: list[str],
+          registry: ToolRegistry, source: str = "<agents>") -> None:
+    """Cross-file checks; raises ``AgentsConfigError`` listing every problem."""
+    found: list[tuple[str, str]] = []
+    known = set(intents) | set(GLOBAL_INTENTS)
+    owner: dict[str, str] = {}
+    for flow in flows:
+        where = flow.name
+        for intent in flow.intents:
+            if intent not in intents:
+                found.append((f"{where}.intents", f"unknown intent {intent!r}"))
+            elif intent in owner:
+                found.append((f"{where}.intents", f"intent {intent!r} is already routed to "
+                                                  f"{owner[intent]!r}"))
+            else:
+                owner[intent] = flow.name
+        for name, st in flow.states.items():
+            if isinstance(st, ListenState):
+                for i, on in enumerate(st.on):
+                    for intent in on.intents:
+                        if intent not in known:
+                            found.append((f"{where}.states.{name}.on[{i}].intent",
+                                          f"unknown intent {intent!r}"))
+        for path, tool in tools_of(flow):
+            if tool in MEMORY_TOOLS:
+                continue
+            if tool not in registry:
+                found.append((f"{where}.{path}", f"unknown tool {tool!r}"))
+                continue
+            missing = registry.get(tool).permissions - set(flow.permissions)
+            if missing:
+                found.append((f"{where}.{path}", f"tool {tool!r} needs permissions "
+                                                 f"{sorted(missing)} the agent is not granted"))
+    for digit, intent in config.supervisor.dtmf_menu.items():
+        if intent not in known:
+            found.append((f"supervisor.dtmf_menu.{digit}", f"unknown intent {intent!r}"))
+    if found:
+        raise AgentsConfigError(source, found)

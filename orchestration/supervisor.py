@@ -1,0 +1,223 @@
+"""The front-desk supervisor: one per call, the ``Agent`` the voice session talks to.
+
+Each caller turn goes through the NLU (``nlu.result``), fills the call's slots and the
+memory router's decisions (a name given is written, ``memory.write``), then:
+
+1. global intents first: a person (``escalate``), ``goodbye``, ``repeat``, ``help``,
+   a name; while a sub-agent waits for free text (a note being dictated) only a sure
+   global intent interrupts it;
+2. the active sub-agent's waiting state, if the turn answers it;
+3. otherwise the sub-agent that owns the turn's intent (``agent.handoff``), which also
+   ends a task the caller walked away from;
+4. otherwise a failure: "Sorry, I didn't get that" and the question again; at
+   ``max_failures`` in a row (tool failures count too) the call is escalated.
+
+A finished task hands control back (``agent.handoff`` to ``supervisor``) with "anything
+else?". Escalation, on request, on repeated failure or on DTMF 0, is a
+``call.escalated`` event, a spoken handoff and a ``Transfer`` to the configured target.
+Each turn ends with ``agent.turn {intent, agent, ms}``: the orchestration time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from memory.router import MemoryRouter
+from memory.short_term import CallMemory
+from orchestration.agent import AgentAction, AgentInput, CallInfo, Dtmf, HangUp, Say, Transfer
+from orchestration.flow_run import CallContext, FlowRun, TurnInfo
+from orchestration.nlu import UNKNOWN, NluResult
+from orchestration.nlu_slots import speak_date, speak_time
+
+if TYPE_CHECKING:
+    from orchestration.agents_system import AgentSystem
+
+SLOT_NAMES = ("date", "time", "service", "note", "number")
+SUPERVISOR = "supervisor"
+
+
+class Supervisor:
+    def __init__(self, call: CallInfo, system: AgentSystem) -> None:
+        self.call = call
+        self.sys = system
+        self.config = system.config.supervisor
+        self.memory = CallMemory()
+        self.router = MemoryRouter(system.memory, call.caller, self.emit)
+        self.ctx = CallContext(
+            memory=self.memory, router=self.router, runner=system.runner, emit=self.emit,
+            caller={"id": self.router.key, "name": None, "returning": False},
+            config={}, today=system.today, services=system.spoken_services)
+        self.active: FlowRun | None = None
+        self.failures = 0
+        self.ended = False
+
+    def emit(self, type: str, data: Mapping[str, Any]) -> None:
+        self.sys.bus.emit(self.call.session_id, type, data)
+
+    # --- the Agent protocol -----------------------------------------------------------
+
+    async def greeting(self) -> AsyncIterator[AgentAction]:
+        started = time.perf_counter()
+        recall = self.router.start()
+        self.ctx.caller.update(name=recall.name, returning=recall.returning)
+        c = self.config
+        if recall.returning and recall.name:
+            text = c.greeting_returning.format(name=recall.name)
+        elif recall.returning:
+            text = c.greeting_returning_anonymous
+        else:
+            text = c.greeting
+        booking = recall.last_booking
+        when = booking.data.get("date") if booking is not None else None
+        if booking is not None and isinstance(when, str) and when >= self.sys.today().isoformat():
+            spoken = (f"{speak_date(date.fromisoformat(when), self.sys.today())} at "
+                      f"{speak_time(str(booking.data.get('time', '09:00')))}")
+            text = f"{text} {c.greeting_booking.format(booking=spoken)}" \
+                if "{booking}" in c.greeting_booking else text
+        self.memory.said(text)
+        self.emit("agent.turn", {"intent": "greeting", "agent": SUPERVISOR,
+                                 "ms": round((time.perf_counter() - started) * 1e3, 3)})
+        yield Say(text)
+
+    async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
+        if self.ended:
+            return
+        started = time.perf_counter()
+        if isinstance(item, Dtmf):
+            if item.digit == "0":
+                actions = self._escalate("dtmf 0")
+                result = NluResult("", "", "escalate", 1.0)
+            else:
+                intent = self.config.dtmf_menu.get(item.digit)
+                result = NluResult(f"dtmf {item.digit}", "", intent or UNKNOWN, 1.0)
+                actions = self._turn(result)
+        else:
+            result = await self.sys.understand(item.text, self._expected())
+            self.emit("nlu.result", result.to_event())
+            actions = self._turn(result)
+        async for action in actions:
+            if isinstance(action, Say):
+                self.memory.said(action.text)
+            yield action
+        self.emit("agent.turn", {
+            "intent": result.intent, "agent": self.active.flow.name if self.active else SUPERVISOR,
+            "ms": round((time.perf_counter() - started) * 1e3, 3)})
+
+    # --- one turn ---------------------------------------------------------------------
+
+    def _expected(self) -> list[str]:
+        return self.active.expected_intents() if self.active and self.active.waiting else []
+
+    def _free_text(self) -> bool:
+        """Does the active state take any answer (``else``)? Then globals need to be sure."""
+        if self.active is None or not self.active.waiting:
+            return False
+        st = self.active.flow.states.get(self.active.state or "")
+        return getattr(st, "else_", None) is not None
+
+    async def _turn(self, nlu: NluResult) -> AsyncIterator[AgentAction]:
+        slots = {k: v for k, v in nlu.slots.items() if k in SLOT_NAMES}
+        if "note" in slots and nlu.intent != "note_add":
+            slots.pop("note")
+        changed = self.memory.fill(slots)
+        turn = TurnInfo(nlu.intent, nlu.text, tuple(changed), nlu.confidence)
+        self.memory.heard(nlu.text, nlu.intent)
+        sure = not self._free_text() or nlu.confidence >= self.config.interrupt_confidence
+        name = nlu.slots.get("name")
+        if nlu.intent == "tell_name" and isinstance(name, str) and sure \
+                and self.router.set_name(name):
+            self.ctx.caller["name"] = name
+        c = self.config
+        if nlu.intent == "escalate" and sure:
+            async for a in self._escalate("caller asked for a person"):
+                yield a
+            return
+        if nlu.intent == "goodbye" and sure:
+            self.ended = True
+            yield Say(c.goodbye)
+            yield HangUp("caller said goodbye")
+            return
+        if nlu.intent in ("repeat", "help", "tell_name") and sure:
+            if nlu.intent == "repeat":
+                yield Say(self.memory.last_said() or c.help)
+            else:
+                text = c.help if nlu.intent == "help" else c.name_ack.format(
+                    name=self.ctx.caller.get("name") or "")
+                prompt = self.active.prompt() if self.active and self.active.waiting else ""
+                yield Say(f"{text} {prompt}".strip() if prompt else text)
+            self.failures = 0
+            return
+        if self.active is not None and self.active.waiting:
+            target = self.active.match(turn)
+            if target is not None:
+                self.failures = 0
+                async for a in self._run(self.active.goto(target)):
+                    yield a
+                return
+        flow_name = self.sys.routes.get(nlu.intent)
+        if flow_name is not None:
+            self.failures = 0
+            async for a in self._handoff(flow_name, nlu, turn):
+                yield a
+            return
+        async for a in self._failure(nlu.intent):
+            yield a
+
+    async def _handoff(self, flow_name: str, nlu: NluResult,
+                       turn: TurnInfo) -> AsyncIterator[AgentAction]:
+        flow = self.sys.flows[flow_name]
+        came_from = self.active.flow.name if self.active and self.active.waiting else SUPERVISOR
+        self.emit("agent.handoff", {"from": came_from, "to": flow_name, "intent": nlu.intent})
+        for slot in flow.slots:
+            self.memory.slots.pop(slot, None)
+        refill = {k: v for k, v in nlu.slots.items() if k in flow.slots}
+        changed = self.memory.fill(refill)
+        run = FlowRun(flow, self.ctx)
+        self.active = run
+        start_turn = TurnInfo(turn.intent, turn.text, tuple(changed), turn.confidence)
+        async for a in self._run(run.start(start_turn)):
+            yield a
+
+    async def _run(self, texts: AsyncIterator[str]) -> AsyncIterator[AgentAction]:
+        run = self.active
+        assert run is not None
+        failed_before = run.failed_tools
+        async for text in texts:
+            if text:
+                yield Say(text)
+        self.failures += run.failed_tools - failed_before
+        if run.outcome == "escalate":
+            async for a in self._escalate(run.escalate_reason or "agent"):
+                yield a
+        elif self.failures >= self.config.max_failures:
+            async for a in self._escalate("repeated failure"):
+                yield a
+        elif run.outcome == "done":
+            self.emit("agent.handoff", {"from": run.flow.name, "to": SUPERVISOR,
+                                        "reason": "done"})
+            self.active = None
+            yield Say(self.config.anything_else)
+
+    async def _failure(self, intent: str) -> AsyncIterator[AgentAction]:
+        self.failures += 1
+        self.emit("agent.failure", {"count": self.failures, "intent": intent,
+                                    "agent": self.active.flow.name if self.active else SUPERVISOR})
+        if self.failures >= self.config.max_failures:
+            async for a in self._escalate("repeated failure"):
+                yield a
+            return
+        prompt = self.active.prompt() if self.active and self.active.waiting else ""
+        yield Say(f"{self.config.not_understood} {prompt or self.config.help}")
+
+    async def _escalate(self, reason: str) -> AsyncIterator[AgentAction]:
+        self.ended = True
+        target = self.config.transfer_target
+        self.emit("call.escalated", {
+            "reason": reason, "target": target, "failures": self.failures,
+            "agent": self.active.flow.name if self.active else SUPERVISOR})
+        yield Say(self.config.escalation)
+        yield Transfer(target, reason=reason)
+
