@@ -168,6 +168,13 @@ def parse_time(text: str) -> str | None:
     m = re.search(r"\b(\d{1,2})(?: (\d{2}))? oclock\b", text)
     if m:
         return _clock(int(m.group(1)), int(m.group(2) or 0), None, text)
+    m = re.search(r"\b(\d{1,2})(?: (\d{2}))? (?:in the )?(morning|afternoon|evening|tonight)\b",
+                  text)
+    if m and 1 <= int(m.group(1)) <= 12:
+        return _clock(int(m.group(1)), int(m.group(2) or 0), None, text)
+    m = re.fullmatch(r"(?:um |uh |ok |yes )?(\d{1,2})(?: (\d{2}))?(?: please)?", text)
+    if m and 1 <= int(m.group(1)) <= 12:  # a bare "ten thirty": the answer to "what time?"
+        return _clock(int(m.group(1)), int(m.group(2) or 0), None, text)
     m = re.search(
         r"\b(?:at|around|about|by|make it|how about|instead|change it to|move it to|"
         r"for|say)\s+(\d{1,2})(?: (\d{2}))?(?: (\w+))?", text

@@ -1,0 +1,147 @@
+"""The local NLU on the committed labelled set, and its pieces one by one."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from orchestration.agents_config import load
+from orchestration.nlu import LocalNlu, NluConfig, NluError
+from orchestration.nlu_slots import parse_date, parse_time, speak_date, speak_time
+from orchestration.nlu_text import Respeller, normalize, sound_key
+
+DATA = Path(__file__).parent / "data" / "intents.tsv"
+TODAY = date(2026, 11, 26)
+
+
+def labelled() -> list[tuple[str, str, str, dict[str, str]]]:
+    rows = []
+    for line in DATA.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        rows.append((parts[0], parts[1], parts[2], json.loads(parts[3]) if len(parts) > 3 else {}))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def nlu() -> LocalNlu:
+    config, _, intents = load()
+    services = {n: list(s.aliases) for n, s in config.ops.services.items()}
+    return LocalNlu(intents, config.nlu, services, today=lambda: TODAY)
+
+
+def test_labelled_set_is_large_and_has_recognition_errors() -> None:
+    rows = labelled()
+    assert len(rows) >= 200
+    assert sum(kind == "asr" for _, kind, _, _ in rows) >= 100
+
+
+def test_accuracy_on_utterances_unlike_any_example(nlu: LocalNlu) -> None:
+    # short common phrases ("Yes.", "Help.", "I have a problem.") are examples too; the
+    # figure that matters is on the rest, whose masked form matches no example
+    examples = {ex for spec in nlu.classifier.intents for ex in spec.examples}
+    unseen = [(gold, t) for gold, _, t, _ in labelled() if nlu._prepare(t) not in examples]
+    assert len(unseen) >= 200
+    wrong = [(gold, t) for gold, t in unseen if nlu.parse(t).intent != gold]
+    assert 1 - len(wrong) / len(unseen) >= 0.95, wrong
+
+
+def test_intent_accuracy_on_the_labelled_set(nlu: LocalNlu) -> None:
+    rows = labelled()
+    wrong = [(gold, nlu.parse(text).intent, text) for gold, _, text, _ in rows
+             if nlu.parse(text).intent != gold]
+    accuracy = 1 - len(wrong) / len(rows)
+    assert accuracy >= 0.95, wrong
+
+
+def test_slots_on_the_labelled_set(nlu: LocalNlu) -> None:
+    for _, _, text, slots in labelled():
+        got = nlu.parse(text).slots
+        for key, value in slots.items():
+            assert got.get(key) == value, (text, key, got)
+
+
+def test_expected_intents_tip_a_close_call(nlu: LocalNlu) -> None:
+    plain = nlu.parse("that would be great")
+    expecting = nlu.parse("that would be great", expected=("affirm", "deny"))
+    assert expecting.intent == "affirm"
+    assert expecting.ranking[0][1] >= plain.ranking[0][1]
+
+
+@pytest.mark.parametrize(("heard", "canonical"), [
+    ("Book me Tuesday at three P.M.", "book me tuesday at 3 pm"),
+    ("I can't log in to my account", "i cannot login to my account"),
+    ("three thirty pm on the twenty third", "3 30 pm on the 23rd"),
+    ("Three oh five.", "3 05"),
+    ("Wait a second", "wait a second"),
+    ("Wi-Fi is down", "wifi is down"),
+    ("15:00 on 3/14", "15:00 on 3/14"),
+])
+def test_normalize(heard: str, canonical: str) -> None:
+    assert normalize(heard) == canonical
+
+
+def test_sounds_like_respelling() -> None:
+    fix = Respeller(["cancel", "appointment", "invoice", "alerts", "summarise", "password",
+                     "notes", "human", "is", "the", "my", "a", "in", "can", "net"])
+    assert sound_key("cancel") == sound_key("cansell")
+    assert fix("can sell my a point meant") == "cancel my appointment"
+    assert fix("my in voice") == "my invoice"
+    assert fix("any a lurts") == "any alerts"
+    assert fix("pass word") == "password"
+    assert fix("some rise the meeting") == "summarise the meeting"
+    assert fix("talk to a humane") == "talk to a human"
+    assert fix("the net is down") == "the net is down"  # "net is" is not "notes"
+
+
+@pytest.mark.parametrize(("text", "hhmm"), [
+    ("3 pm", "15:00"), ("3:30pm", "15:30"), ("three thirty p.m.", "15:30"),
+    ("at 10 a.m.", "10:00"), ("noon", "12:00"), ("half past two", "14:30"),
+    ("quarter to five", "16:45"), ("at 9", "09:00"), ("at 3", "15:00"), ("15:45", "15:45"),
+    ("at 8 in the evening", "20:00"), ("4 oclock", "16:00"), ("twelve thirty a.m.", "00:30"),
+    ("for 2 people", None), ("I have 3 questions", None),
+])
+def test_times(text: str, hhmm: str | None) -> None:
+    assert parse_time(normalize(text)) == hhmm
+
+
+@pytest.mark.parametrize(("text", "iso"), [
+    ("today", "2026-11-26"), ("tomorrow", "2026-11-27"), ("day after tomorrow", "2026-11-28"),
+    ("on Tuesday", "2026-12-01"), ("this Thursday", "2026-11-26"), ("Thursday", "2026-12-03"),
+    ("wensday", "2026-12-02"), ("December 3rd", "2026-12-03"), ("the 3rd of March", "2027-03-03"),
+    ("the 28th", "2026-11-28"), ("the 2nd", "2026-12-02"), ("in 3 days", "2026-11-29"),
+    ("12/24", "2026-12-24"), ("next week", "2026-11-30"), ("may I book", None),
+])
+def test_dates(text: str, iso: str | None) -> None:
+    found = parse_date(normalize(text), TODAY)
+    assert (found.isoformat() if found else None) == iso
+
+
+def test_speaking_slots_back() -> None:
+    assert speak_time("15:30") == "3:30 PM" and speak_time("09:00") == "9 AM"
+    assert speak_time("12:00") == "noon"
+    assert speak_date(date(2026, 12, 1), TODAY) == "Tuesday"
+    assert speak_date(date(2026, 11, 27), TODAY) == "tomorrow"
+    assert speak_date(date(2026, 12, 24), TODAY) == "Thursday, December 24"
+
+
+def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NluError, match="no intents"):
+        LocalNlu({})
+    with pytest.raises(NluError, match="method"):
+        LocalNlu({"a": {"examples": ["x"]}}, NluConfig(method="magic"))
+    bad = tmp_path / "intents.yaml"
+    bad.write_text("just: text")
+    with pytest.raises(NluError, match="expected a mapping"):
+        LocalNlu.from_files(bad)
+
+
+def test_every_method_runs(nlu: LocalNlu) -> None:
+    config, _, intents = load()
+    for method in ("keywords", "tfidf", "hybrid"):
+        other = LocalNlu(intents, NluConfig(method=method), {}, today=lambda: TODAY)
+        assert other.parse("I want to book an appointment").intent == "book"
