@@ -78,7 +78,7 @@ async def closed_with(ws: ClientConnection, limit_s: float = 5.0) -> tuple[int |
 async def with_good_call(server: ServerThread, bad: Any) -> Any:
     """Run ``bad`` while a good browser call is in progress; the good call must succeed."""
     pcm, _ = load_prompt("conf-locked")
-    good = asyncio.create_task(run_call(pcm, "browser", server.url, tail_s=3.0))
+    good = asyncio.create_task(run_call(pcm, "browser", server.url, tail_s=10.0))
     outcome = await bad
     result = await good
     assert result.user_transcripts(), "the good call was disturbed"

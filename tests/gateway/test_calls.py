@@ -62,7 +62,7 @@ def assert_answered(result: CallResult, reference: str) -> None:
 @pytest.mark.parametrize("prompt", ["conf-locked", "vm-enter-num-to-call"])
 def test_call_is_transcribed_and_answered(server: ServerThread, protocol: str, prompt: str) -> None:
     pcm, reference = load_prompt(prompt)
-    result = asyncio.run(run_call(pcm, protocol, server.url, tail_s=4.0))  # type: ignore[arg-type]
+    result = asyncio.run(run_call(pcm, protocol, server.url, tail_s=10.0))  # type: ignore[arg-type]
     assert_answered(result, reference)
     stt = result.events_of("stt.final")[0].event.data
     assert stt["audio_ms"] > 500 and stt["latency_ms"] > 0
@@ -76,7 +76,7 @@ def test_call_is_transcribed_and_answered(server: ServerThread, protocol: str, p
 def test_twilio_barge_in_clears_and_stops_the_agent(server: ServerThread) -> None:
     pcm, _ = load_prompt("vm-enter-num-to-call")
     script = [Segment(pcm, after_agent_audio_ms=700)]  # talk over the greeting
-    result = asyncio.run(run_call(None, "twilio", server.url, script=script, tail_s=4.0))
+    result = asyncio.run(run_call(None, "twilio", server.url, script=script, tail_s=10.0))
     barge = result.barge_ins()
     assert barge and barge[0].cleared, result.timeline
     assert barge[0].stopped_at is not None
@@ -94,7 +94,7 @@ def test_browser_backchannel_resumes_the_reply(server: ServerThread) -> None:
     pcm, _ = load_prompt("vm-enter-num-to-call")
     short = pcm[8000 : 8000 + 32 * 350]  # ~350 ms of speech: an "mm-hmm"
     script = [Segment(short, after_agent_audio_ms=600)]
-    result = asyncio.run(run_call(None, "browser", server.url, script=script, tail_s=4.0))
+    result = asyncio.run(run_call(None, "browser", server.url, script=script, tail_s=10.0))
     assert result.barge_ins() and result.barge_ins()[0].cleared
     resumed = result.events_of("tts.resumed")
     assert resumed, event_types(result)
