@@ -260,7 +260,8 @@ class FlowRun:
         if tool == "memory.remember":
             text = str(raw.get("text") or "").strip()
             item = router.remember(kind, text) if text else None
-            return {"ok": item is not None, "id": item, "refused": item is None and bool(text)}
+            return {"ok": item is not None, "id": item, "anonymous": not router.enabled,
+                    "refused": item is None and bool(text) and router.enabled}
         items = router.recall(kind, int(raw.get("limit", 5)), raw.get("query") or None)
         texts = [i.text for i in items]
         return {"ok": True, "count": len(texts), "items": texts,

@@ -184,11 +184,12 @@ class OpsMonitor:
                 message = f"{self.name(service)} is {status}"
             else:
                 shown = f"{value:g}" if isinstance(value, float) else str(value)
+                limit = f"{rule.value:g}" if isinstance(rule.value, float) else str(rule.value)
                 unit = f" {rule.unit}" if rule.unit else ""
                 message = (f"{self.name(service)} {label} is {shown}{unit}, over the "
-                           f"threshold of {rule.value}{unit}" if rule.op in (">", ">=") else
+                           f"threshold of {limit}{unit}" if rule.op in (">", ">=") else
                            f"{self.name(service)} {label} is {shown}{unit}, under the "
-                           f"threshold of {rule.value}{unit}")
+                           f"threshold of {limit}{unit}")
             alert = {"service": service, "metric": rule.metric, "value": value,
                      "threshold": rule.value, "severity": rule.severity, "message": message}
             with self._lock:

@@ -141,7 +141,7 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_every_method_runs(nlu: LocalNlu) -> None:
-    config, _, intents = load()
+    _, _, intents = load()
     for method in ("keywords", "tfidf", "hybrid"):
         other = LocalNlu(intents, NluConfig(method=method), {}, today=lambda: TODAY)
         assert other.parse("I want to book an appointment").intent == "book"

@@ -1,0 +1,87 @@
+"""Ops dialogues against real health endpoints on 127.0.0.1 and a status file: the asked
+service's status is spoken, a dead probe falls back to the last known status, threshold
+alerts are announced and recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from orchestration.clock import FakeClock
+from tests.agents.helpers import Line, make_system
+from tests.agents.servers import LoopbackHttp
+
+
+def services(url: str) -> dict[str, Any]:
+    return {"services": {
+        "payments": {"aliases": ["payment"], "url": f"{url}/payments"},
+        "auth": {"aliases": ["login service", "off"], "url": f"{url}/auth",
+                 "spoken": "the login service"},
+        "search": {"aliases": ["surge"], "url": "http://127.0.0.1:9/unreachable"},
+    }}
+
+
+async def test_status_of_the_asked_service(tmp_path: Path) -> None:
+    routes = {"/payments": lambda n, b: (200, {"status": "ok", "latency_ms": 120}),
+              "/auth": lambda n, b: (503, {"status": "down"})}
+    with LoopbackHttp(routes) as server:
+        sys_, rec = make_system(tmp_path, overrides={"ops": services(server.url)})
+        line = Line(sys_, rec)
+        assert "Payments is up." in await line.say("What's the status of the payment service?")
+        said = await line.say("Is the off service working?")
+        assert "the login service is down." in said
+        assert "Alert: the login service is down." in said
+        said = await line.say("Give me a status report")
+    assert "the login service is down" in said and "search" in said
+    assert [a["service"] for a in line.events("ops.alert")][:1] == ["auth"]
+    assert sys_.ops.recorded_alerts()[0]["severity"] == "critical"
+
+
+async def test_threshold_alert_announced_and_recorded(tmp_path: Path) -> None:
+    routes = {"/payments": lambda n, b: (200, {"status": "up", "latency_ms": 850})}
+    with LoopbackHttp(routes) as server:
+        sys_, rec = make_system(tmp_path, overrides={"ops": services(server.url)})
+        line = Line(sys_, rec)
+        said = await line.say("Is payments up?")
+    assert ("Alert: payments latency is 850 milliseconds, over the threshold of 500 "
+            "milliseconds.") in said
+    assert line.events("ops.alert")[0]["metric"] == "latency_ms"
+    assert sys_.ops.recorded_alerts()[0]["message"].startswith("payments latency is 850")
+
+
+async def test_dead_probe_falls_back_to_last_known_status(tmp_path: Path) -> None:
+    state = {"alive": True}
+
+    def payments(n: int, body: Any) -> tuple[int, Any]:
+        return 200, {"status": "up"}
+
+    clock = FakeClock()
+    with LoopbackHttp({"/payments": payments}) as server:
+        async with httpx.AsyncClient() as http:
+            sys_, rec = make_system(tmp_path, clock=clock, http=http,
+                                    overrides={"ops": services(server.url)})
+            await Line(sys_, rec).say("status of payments")
+    state["alive"] = False  # the server is gone: connection refused
+    clock.advance(300)
+    async with httpx.AsyncClient() as http:
+        sys2, rec2 = make_system(tmp_path, clock=clock, http=http,
+                                 overrides={"ops": services(server.url)})
+        line = Line(sys2, rec2)
+        said = await line.say("Is the payment service up?")
+    assert "I could not reach payments just now. Its last known status, 5 minutes ago, " \
+           "was up." in said
+    assert line.events("tool.fallback")[0]["to"] == "ops.cached"
+    assert "no answer" in line.events("tool.failed")[0]["error"]
+
+
+async def test_status_file(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps({"website": {"status": "degraded", "error_rate": 0.2}}))
+    sys_, rec = make_system(tmp_path, overrides={"ops": {
+        "status_file": str(status), "services": {"website": {"aliases": ["web site"]}}}})
+    said = await Line(sys_, rec).say("Is the web site working?")
+    assert "website is degraded." in said
+    assert "error rate is 0.2, over the threshold of 0.05" in said
