@@ -223,14 +223,14 @@ class CallSession:
 
     def on_dtmf(self, digit: str) -> None:
         self.emit("dtmf.received", digit=digit)
-        self._interrupted = None
+        self._drop_interrupted()
         self._cancel_silence_timer()
         self._goto(TurnState.THINKING)
         self._start_reply(self.agent.respond(Dtmf(digit)))
 
     def on_text(self, text: str) -> None:
         """A typed turn (browser widgets): skips STT, otherwise a normal turn."""
-        self._interrupted = None
+        self._drop_interrupted()
         self._cancel_silence_timer()
         self._goto(TurnState.THINKING)
         self.turn_count += 1
@@ -238,6 +238,12 @@ class CallSession:
         self._start_reply(self.agent.respond(UserTurn(text, 0, self.turn_count)))
 
     # --- speech start and barge-in ----------------------------------------------------
+
+    def _drop_interrupted(self) -> None:
+        """Give up on resuming a cut reply: its agent stops streaming into it."""
+        reply, self._interrupted = self._interrupted, None
+        if reply is not None and reply.feeder is not None:
+            reply.feeder.cancel()
 
     def _on_speech_start(self, event: SpeechStart) -> None:
         self.emit("vad.speech_started", onset_ms=event.onset_ms, at_ms=event.at_ms)
