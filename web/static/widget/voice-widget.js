@@ -246,7 +246,7 @@ export class VoxgateCall extends HTMLElement {
         // barge-in: the speaker drops everything at its next render quantum
         this.playback.port.postMessage({ type: "clear" });
         this.stats.clears += 1;
-        this.stats.lastClearAt = performance.now();
+        this.stats.lastClearAt = Date.now(); // same clock as the worklet's clearedAt
         this.dispatchEvent(new CustomEvent("voxgate:clear", { bubbles: true, composed: true }));
         break;
       case "session":
@@ -299,6 +299,7 @@ export class VoxgateCall extends HTMLElement {
     } else if (m.type === "cleared") {
       s.droppedMs += (m.dropped / this.ctx.sampleRate) * 1000;
       s.clearedAt = m.at;
+      if (s.lastClearAt && s.clearDelaysMs.length < 100) s.clearDelaysMs.push(m.at - s.lastClearAt);
       s.playing = false;
       s.queuedMs = 0;
     }
@@ -348,7 +349,7 @@ function newStats() {
     framesSent: 0, chunksReceived: 0, marksEchoed: 0, clears: 0, lastClearAt: null, clearedAt: null,
     droppedMs: 0, queuedMs: 0, playedMs: 0, playing: false, micLevel: 0, speakerLevel: 0,
     events: 0, captions: [], errors: [], protocolErrors: 0, endReason: null,
-    captureTimes: [], chunkStarts: [],
+    captureTimes: [], chunkStarts: [], clearDelaysMs: [],
   };
 }
 
