@@ -115,3 +115,14 @@ def test_silence_reprompts_then_hangs_up(server: ServerThread, tmp_path: Path) -
     assert "Are you still there?" in replies
     assert any("Goodbye" in r for r in replies)
     assert result.events_of("session.ended")[0].event.data["reason"].startswith("agent hung up")
+
+
+def test_twilio_dtmf_zero_transfers_the_call(server: ServerThread) -> None:
+    script = [Segment(b"\0" * 3200, after_agent_quiet_ms=300, dtmf="0")]
+    result = asyncio.run(run_call(None, "twilio", server.url, script=script, tail_s=10.0))
+    assert result.events_of("dtmf.received")[0].event.data["digit"] == "0"
+    transfer = result.events_of("call.transfer")
+    assert transfer and transfer[0].event.data["target"] == "operator"
+    assert result.ended_by == "agent"
+    # Twilio will ask /twilio/after-stream what to do next: dial the transfer
+    assert server.runtime.transfers.pop(result.call_sid or "") == "operator"

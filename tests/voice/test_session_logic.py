@@ -300,3 +300,15 @@ def test_sounds_finished(text: str, finished: bool) -> None:
     from voice.turns import sounds_finished
 
     assert sounds_finished(text) is finished
+
+
+async def test_dtmf_interrupts_the_agent_and_reaches_it() -> None:
+    session, transport, _agent, rec = make_session([], ["You pressed it."])
+    await session.start()
+    await settle()
+    assert transport.marks  # the greeting is out and not yet played
+    session.on_dtmf("5")
+    await settle()
+    assert transport.count("clear") == 1
+    assert rec.of_type("dtmf.received")[0].data["digit"] == "5"
+    assert [e.data["text"] for e in rec.of_type("agent.reply")][-1] == "You pressed it."

@@ -1,0 +1,132 @@
+"""Whole calls with real speech through /ws/twilio: the real gateway on a loopback port,
+whisper hearing the caller, piper speaking for both sides, and the agents behind it.
+Outcomes are read from the event log (``/ws/state``) and the stores.
+
+Few and short on purpose (2 shared cores): five calls, 5-25 s each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import create_app
+from gateway.client import CallResult, Segment, run_call
+from gateway.config import Settings
+from gateway.server import ServerThread
+from orchestration.agents_system import AgentSystem
+from orchestration.events import EventBus
+from tests.agents.servers import LoopbackHttp
+from voice.audio import resample
+from voice.tts import PiperTTS
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Gateway:
+    server: ServerThread
+    system: AgentSystem
+
+
+@pytest.fixture(scope="module")
+def health() -> Iterator[LoopbackHttp]:
+    with LoopbackHttp({"/payments": lambda n, b: (200, {"status": "ok", "latency_ms": 90})}) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, health: LoopbackHttp) -> Iterator[Gateway]:
+    data = tmp_path_factory.mktemp("data")
+    settings = Settings(data_dir=data)
+    settings.voice.turn.reprompt_after_s = 10
+    bus = EventBus()
+    system = AgentSystem(bus, data, overrides={"ops": {"services": {
+        "payments": {"aliases": ["payment"], "url": f"{health.url}/payments"}}}})
+    with ServerThread(create_app(settings, agent_factory=system.agent, bus=bus)) as running:
+        yield Gateway(running, system)
+
+
+def speech(tts: PiperTTS, text: str) -> bytes:
+    return resample(tts.synthesize_sync(text), tts.sample_rate, 16000)
+
+
+def turn(tts: PiperTTS, text: str) -> Segment:
+    # a polite caller: speaks once the agent has finished and been quiet for 0.6 s
+    return Segment(speech(tts, text), after_agent_quiet_ms=600, wait_limit_s=25)
+
+
+def call(gw: Gateway, script: list[Segment], caller: str) -> CallResult:
+    return asyncio.run(run_call(None, "twilio", gw.server.url, script=script, caller=caller,
+                                tail_s=6.0, max_call_s=90))
+
+
+def events(result: CallResult, type: str) -> list[dict[str, Any]]:
+    return [dict(e.event.data) for e in result.events_of(type)]
+
+
+def replies(result: CallResult) -> str:
+    return " ".join(u.text for u in result.agent_replies())
+
+
+def test_booking_after_yes_name_and_note(gateway: Gateway, piper_joe: PiperTTS) -> None:
+    result = call(gateway, [
+        turn(piper_joe, "My name is Ada."),
+        turn(piper_joe, "I'd like to book an appointment on Tuesday at three p.m."),
+        turn(piper_joe, "Yes, please."),
+        turn(piper_joe, "Take a note: call Anna about the budget."),
+        turn(piper_joe, "Goodbye."),
+    ], caller="+15550100001")
+    said = replies(result)
+    assert "shall I book it?" in said, said
+    assert "You're booked for" in said, said
+    booked = [b for b in gateway.system.calendar.all() if b["caller"] == "+15550100001"]
+    assert len(booked) == 1 and booked[0]["time"] == "15:00" and booked[0]["status"] == "booked"
+    kinds = [e["kind"] for e in events(result, "memory.write")]
+    assert kinds == ["name", "booking", "note"], kinds
+    assert result.ended_by == "agent"
+
+
+def test_second_call_greeted_by_name_and_note_read_back(
+        gateway: Gateway, piper_joe: PiperTTS) -> None:
+    result = call(gateway, [
+        turn(piper_joe, "Read me my notes."),
+        turn(piper_joe, "What's the status of the payment service?"),
+    ], caller="+15550100001")
+    said = replies(result)
+    assert said.startswith("Welcome back, Ada."), said
+    assert "Call Anna about the budget" in said, said
+    assert "Payments is up." in said, said
+    assert events(result, "memory.read")[0]["calls"] >= 1
+
+
+def test_no_books_nothing(gateway: Gateway, piper_joe: PiperTTS) -> None:
+    result = call(gateway, [
+        turn(piper_joe, "I'd like to book an appointment on Wednesday at ten a.m."),
+        turn(piper_joe, "No."),
+        turn(piper_joe, "No, thank you."),
+    ], caller="+15550100002")
+    said = replies(result)
+    assert "shall I book it?" in said and "haven't booked anything" in said, said
+    assert not [b for b in gateway.system.calendar.all() if b["caller"] == "+15550100002"]
+    assert [e["intent"] for e in events(result, "nlu.result")][:2] == ["book", "deny"]
+
+
+def test_escalation_on_request(gateway: Gateway, piper_joe: PiperTTS) -> None:
+    result = call(gateway, [turn(piper_joe, "I want to talk to a real person.")],
+                  caller="+15550100003")
+    assert events(result, "call.escalated")[0]["reason"] == "caller asked for a person"
+    assert events(result, "call.transfer")[0]["target"] == "operator"
+    assert "put you through to a colleague" in replies(result)
+
+
+def test_escalation_on_dtmf_zero(gateway: Gateway) -> None:
+    result = call(gateway, [Segment(None, dtmf="0", after_agent_quiet_ms=300,
+                                    wait_limit_s=25)], caller="+15550100004")
+    assert events(result, "call.escalated")[0]["reason"] == "dtmf 0"
+    assert events(result, "call.transfer")
