@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +53,7 @@ class _Viewer:
             self.loop.call_soon_threadsafe(self._offer, {"type": "event", "event": event})
 
     def on_run(self, message: dict[str, Any]) -> None:
-        if self.session is None or message["run"]["id"] in (self.session, message.get("call")):
+        if self.session is None or self.session in (message["run"]["id"], message.get("call")):
             self._offer(message)
 
     def _offer(self, message: dict[str, Any]) -> None:
@@ -193,11 +193,12 @@ def state_router(bus: EventBus, data_dir: Path, *, poll_s: float = 0.25) -> APIR
         session = ws.query_params.get("session") or None
         v = _Viewer(asyncio.get_running_loop(), session)
         tail: RunTail | None = holder.get("tail")
-        if tail is not None:
-            tail.viewers.add(v)
-        unsubscribe = await _resync(ws, v, tracker, tail)
+        unsubscribe: Callable[[], None] = _nothing
         receiver = asyncio.ensure_future(ws.receive())
         try:
+            if tail is not None:
+                tail.viewers.add(v)
+            unsubscribe = await _resync(ws, v, tracker, tail)
             while True:
                 getter = asyncio.ensure_future(v.queue.get())
                 done, _ = await asyncio.wait({getter, receiver}, return_when="FIRST_COMPLETED")
@@ -231,9 +232,13 @@ def state_router(bus: EventBus, data_dir: Path, *, poll_s: float = 0.25) -> APIR
     return router
 
 
+def _nothing() -> None:
+    pass
+
+
 async def _resync(
     ws: WebSocket, v: _Viewer, tracker: SessionTracker, tail: RunTail | None
-) -> Any:
+) -> Callable[[], None]:
     """(Re)start a viewer: subscribe, then send the snapshot that subscription starts from."""
     v.queue = asyncio.Queue()
     v.overflowed = False
