@@ -34,7 +34,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.server import ServerThread
 from orchestration.events import EventBus
-from tests.web.browser import launch
+from tests.web.browser import artifact, launch
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -125,7 +125,7 @@ def main() -> None:
             fps.append(sample["fps"])
             frame_ms.append(sample["frame"])
             live.append(sample["live"])
-        page.screenshot(path=str(RESULTS / "dashboard_20_calls.png"))
+        page.screenshot(path=artifact("dashboard-20-calls.png"))
         draw = page.evaluate("() => window.voxgateDashboard.scene.sample(16)")
         driver.join()
         time.sleep(1.0)
