@@ -22,6 +22,7 @@ from gateway.twilio import handle_twilio
 from gateway.twilio_protocol import twiml_connect_stream
 from orchestration.agent import AgentFactory, basic_agent_factory
 from orchestration.events import EventBus
+from orchestration.redact import redact_data
 from voice.services import VoiceServices
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def create_app(
     runtime = Runtime(
         settings=settings,
         voice=voice or VoiceServices.create(settings.voice, settings.data_dir),
-        bus=bus or EventBus(),
+        bus=bus or EventBus(redactor=redact_data if settings.redact else None),
         agent_factory=agent_factory,
     )
 

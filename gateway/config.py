@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # a call whose client sends nothing for this long is dropped
     idle_timeout_s: float = Field(30.0, gt=0)
     log_level: str = "info"
+    # mask emails, phone and card numbers, national ids and secrets in every event (and so
+    # in the event log, the dashboard and traces); see orchestration/redact.py
+    redact: bool = True
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
 
     @classmethod

@@ -43,13 +43,22 @@ class Event:
 class EventBus:
     """Assigns ``seq`` and fans events out to subscribers."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, start_seq: int = 1) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        start_seq: int = 1,
+        redactor: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """``redactor`` masks every payload before anyone sees it (see redact.py)."""
         self._clock = clock
+        self._redactor = redactor
         self._seq = itertools.count(start_seq)
         self._lock = threading.Lock()
         self._handlers: list[Handler] = []
 
     def emit(self, session_id: str, type: str, data: Mapping[str, Any] | None = None) -> Event:
+        if self._redactor is not None and data:
+            data = self._redactor(data)
         with self._lock:
             event = Event(
                 seq=next(self._seq),
