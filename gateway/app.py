@@ -15,12 +15,14 @@ from twilio.twiml.voice_response import VoiceResponse
 from gateway.api_workflows import workflows_router
 from gateway.browser import handle_browser
 from gateway.config import Settings
+from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.pages import pages_router, static_files
 from gateway.runtime import Runtime
 from gateway.state import state_router
 from gateway.twilio import handle_twilio
 from gateway.twilio_protocol import twiml_connect_stream
 from orchestration.agent import AgentFactory, basic_agent_factory
+from orchestration.bulkhead import shared_bulkheads
 from orchestration.events import EventBus
 from orchestration.redact import redact_data
 from voice.services import VoiceServices
@@ -59,6 +61,13 @@ def create_app(
     app.include_router(state_router(runtime.bus, settings.data_dir))
     app.include_router(pages_router())
     app.mount("/static", static_files(), name="static")
+    metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
+    metrics.attach(runtime.bus)
+    app.state.metrics = metrics
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

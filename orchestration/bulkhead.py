@@ -183,3 +183,9 @@ def shared_bulkhead(name: str, max_concurrent: int, max_queue: int) -> Bulkhead:
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def shared_bulkheads() -> list[Bulkhead]:
+    """Every process-wide bulkhead (for metrics)."""
+    with _shared_lock:
+        return list(_shared.values())

@@ -262,6 +262,8 @@ class CallSession:
                 played_text=reply.played_text(),
                 unplayed_text=unplayed,
                 cleared=audible,
+                # speech onset -> agent stopped, in audio time
+                detect_ms=event.at_ms - event.onset_ms,
             )
         self._goto(TurnState.USER_SPEAKING)
 

@@ -1,0 +1,132 @@
+"""Prometheus metrics, kept by an observer of the event bus.
+
+Nothing in the call path updates a metric: every figure here is derived from the events
+the pipeline emits anyway (``turn.latency``, ``stt.final``, ``tool.failed``...), so the
+metrics can never disagree with the event log. Pool gauges (bulkheads) are read at scrape
+time. ``GET /metrics`` serves the text format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from orchestration.bulkhead import Bulkhead
+from orchestration.events import Event, EventBus
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
+_FAST_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+_BREAKER_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
+
+
+class _PoolCollector(Collector):
+    """Bulkhead queue depths and rejections, read when Prometheus scrapes."""
+
+    def __init__(self, pools: Callable[[], Iterable[Bulkhead]]) -> None:
+        self._pools = pools
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily("voxgate_bulkhead_active", "Jobs running", labels=["pool"])
+        queued = GaugeMetricFamily("voxgate_bulkhead_queued", "Jobs waiting", labels=["pool"])
+        rejected = GaugeMetricFamily(
+            "voxgate_bulkhead_rejected", "Jobs rejected since start", labels=["pool"]
+        )
+        for pool in self._pools():
+            active.add_metric([pool.name], pool.active)
+            queued.add_metric([pool.name], pool.queued)
+            rejected.add_metric([pool.name], pool.rejected)
+        yield from (active, queued, rejected)
+
+
+class Metrics:
+    def __init__(self, pools: Callable[[], Iterable[Bulkhead]] = tuple) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls_active = Gauge("voxgate_calls_active", "Calls in progress", registry=r)
+        self.calls = Counter("voxgate_calls", "Calls started", ["protocol"], registry=r)
+        self.turns = Counter("voxgate_turns", "Caller turns transcribed", registry=r)
+        self.response = Histogram(
+            "voxgate_response_latency_seconds",
+            "Caller's last voiced frame seen -> first agent audio sent (server side)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.barge_in = Histogram(
+            "voxgate_barge_in_latency_seconds",
+            "Caller speech onset -> agent audio stopped (audio time, server side)",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.barge_ins = Counter("voxgate_barge_ins", "Agent replies interrupted", registry=r)
+        self.stt = Histogram(
+            "voxgate_stt_latency_seconds", "Whisper time per turn", buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tts = Histogram(
+            "voxgate_tts_latency_seconds", "Piper time per sentence", buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.tools = Counter(
+            "voxgate_tool_calls", "Tool calls by outcome", ["tool", "outcome"], registry=r
+        )
+        self.breakers = Gauge(
+            "voxgate_circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["name"], registry=r
+        )
+        self.transitions = Counter(
+            "voxgate_workflow_transitions", "Workflow and agent state transitions", registry=r
+        )
+        self.denials = Counter(
+            "voxgate_policy_denials", "Actions denied by policy", ["rule"], registry=r
+        )
+        self.bad_messages = Counter(
+            "voxgate_bad_messages", "Malformed messages at the edge", ["protocol"], registry=r
+        )
+        self.log_append = Histogram(
+            "voxgate_event_log_append_seconds",
+            "Time to append one batch to the event log",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        r.register(_PoolCollector(pools))
+
+    def observe(self, event: Event) -> None:
+        data = event.data
+        kind = event.type
+        if kind == "session.started":
+            self.calls_active.inc()
+            self.calls.labels(str(data.get("protocol", "unknown"))).inc()
+        elif kind == "session.ended":
+            self.calls_active.dec()
+        elif kind == "stt.final":
+            self.turns.inc()
+            if data.get("latency_ms"):
+                self.stt.observe(float(data["latency_ms"]) / 1000)
+        elif kind == "turn.latency":
+            self.response.observe(float(data["total_ms"]) / 1000)
+        elif kind == "tts.started":
+            self.tts.observe(float(data.get("synth_ms", 0.0)) / 1000)
+        elif kind == "tts.interrupted":
+            self.barge_ins.inc()
+            if "detect_ms" in data:
+                self.barge_in.observe(float(data["detect_ms"]) / 1000)
+        elif kind in ("tool.succeeded", "tool.failed", "tool.gave_up"):
+            self.tools.labels(str(data.get("tool", "?")), kind.split(".", 1)[1]).inc()
+        elif kind == "breaker.state":
+            state = _BREAKER_STATES.get(str(data.get("state")), -1)
+            self.breakers.labels(str(data.get("name", data.get("tool", "?")))).set(state)
+        elif kind in ("workflow.transition", "state.entered"):
+            self.transitions.inc()
+        elif kind == "policy.denied":
+            self.denials.labels(str(data.get("rule", data.get("policy", "?")))).inc()
+        elif kind == "gateway.bad_message":
+            self.bad_messages.labels(str(data.get("protocol", "?"))).inc()
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        return bus.subscribe(self.observe)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
