@@ -34,9 +34,14 @@ ESCALATIONS = frozenset({"call.escalated", "call.transfer"})
 TOOL_CALLS = frozenset({"tool.called"})
 
 
-def is_denial(type: str) -> bool:
-    """Policy denials: ``policy.denied``, ``tool.denied`` and any other ``*.denied``."""
-    return type.endswith(".denied")
+def is_denial(type: str, data: dict[str, Any]) -> bool:
+    """Policy denials: any ``*.denied``; a tool refused for a permission the agent lacks
+    (``tool.failed`` / ``tool.gave_up`` with a ``PermissionDenied`` error); a secret the
+    memory router would not store (``memory.refused``)."""
+    if type.endswith(".denied") or type == "memory.refused":
+        return True
+    error = data.get("error")
+    return type in ("tool.failed", "tool.gave_up") and str(error).startswith("PermissionDenied")
 
 
 def new_summary(session_id: str, ts: float) -> Summary:
@@ -107,10 +112,12 @@ def fold(summary: Summary | None, event: EventDict) -> Summary:
         s["barge_ins"] += 1
     elif t in TOOL_CALLS:
         s["tool_calls"] += 1
-    elif is_denial(t):
+    elif is_denial(t, d):
         s["denials"] += 1
     elif t in ("workflow.transition", "workflow.started", "state.entered"):
-        name = d.get("workflow") or d.get("name") or (s["workflow"] or {}).get("name")
+        # the voice agents' flows name themselves as `agent`; engine workflows as `name`
+        name = (d.get("workflow") or d.get("name") or d.get("agent")
+                or (s["workflow"] or {}).get("name"))
         state = d.get("to") or d.get("state") or (s["workflow"] or {}).get("state")
         s["workflow"] = {"name": name, "state": state}
     elif t == "turn.latency":

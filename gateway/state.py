@@ -5,6 +5,7 @@
     GET /api/sessions[?limit=&status=]  sessions, live first, then newest first
     GET /api/sessions/{id}              one session's summary (its derived view)
     GET /api/sessions/{id}/events       its events in order (?after=SEQ&limit=N)
+    GET /api/flows[/{name}]             the voice agents' dialogue flows as graphs
 
 Live sessions come from the bus (``SessionTracker``), finished ones from the event log
 (``SessionLog``). Every endpoint depends on ``viewer``: the one place where the bearer
@@ -24,6 +25,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from gateway.api_flows import flows_router
 from gateway.sessions import EventDict, SessionLog, SessionTracker, Summary
 from orchestration.events import EventBus
 from orchestration.store import encode
@@ -142,6 +144,7 @@ def state_router(bus: EventBus, data_dir: Path, *, poll_s: float = 0.25) -> APIR
             sessions.close()
 
     router = APIRouter(tags=["state"], lifespan=lifespan, dependencies=[Depends(viewer)])
+    router.include_router(flows_router())  # the diagrams of the calls' dialogue flows
 
     def session_log() -> SessionLog:
         found: SessionLog | None = holder.get("log")

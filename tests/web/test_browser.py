@@ -175,12 +175,14 @@ def test_agent_hierarchy_highlights_and_workflows_on_the_dashboard(
             started = {"protocol": "twilio", "call_sid": "CA42", "caller": "+15550142"}
             bus.emit(sid, "session.started", started)
             bus.emit(sid, "agent.handoff", {"from": "front_desk", "to": "scheduling"})
-            transition = {"workflow": "customer_onboarding", "from": None, "to": "welcome"}
+            # as orchestration/flow_run.py emits it: the flow names itself as `agent`
+            transition = {"agent": "scheduling", "from": "route", "to": "ask_date", "via": "start"}
             bus.emit(sid, "workflow.transition", transition)
             dash.locator(f'#live-calls button[data-session="{sid}"]').click()
             bus.emit(sid, "agent.state", {"state": "thinking", "previous": "listening"})
             bus.emit(sid, "tool.called", {"tool": "calendar.check", "agent": "scheduling"})
-            bus.emit(sid, "policy.denied", {"tool": "payments.refund", "reason": "not granted"})
+            denied = {"agent": "ops", "tool": "ops.restart", "error": "PermissionDenied: no grant"}
+            bus.emit(sid, "tool.gave_up", denied)
             bus.emit(sid, "call.escalated", {"target": "human", "reason": "caller asked"})
             dash.wait_for_function(
                 f"() => {DASH}.state.sessions['{sid}'].escalations === 1", timeout=5_000
@@ -194,7 +196,7 @@ def test_agent_hierarchy_highlights_and_workflows_on_the_dashboard(
             assert station["agents"] == ["front_desk", "scheduling"]
             assert station["tools"] == ["calendar.check"]
             assert station["beam"] and station["waves"] >= 1 and station["spinner"], station
-            dash.locator('#workflow .node.current[data-state="welcome"]').wait_for(timeout=10_000)
+            dash.locator('#workflow .node.current[data-state="ask_date"]').wait_for(timeout=10_000)
             assert dash.locator("#timeline li.kind-denial").count() == 1
             assert dash.locator("#timeline li.kind-escalation").count() == 1
             flag = f'#live-calls li:has(button[data-session="{sid}"]) .flag.denial'

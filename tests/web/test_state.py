@@ -119,7 +119,7 @@ def test_a_real_call_is_listed_with_its_summary_and_events(
         assert key in mine[0]
     one = httpx.get(f"{gateway_server.url}/api/sessions/{sid}").json()
     assert one["state"] == "ended" and one["live"] is False
-    assert one["caller"] == "+15005550006"
+    assert one["caller"] == call_events[0]["data"]["caller"]  # as the session announced it
     assert one["turns"] == 1 and one["latency"]["total_ms"] > 0
     assert one["ended_at"] > one["started_at"]
     types = [e["type"] for e in call_events]
@@ -132,6 +132,19 @@ def test_a_real_call_is_listed_with_its_summary_and_events(
     assert httpx.get(f"{gateway_server.url}/api/sessions?status=live").json() == [
         s for s in httpx.get(f"{gateway_server.url}/api/sessions").json() if s["live"]
     ]
+
+
+def test_the_agents_flows_are_graphs(gateway_server: ServerThread) -> None:
+    names = {f["name"] for f in httpx.get(f"{gateway_server.url}/api/flows").json()}
+    assert {"support", "scheduling", "workspace", "ops"} <= names
+    flow = httpx.get(f"{gateway_server.url}/api/flows/scheduling").json()
+    graph = flow["graph"]
+    ids = {n["id"] for n in graph["nodes"]}
+    assert graph["start"] in ids
+    assert all(e["from"] in ids and e["to"] in ids for e in graph["edges"])
+    assert flow["mermaid"].startswith("stateDiagram-v2")
+    missing = httpx.get(f"{gateway_server.url}/api/flows/nope")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "unknown flow 'nope'"})
 
 
 def test_unknown_sessions_are_404(gateway_server: ServerThread) -> None:

@@ -42,6 +42,10 @@ export class Api {
     return this._get(`/api/workflows/${encodeURIComponent(name)}`);
   }
 
+  flow(name) {
+    return this._get(`/api/flows/${encodeURIComponent(name)}`);
+  }
+
   // The live stream: calls onMessage(parsed) for each message, onStatus(connected) when the
   // connection opens or drops, and reconnects with backoff (each reconnect starts with a
   // fresh snapshot, so nothing is missed). Returns a function that closes it for good.

@@ -130,7 +130,8 @@ async function showWorkflow(name, current) {
   }
   let graph = graphs.get(name);
   if (!graph) {
-    graph = api.workflow(name).then((w) => w.graph).catch(() => null);
+    // a voice agent's dialogue flow, or else an engine workflow of that name
+    graph = api.flow(name).catch(() => api.workflow(name)).then((w) => w.graph).catch(() => null);
     graphs.set(name, graph);
   }
   drawWorkflow(box, await graph, current);

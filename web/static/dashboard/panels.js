@@ -134,7 +134,11 @@ export function drawWorkflow(container, graph, current) {
     return;
   }
   const g = layout(graph);
-  const svg = s("svg", { viewBox: `0 0 ${g.width} ${g.height}`, role: "img", "aria-label": `workflow ${graph.name}, current state ${current || "none"}` });
+  // drawn at 80 % scale; a big flow scrolls inside its box rather than shrinking to nothing
+  const svg = s("svg", {
+    viewBox: `0 0 ${g.width} ${g.height}`, width: Math.round(g.width * 0.8), height: Math.round(g.height * 0.8),
+    role: "img", "aria-label": `workflow ${graph.name}, current state ${current || "none"}`,
+  });
   const defs = s("defs");
   const marker = s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "6", markerHeight: "6", orient: "auto-start-reverse" });
   marker.append(s("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#64748b" }));
@@ -158,4 +162,6 @@ export function drawWorkflow(container, graph, current) {
   }
   const heading = h("p", { class: "muted" }, `${graph.name}${current ? ` — in ${current}` : ""}`);
   container.replaceChildren(heading, svg);
+  const lit = svg.querySelector(".node.current");
+  if (lit) lit.scrollIntoView({ block: "nearest", inline: "nearest" });
 }

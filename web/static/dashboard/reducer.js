@@ -13,7 +13,11 @@ const HIGHLIGHTS = 40;
 const ESCALATIONS = new Set(["call.escalated", "call.transfer"]);
 const WORKFLOW = new Set(["workflow.transition", "workflow.started", "state.entered"]);
 
-export const isDenial = (type) => type.endsWith(".denied");
+// Mirrors gateway/sessions.is_denial.
+export function isDenial(type, data = {}) {
+  if (type.endsWith(".denied") || type === "memory.refused") return true;
+  return (type === "tool.failed" || type === "tool.gave_up") && String(data.error).startsWith("PermissionDenied");
+}
 
 export function createState() {
   return { sessions: {}, runs: {}, connected: false, lastSeq: 0, clockSkew: null };
@@ -148,10 +152,11 @@ export function foldSummary(s, event) {
     s.barge_ins += 1;
   } else if (t === "tool.called") {
     s.tool_calls += 1;
-  } else if (isDenial(t)) {
+  } else if (isDenial(t, d)) {
     s.denials += 1;
   } else if (WORKFLOW.has(t)) {
-    const name = d.workflow || d.name || (s.workflow || {}).name || null;
+    // the voice agents' flows name themselves as `agent`; engine workflows as `name`
+    const name = d.workflow || d.name || d.agent || (s.workflow || {}).name || null;
     const st = d.to || d.state || (s.workflow || {}).state || null;
     s.workflow = { name, state: st };
   } else if (t === "turn.latency") {
@@ -180,7 +185,7 @@ export function foldPanels(s, event) {
   const t = event.type;
   const d = event.data || {};
   const a = s.audio;
-  if (t !== "audio.levels") push(s.timeline, { seq: event.seq, ts: event.ts, type: t, text: describe(event), kind: kindOf(t) }, TIMELINE);
+  if (t !== "audio.levels") push(s.timeline, { seq: event.seq, ts: event.ts, type: t, text: describe(event), kind: kindOf(t, d) }, TIMELINE);
   if (t === "stt.final" && d.text) {
     push(s.captions, { who: "user", text: d.text, ts: event.ts }, CAPTIONS);
   } else if (t === "tts.started") {
@@ -211,15 +216,15 @@ export function foldPanels(s, event) {
     highlight(s, "handoff", event, { from: d.from || s.supervisor, to: agentNamed(d), label: "handoff" });
   } else if (ESCALATIONS.has(t)) {
     highlight(s, "escalation", event, { label: d.target ? `escalated to ${d.target}` : "escalated" });
-  } else if (isDenial(t)) {
-    highlight(s, "denial", event, { label: d.tool || d.policy || d.reason || "denied" });
+  } else if (isDenial(t, d)) {
+    highlight(s, "denial", event, { label: d.tool || d.kind || d.reason || "denied" });
   }
 }
 
-export function kindOf(type) {
+export function kindOf(type, data = {}) {
   if (type === "tts.interrupted") return "barge";
   if (ESCALATIONS.has(type)) return "escalation";
-  if (isDenial(type)) return "denial";
+  if (isDenial(type, data)) return "denial";
   if (type.startsWith("tool.")) return "tool";
   if (type === "stt.final" || type === "agent.reply") return "speech";
   if (type.endsWith(".error") || type === "gateway.bad_message") return "error";

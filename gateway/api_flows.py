@@ -1,0 +1,63 @@
+"""The voice agents' dialogue flows as graphs, for the dashboard's workflow diagram.
+
+    GET /api/flows                 the flows' names and descriptions
+    GET /api/flows/{name}          {name, graph, mermaid}; 404 for an unknown flow
+
+A call's ``workflow.transition`` events name the flow (``agent``) and the state it entered
+(``to``); the dashboard draws this graph with that state lit. The graph has the shape of
+``orchestration.diagram.to_graph`` (``{name, start, nodes, edges}``), so one drawing
+serves both flows and workflows.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from orchestration.agents_config import load
+from orchestration.flow import FINAL, FlowDef, ListenState, ToolState, edges, to_mermaid
+
+
+def flow_graph(flow: FlowDef) -> dict[str, Any]:
+    nodes = []
+    for name, st in flow.states.items():
+        label = f"{name} ({st.kind}{': ' + st.tool if isinstance(st, ToolState) else ''})"
+        nodes.append({"id": name, "kind": "end" if isinstance(st, FINAL) else st.kind,
+                      "label": label})
+    links = []
+    for name, st in flow.states.items():
+        for path, target in edges(st):
+            kind = path.split(".")[0].split("[")[0]
+            label = kind
+            if isinstance(st, ListenState) and path.startswith("on["):
+                on = st.on[int(path[3 : path.index("]")])]
+                label = ",".join(on.intents + on.changed) or "guard"
+            links.append({"from": name, "to": target, "label": label,
+                          "kind": "error" if kind == "on_error" else kind})
+    return {"name": flow.name, "description": flow.description, "start": flow.start,
+            "nodes": nodes, "edges": links}
+
+
+def flows_router(config: Path | None = None) -> APIRouter:
+    router = APIRouter(tags=["flows"])
+
+    @functools.cache
+    def flows() -> dict[str, FlowDef]:
+        _, found, _ = load(config)
+        return {f.name: f for f in found}
+
+    @router.get("/api/flows")
+    async def list_flows() -> list[dict[str, str]]:
+        return [{"name": f.name, "description": f.description} for f in flows().values()]
+
+    @router.get("/api/flows/{name}")
+    async def get_flow(name: str) -> dict[str, Any]:
+        flow = flows().get(name)
+        if flow is None:
+            raise HTTPException(404, f"unknown flow {name!r}")
+        return {"name": name, "graph": flow_graph(flow), "mermaid": to_mermaid(flow)}
+
+    return router
