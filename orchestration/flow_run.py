@@ -14,6 +14,7 @@ are bound to the call instead of the registry: ``memory.remember`` and
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ def render(text: str, ctx: Mapping[str, Any]) -> str:
     for piece in template_pieces(text):
         value = evaluate(parse_expr(piece), ctx)
         out = out.replace("{" + piece + "}", "" if value is None else str(value), 1)
-    out = " ".join(out.split())
+    out = re.sub(r"([.?!])\.", r"\1", " ".join(out.split()))  # "...budget?." -> "...budget?"
     return out[:1].upper() + out[1:]  # "tomorrow at 10 AM, ..." starts a sentence
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from voice.audio import resample
 from voice.tts import PiperTTS
 
 pytestmark = pytest.mark.slow
+HEARD: dict[str, str] = {}  # what the first call wrote, for the second call to expect
 
 
 @dataclass
@@ -71,15 +71,16 @@ def events(result: CallResult, type: str) -> list[dict[str, Any]]:
 
 
 def replies(result: CallResult) -> str:
-    return " ".join(u.text for u in result.agent_replies())
+    heard = " | ".join(u.text for u in result.user_transcripts())
+    return " ".join(u.text for u in result.agent_replies()) + f"  [caller: {heard}]"
 
 
 def test_booking_after_yes_name_and_note(gateway: Gateway, piper_joe: PiperTTS) -> None:
     result = call(gateway, [
-        turn(piper_joe, "My name is Ada."),
+        turn(piper_joe, "My name is Maria."),
         turn(piper_joe, "I'd like to book an appointment on Tuesday at three p.m."),
         turn(piper_joe, "Yes, please."),
-        turn(piper_joe, "Take a note: call Anna about the budget."),
+        turn(piper_joe, "Take a note: send the report to Maria."),
         turn(piper_joe, "Goodbye."),
     ], caller="+15550100001")
     said = replies(result)
@@ -87,9 +88,11 @@ def test_booking_after_yes_name_and_note(gateway: Gateway, piper_joe: PiperTTS) 
     assert "You're booked for" in said, said
     booked = [b for b in gateway.system.calendar.all() if b["caller"] == "+15550100001"]
     assert len(booked) == 1 and booked[0]["time"] == "15:00" and booked[0]["status"] == "booked"
-    kinds = [e["kind"] for e in events(result, "memory.write")]
-    assert kinds == ["name", "booking", "note"], kinds
+    writes = events(result, "memory.write")
+    assert [e["kind"] for e in writes] == ["name", "booking", "note"], writes
+    assert "report" in writes[2]["text"], writes
     assert result.ended_by == "agent"
+    HEARD["name"] = writes[0]["text"]  # whisper may hear "Marita": the greeting must use it
 
 
 def test_second_call_greeted_by_name_and_note_read_back(
@@ -99,8 +102,8 @@ def test_second_call_greeted_by_name_and_note_read_back(
         turn(piper_joe, "What's the status of the payment service?"),
     ], caller="+15550100001")
     said = replies(result)
-    assert said.startswith("Welcome back, Ada."), said
-    assert "Call Anna about the budget" in said, said
+    assert said.startswith(f"Welcome back, {HEARD['name']}."), said
+    assert "Send the report to" in said, said
     assert "Payments is up." in said, said
     assert events(result, "memory.read")[0]["calls"] >= 1
 
