@@ -253,6 +253,8 @@ export function describe(event) {
       return `${d.from || "?"} → ${agentNamed(d) || "?"}`;
     case "tool.called":
       return d.tool || d.name || "";
+    case "workflow.transition":
+      return `${d.agent || d.workflow || d.name || ""}: ${d.from || "start"} → ${d.to}`;
     case "session.ended":
       return d.reason || "";
     case "call.transfer":
