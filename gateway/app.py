@@ -19,6 +19,7 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.pages import pages_router, static_files
 from gateway.runtime import Runtime
 from gateway.state import state_router
+from gateway.tracing import CallTracer, otlp_exporter
 from gateway.twilio import handle_twilio
 from gateway.twilio_protocol import twiml_connect_stream
 from orchestration.agent import AgentFactory, basic_agent_factory
@@ -35,6 +36,7 @@ def create_app(
     voice: VoiceServices | None = None,
     agent_factory: AgentFactory = basic_agent_factory,
     bus: EventBus | None = None,
+    tracer: CallTracer | None = None,
 ) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(
@@ -52,6 +54,7 @@ def create_app(
         yield
         for session in list(runtime.sessions.values()):
             await runtime.end_session(session, "server shutting down")
+        await asyncio.to_thread(app.state.tracer.shutdown)  # flush spans to the exporter
 
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
@@ -64,6 +67,11 @@ def create_app(
     metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
     metrics.attach(runtime.bus)
     app.state.metrics = metrics
+    if tracer is None:
+        exporter = otlp_exporter(settings.otlp_endpoint) if settings.otlp_endpoint else None
+        tracer = CallTracer(exporter=exporter)
+    tracer.attach(runtime.bus)
+    app.state.tracer = tracer
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # mask emails, phone and card numbers, national ids and secrets in every event (and so
     # in the event log, the dashboard and traces); see orchestration/redact.py
     redact: bool = True
+    # OTLP/HTTP collector for traces, e.g. http://127.0.0.1:4318/v1/traces (unset: traces are
+    # built, ids appear in logs, nothing is exported)
+    otlp_endpoint: str | None = None
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
 
     @classmethod
