@@ -15,6 +15,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from gateway.api_workflows import workflows_router
 from gateway.browser import handle_browser
 from gateway.config import Settings
+from gateway.logs import set_trace_lookup
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.pages import pages_router, static_files
 from gateway.runtime import Runtime
@@ -72,6 +73,7 @@ def create_app(
         tracer = CallTracer(exporter=exporter)
     tracer.attach(runtime.bus)
     app.state.tracer = tracer
+    set_trace_lookup(tracer.trace_id)  # log lines of a call carry its trace id
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

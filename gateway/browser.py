@@ -32,6 +32,7 @@ from gateway.browser_protocol import (
     StopMessage,
     TextMessage,
 )
+from gateway.logs import bind_session
 from gateway.outbox import Outbox
 from gateway.runtime import CapacityError, Runtime
 from orchestration.events import Event
@@ -96,6 +97,7 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
             close_code = CLOSE_TRY_AGAIN
             return
         sid = session.id
+        bind_session(session.id)
 
         def forward(event: Event) -> None:
             if event.session_id == sid:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +22,7 @@ def serve(
 
     from gateway.app import create_app
     from gateway.config import load_settings
+    from gateway.logs import configure_logging
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -30,9 +30,7 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = load_settings(config, **overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -40,6 +38,7 @@ def serve(
         log_level=settings.log_level,
         # a backstop: the handlers enforce their own, smaller limits with clear errors
         ws_max_size=1 << 20,
+        log_config=None,  # uvicorn's records go through our JSON handler too
     )
 
 

@@ -13,6 +13,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.logs import bind_session
 from gateway.outbox import Outbox
 from gateway.runtime import CapacityError, Runtime
 from gateway.twilio_protocol import (
@@ -99,6 +100,7 @@ async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
             await ws.close(CLOSE_TRY_AGAIN, str(exc)[:120])
             return
         log.info("twilio call %s started session %s", start.call_sid, session.id)
+        bind_session(session.id)
         await session.start()
         reason = await _pump(ws, session, transport, settings.idle_timeout_s)
     except WebSocketDisconnect:
