@@ -162,6 +162,18 @@ def level(frame: bytes) -> float:
     return min(1.0, rms / 32768.0)
 
 
+def levels(pcm: bytes, rate: int, hop_ms: int) -> list[float]:
+    """Loudness every ``hop_ms``: RMS in dBFS mapped linearly from -60 dB (0) to 0 dB (1)."""
+    samples = pcm_to_array(pcm).astype(np.float64)
+    hop = max(1, rate * hop_ms // 1000)
+    count = samples.size // hop
+    if count == 0:
+        return []
+    rms = np.sqrt(np.mean(samples[: count * hop].reshape(count, hop) ** 2, axis=1))
+    db = 20 * np.log10(np.maximum(rms, 1e-9) / 32768.0)
+    return [round(float(v), 3) for v in np.clip((db + 60.0) / 60.0, 0.0, 1.0)]
+
+
 def chunks(pcm: bytes, size: int) -> Iterator[bytes]:
     for start in range(0, len(pcm), size):
         yield pcm[start : start + size]

@@ -32,13 +32,16 @@ from orchestration.agent import (
     UserTurn,
 )
 from orchestration.events import EventBus
-from voice.audio import FRAME_BYTES, ms_of, resample
+from voice.audio import FRAME_BYTES, levels, ms_of, resample
 from voice.config import VoiceConfig
 from voice.transport import Transport
 from voice.turns import TurnMachine, TurnState, is_backchannel, sounds_finished
 from voice.vad import Pause, Resume, Segmenter, SpeechStart, VadState
 
 log = logging.getLogger(__name__)
+
+LEVEL_HOP_MS = 40  # two frames
+LEVEL_EVENT_HOPS = 6  # one audio.levels event per 240 ms of caller speech
 
 
 class SpeechToText(Protocol):
@@ -131,6 +134,7 @@ class CallSession:
         self._speaker: asyncio.Task[None] | None = None
         self._carry = ""  # words of a turn the caller went on with before we answered
         self._last_voiced_at = 0.0  # wall time of the last voiced frame seen
+        self._level_audio = bytearray()  # caller audio not yet measured for audio.levels
         self._committing: asyncio.Task[None] | None = None
         self._silence_task: asyncio.Task[None] | None = None
         self._spec: _Speculation | None = None
@@ -203,6 +207,7 @@ class CallSession:
         event = seg.process(frame)
         if seg.state is not VadState.SILENCE and seg.last_voiced_ms == seg.now_ms:
             self._last_voiced_at = time.monotonic()
+        self._meter(frame, seg.state is not VadState.SILENCE or event is not None)
         if isinstance(event, SpeechStart):
             self._on_speech_start(event)
         elif isinstance(event, Pause):
@@ -211,6 +216,17 @@ class CallSession:
             self._spec_wanted = False
         if self.segmenter.state is not VadState.SILENCE and self._committing is None:
             self._maybe_end_turn()
+
+    def _meter(self, frame: bytes, speaking: bool) -> None:
+        """Caller loudness for the dashboard, only while the caller is not silent."""
+        if not speaking:
+            self._level_audio.clear()
+            return
+        self._level_audio += frame
+        if len(self._level_audio) >= LEVEL_EVENT_HOPS * LEVEL_HOP_MS * 32:
+            values = levels(bytes(self._level_audio), 16000, LEVEL_HOP_MS)
+            self._level_audio.clear()
+            self.emit("audio.levels", dir="in", hop_ms=LEVEL_HOP_MS, levels=values)
 
     def on_mark(self, name: str) -> None:
         reply = self._reply
@@ -519,6 +535,13 @@ class CallSession:
             text=text,
             audio_ms=segment.ms,
             synth_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        self.emit(
+            "audio.levels",
+            dir="out",
+            hop_ms=LEVEL_HOP_MS,
+            levels=levels(pcm, self.transport.out_rate, LEVEL_HOP_MS),
+            reply_id=reply.id,
         )
         if self.turns.state is not TurnState.AGENT_SPEAKING:
             self._goto(TurnState.AGENT_SPEAKING)

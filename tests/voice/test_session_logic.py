@@ -312,3 +312,19 @@ async def test_dtmf_interrupts_the_agent_and_reaches_it() -> None:
     assert transport.count("clear") == 1
     assert rec.of_type("dtmf.received")[0].data["digit"] == "5"
     assert [e.data["text"] for e in rec.of_type("agent.reply")][-1] == "You pressed it."
+
+
+async def test_audio_levels_for_the_dashboard() -> None:
+    session, transport, _agent, rec = make_session(["Hi."], ["Ok."])
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, silence(1000) + SPEECH + silence(1200))
+    await settle()
+    caller = [e.data for e in rec.of_type("audio.levels") if e.data["dir"] == "in"]
+    agent = [e.data for e in rec.of_type("audio.levels") if e.data["dir"] == "out"]
+    assert caller and all(len(d["levels"]) == 6 and d["hop_ms"] == 40 for d in caller)
+    assert max(max(d["levels"]) for d in caller) > 0.4  # real speech is loud
+    # nothing is metered while the line is silent: at most the speech and its tail
+    assert len(caller) * 240 <= ms_of(SPEECH) + 1200 + 240
+    assert {d["reply_id"] for d in agent} == {"r1", "r2"}
