@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Form, Request, WebSocket
+from fastapi import Depends, FastAPI, HTTPException, WebSocket, WebSocketException
 from fastapi.responses import JSONResponse, Response
-from twilio.twiml.voice_response import VoiceResponse
+from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
 
 from gateway.api_workflows import workflows_router
+from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
 from gateway.browser import handle_browser
 from gateway.config import Settings
 from gateway.logs import set_trace_lookup
@@ -22,7 +24,7 @@ from gateway.runtime import Runtime
 from gateway.state import state_router
 from gateway.tracing import CallTracer, otlp_exporter
 from gateway.twilio import handle_twilio
-from gateway.twilio_protocol import twiml_connect_stream
+from gateway.twilio_webhooks import public_ws_base, twilio_webhooks
 from orchestration.agent import AgentFactory, basic_agent_factory
 from orchestration.bulkhead import shared_bulkheads
 from orchestration.events import EventBus
@@ -32,6 +34,12 @@ from voice.services import VoiceServices
 log = logging.getLogger(__name__)
 
 
+class TokenRequest(BaseModel):
+    caller: str | None = Field(None, max_length=200)
+    origin: str | None = Field(None, max_length=300)
+    ttl_s: float | None = Field(None, gt=0, le=7 * 86400)
+
+
 def create_app(
     settings: Settings,
     voice: VoiceServices | None = None,
@@ -39,6 +47,9 @@ def create_app(
     bus: EventBus | None = None,
     tracer: CallTracer | None = None,
 ) -> FastAPI:
+    auth = Auth(settings)
+    for warning in auth.validate():  # raises InsecureConfiguration in production
+        log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(
         settings=settings,
@@ -59,11 +70,23 @@ def create_app(
 
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.auth = auth
+
+    async def require_admin(conn: HTTPConnection) -> None:
+        try:
+            auth.check_admin(conn)
+        except AuthError as exc:
+            if conn.scope["type"] == "websocket":
+                raise WebSocketException(CLOSE_UNAUTHORIZED, str(exc)) from None
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+    admin = Depends(require_admin)
     # workflows, their REST API, and the event log every call event is appended to
-    app.include_router(workflows_router(settings.data_dir, bus=runtime.bus))
+    app.include_router(workflows_router(settings.data_dir, bus=runtime.bus), dependencies=[admin])
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget
-    app.include_router(state_router(runtime.bus, settings.data_dir))
-    app.include_router(pages_router())
+    app.include_router(state_router(runtime.bus, settings.data_dir), dependencies=[admin])
+    app.include_router(pages_router(lambda: auth.mint_widget_token("demo-page")[0]))
+    app.include_router(twilio_webhooks(runtime, auth))
     app.mount("/static", static_files(), name="static")
     metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
     metrics.attach(runtime.bus)
@@ -75,7 +98,7 @@ def create_app(
     app.state.tracer = tracer
     set_trace_lookup(tracer.trace_id)  # log lines of a call carry its trace id
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[admin])
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -89,47 +112,37 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.post("/twilio/voice")
-    async def twilio_voice(request: Request, From: str | None = Form(None)) -> Response:
-        base = _public_ws_base(settings, request)
-        action = f"{_public_http_base(settings, request)}/twilio/after-stream"
-        xml = twiml_connect_stream(f"{base}/ws/twilio", From, action=action)
-        return Response(xml, media_type="application/xml")
-
-    @app.post("/twilio/after-stream")
-    async def twilio_after_stream(CallSid: str | None = Form(None)) -> Response:
-        """Twilio asks what to do once our stream ends: dial a transfer or hang up."""
-        target = runtime.transfers.pop(CallSid or "", None)
-        number = target if target and target != "operator" else settings.transfer_number
-        response = VoiceResponse()
-        if target is not None and number:
-            response.dial(number)
-        else:
-            response.hangup()
-        return Response(str(response), media_type="application/xml")
+    @app.post("/api/tokens", dependencies=[admin])
+    async def mint_token(body: TokenRequest) -> dict[str, Any]:
+        """A signed, expiring token a page passes to /ws/browser (?token=)."""
+        token, expires = auth.mint_widget_token(body.caller, body.origin, body.ttl_s)
+        return {"token": token, "expires_at": expires}
 
     @app.websocket("/ws/twilio")
     async def ws_twilio(ws: WebSocket) -> None:
+        url = public_ws_base(runtime, ws) + ws.url.path
+        if ws.url.query:
+            url += "?" + ws.url.query
+        try:
+            auth.check_twilio(url, {}, ws.headers.get("x-twilio-signature"))
+        except AuthError as exc:
+            log.warning("twilio stream refused: %s", exc)
+            raise WebSocketException(CLOSE_FORBIDDEN, str(exc)) from None
         await handle_twilio(ws, runtime)
 
     @app.websocket("/ws/browser")
     async def ws_browser(ws: WebSocket) -> None:
+        try:
+            auth.check_widget(ws)
+        except AuthError as exc:
+            log.warning("browser call refused: %s", exc)
+            await ws.accept()
+            code = CLOSE_FORBIDDEN if exc.status == 403 else CLOSE_UNAUTHORIZED
+            await ws.close(code, str(exc)[:120])
+            return
         await handle_browser(ws, runtime)
 
     return app
-
-
-def _public_http_base(settings: Settings, request: Request) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
-
-
-def _public_ws_base(settings: Settings, request: Request) -> str:
-    base = _public_http_base(settings, request)
-    return "wss://" + base.removeprefix("https://") if base.startswith("https://") else (
-        "ws://" + base.removeprefix("http://")
-    )
 
 
 def json_error(status: int, message: str, **extra: Any) -> JSONResponse:

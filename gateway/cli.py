@@ -51,6 +51,12 @@ def call(
         "agent.wav"
     ),
     tail: Annotated[float, typer.Option(help="seconds to wait after the last agent audio")] = 6.0,
+    token: Annotated[
+        str | None, typer.Option(help="widget token for browser calls", envvar="VOXGATE_CALL_TOKEN")
+    ] = None,
+    admin_token: Annotated[
+        str | None, typer.Option(help="admin token (event stream)", envvar="VOXGATE_ADMIN_TOKEN")
+    ] = None,
 ) -> None:
     """Stream a WAV to the gateway in real time like a caller; print both sides."""
     from gateway.client import CallError, format_transcript, run_call
@@ -61,7 +67,17 @@ def call(
         raise typer.BadParameter(f"no such file: {wav}")
     proto: Literal["twilio", "browser"] = "twilio" if protocol == "twilio" else "browser"
     try:
-        result = asyncio.run(run_call(wav, proto, url, tail_s=tail, save_agent_audio=out))
+        result = asyncio.run(
+            run_call(
+                wav,
+                proto,
+                url,
+                tail_s=tail,
+                save_agent_audio=out,
+                token=token,
+                admin_token=admin_token,
+            )
+        )
     except CallError as exc:
         typer.echo(f"call failed: {exc}", err=True)
         raise typer.Exit(1) from None

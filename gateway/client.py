@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import soxr
@@ -188,6 +188,14 @@ def _endpoint(url: str, path: str) -> str:
     return urlunsplit((scheme, parts.netloc, base + path, parts.query, ""))
 
 
+def _with_token(url: str, token: str | None) -> str:
+    if not token:
+        return url
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({"token": token})) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
 async def _open(url: str) -> ClientConnection:
     try:
         return await connect(
@@ -221,11 +229,14 @@ class _Call:
         caller: str | None,
         max_call_s: float,
         clock: Callable[[], float],
+        token: str | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.protocol = protocol
         self.twilio = protocol == "twilio"
-        self.url = _endpoint(url, f"/ws/{protocol}")
-        self.state_url = _endpoint(url, "/ws/state")
+        # the widget token opens a browser call; the admin token the event stream
+        self.url = _with_token(_endpoint(url, f"/ws/{protocol}"), token)
+        self.state_url = _with_token(_endpoint(url, "/ws/state"), admin_token)
         self.realtime = realtime
         self.tail_s = tail_s
         self.hangup_after_reply = hangup_after_reply
@@ -628,6 +639,8 @@ async def run_call(
     save_agent_audio: Path | None = None,
     max_call_s: float = 300.0,
     clock: Callable[[], float] = time.monotonic,
+    token: str | None = None,
+    admin_token: str | None = None,
 ) -> CallResult:
     """Place one call to the gateway at ``url`` and return what happened.
 
@@ -647,6 +660,8 @@ async def run_call(
         protocol,
         url,
         segments,
+        token=token,
+        admin_token=admin_token,
         realtime=realtime,
         tail_s=tail_s,
         hangup_after_reply=hangup_after_reply,

@@ -7,9 +7,9 @@ Nested sections use a double underscore in the environment, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     # a call whose client sends nothing for this long is dropped
     idle_timeout_s: float = Field(30.0, gt=0)
     log_level: str = "info"
+    # production refuses to start without the three secrets below; development runs
+    # without them and says so loudly (docs/security.md)
+    mode: Literal["development", "production"] = "development"
+    # bearer token for the admin API, /ws/state, /metrics and the dashboard
+    admin_token: SecretStr | None = None
+    # Twilio's auth token: verifies X-Twilio-Signature on webhooks and stream upgrades
+    twilio_auth_token: SecretStr | None = None
+    # key that signs widget tokens (browser calls)
+    token_secret: SecretStr | None = None
+    token_ttl_s: float = Field(3600.0, gt=0, le=7 * 86400)
+    # origins (https://shop.example) whose pages may place widget calls; empty: any
+    allowed_origins: list[str] = Field(default_factory=list)
     # mask emails, phone and card numbers, national ids and secrets in every event (and so
     # in the event log, the dashboard and traces); see orchestration/redact.py
     redact: bool = True

@@ -12,10 +12,12 @@ CORS mode (HTML, "fetch a single module script"; Web Audio API, ``addModule``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
@@ -42,12 +44,22 @@ def static_files() -> StaticFiles:
     return _CorsStatic(directory=STATIC)
 
 
-def pages_router() -> APIRouter:
+DEMO_WIDGET = 'data-caller="demo-page"'
+
+
+def pages_router(mint_widget_token: Callable[[], str] | None = None) -> APIRouter:
+    """``mint_widget_token`` signs a fresh call token into the demo page each time it is
+    served, so a new user can press "call" on ``make run``'s page with no set-up."""
     router = APIRouter(tags=["pages"])
+    demo_html = (STATIC / "index.html").read_text(encoding="utf-8")
 
     @router.get("/", include_in_schema=False)
-    async def demo() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+    async def demo() -> HTMLResponse:
+        html = demo_html
+        if mint_widget_token is not None:
+            token = escape(mint_widget_token(), quote=True)
+            html = html.replace(DEMO_WIDGET, f'{DEMO_WIDGET} data-token="{token}"', 1)
+        return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     @router.get("/dashboard", include_in_schema=False)
     async def dashboard() -> Response:

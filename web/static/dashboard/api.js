@@ -1,10 +1,12 @@
-// Every request the dashboard makes goes through here: the one place a bearer token will
-// be added when the gateway gets authentication (a later issue). Endpoints: docs/dashboard.md.
+// Every request the dashboard makes goes through here, with the admin bearer token
+// (docs/security.md). A 401 calls onUnauthorized once (the page asks for the token).
+// Endpoints: docs/dashboard.md.
 
 export class Api {
-  constructor(base = location.origin, { token = null } = {}) {
+  constructor(base = location.origin, { token = null, onUnauthorized = null } = {}) {
     this.base = new URL(base, location.href);
     this.token = token;
+    this.onUnauthorized = onUnauthorized;
   }
 
   _url(path) {
@@ -14,6 +16,11 @@ export class Api {
   async _get(path) {
     const headers = this.token ? { authorization: `Bearer ${this.token}` } : {};
     const response = await fetch(this._url(path), { headers });
+    if (response.status === 401 && this.onUnauthorized) {
+      const ask = this.onUnauthorized;
+      this.onUnauthorized = null; // ask once
+      ask();
+    }
     if (!response.ok) {
       let detail = response.statusText;
       try {
@@ -57,6 +64,7 @@ export class Api {
       const url = this._url("/ws/state");
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
       if (session) url.searchParams.set("session", session);
+      if (this.token) url.searchParams.set("token", this.token); // browsers send no headers on WebSockets
       ws = new WebSocket(url);
       ws.onopen = () => {
         delay = 250;

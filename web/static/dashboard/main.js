@@ -8,7 +8,18 @@ import { Replay } from "./replay.js";
 import { DashboardScene } from "./scene.js";
 
 const params = new URLSearchParams(location.search);
-const api = new Api(location.origin);
+const TOKEN_KEY = "voxgate.adminToken";
+const api = new Api(location.origin, {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  onUnauthorized: () => {
+    // the gateway has an admin token: ask for it once, keep it for this tab, start again
+    const token = window.prompt("voxgate admin token (VOXGATE_ADMIN_TOKEN):");
+    if (token) {
+      sessionStorage.setItem(TOKEN_KEY, token.trim());
+      location.reload();
+    }
+  },
+});
 const state = createState();
 const root = document.body;
 const ui = {

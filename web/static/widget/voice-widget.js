@@ -198,6 +198,9 @@ export class VoxgateCall extends HTMLElement {
 
     const url = new URL("ws/browser", this.serverUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    // a signed call token (data-token), minted by POST /api/tokens or by the demo page
+    const token = this.getAttribute("token");
+    if (token) url.searchParams.set("token", token);
     const ws = new WebSocket(url);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
@@ -206,7 +209,12 @@ export class VoxgateCall extends HTMLElement {
       ws.send(P.encodeStart({ sampleRate: rate, caller, metadata: { page: location.pathname, widget: true } }));
     };
     ws.onmessage = (e) => this._onServer(e.data);
-    ws.onclose = (e) => this._ended(this.stats.endReason || `connection closed (${e.code})`);
+    ws.onclose = (e) => {
+      if (e.code === 4401 || e.code === 4403) {
+        this.$(".error").textContent = `Not allowed to call: ${e.reason || "missing or expired token"}.`;
+      }
+      this._ended(this.stats.endReason || `connection closed (${e.code})`);
+    };
     ws.onerror = () => {
       if (!this.$(".error").textContent) this.$(".error").textContent = "Could not reach the voice service.";
     };

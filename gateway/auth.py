@@ -1,0 +1,178 @@
+"""Who may do what at the edges.
+
+* Admin API, ``/ws/state``, ``/metrics`` and the dashboard's data: ``Authorization: Bearer
+  $VOXGATE_ADMIN_TOKEN`` (WebSockets may pass it as ``?token=`` since browsers cannot set
+  headers on them).
+* Browser and widget calls: a signed, expiring widget token (``?token=`` on
+  ``/ws/browser``) minted by ``POST /api/tokens`` (admin only) or, for the gateway's own
+  demo page, by the server as it renders the page. Optional allowed origins.
+* Twilio: the ``X-Twilio-Signature`` of webhooks and of the media-stream upgrade, checked
+  with the ``twilio`` library's validator and ``VOXGATE_TWILIO_AUTH_TOKEN``.
+
+Production mode (``VOXGATE_MODE=production``) refuses to start without the three secrets.
+Development mode runs without them and says so loudly; whatever secret *is* set is
+enforced in either mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from starlette.requests import HTTPConnection
+from twilio.request_validator import RequestValidator
+
+from gateway.config import Settings
+from gateway.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+WIDGET_AUDIENCE = "voxgate:call"
+CLOSE_UNAUTHORIZED = 4401  # WebSocket close codes 4000-4999 are the application's own
+CLOSE_FORBIDDEN = 4403
+MIN_SECRET_CHARS = 32
+
+
+class AuthError(GatewayError):
+    """A request without the credentials it needs; ``status`` is the HTTP status to send."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InsecureConfiguration(GatewayError):
+    """Production settings without the secrets production needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetGrant:
+    caller: str | None
+    origin: str | None
+    expires_at: float
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return text or None
+
+
+class Auth:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admin_token = _secret(settings.admin_token)
+        self.twilio_token = _secret(settings.twilio_auth_token)
+        configured = _secret(settings.token_secret)
+        # without a configured key, widget tokens are still real, signed with a key that
+        # lives as long as the process (development only: validate() refuses otherwise)
+        self._key = configured or secrets.token_urlsafe(32)
+        # HS256 wants a 256-bit key whatever length the configured secret has
+        self._key = hashlib.sha256(self._key.encode()).hexdigest()
+        self.origins = {o.rstrip("/") for o in settings.allowed_origins}
+
+    def validate(self) -> list[str]:
+        """Raise in production if a secret is missing; return development-mode warnings."""
+        missing = [
+            name
+            for name, value in (
+                ("VOXGATE_ADMIN_TOKEN", self.admin_token),
+                ("VOXGATE_TWILIO_AUTH_TOKEN", self.twilio_token),
+                ("VOXGATE_TOKEN_SECRET", _secret(self.settings.token_secret)),
+            )
+            if value is None
+        ]
+        key = _secret(self.settings.token_secret)
+        if self.settings.mode == "production":
+            if key is not None and len(key) < MIN_SECRET_CHARS:
+                raise InsecureConfiguration(
+                    f"VOXGATE_TOKEN_SECRET must be at least {MIN_SECRET_CHARS} characters"
+                )
+            if missing:
+                raise InsecureConfiguration(
+                    "production mode needs " + ", ".join(missing) + "; refusing to start"
+                )
+            return []
+        warnings = [
+            f"DEVELOPMENT MODE: {name} is not set"
+            + {
+                "VOXGATE_ADMIN_TOKEN": ": the admin API, /ws/state and the dashboard are open",
+                "VOXGATE_TWILIO_AUTH_TOKEN": ": Twilio requests are not verified",
+                "VOXGATE_TOKEN_SECRET": ": browser calls need no token",
+            }[name]
+            for name in missing
+        ]
+        return warnings
+
+    # --- admin ------------------------------------------------------------------------
+
+    def check_admin(self, conn: HTTPConnection) -> None:
+        if self.admin_token is None:
+            return  # development mode, announced at start-up
+        header = conn.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            given = conn.query_params.get("token", "")
+        if not given:
+            raise AuthError("admin token required: Authorization: Bearer <token>")
+        if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            raise AuthError("invalid admin token")
+
+    # --- widget tokens ----------------------------------------------------------------
+
+    def mint_widget_token(
+        self, caller: str | None = None, origin: str | None = None, ttl_s: float | None = None
+    ) -> tuple[str, float]:
+        ttl = self.settings.token_ttl_s if ttl_s is None else ttl_s
+        expires = time.time() + ttl
+        claims: dict[str, Any] = {
+            "aud": WIDGET_AUDIENCE,
+            "exp": int(expires),
+            "iat": int(time.time()),
+        }
+        if caller:
+            claims["sub"] = caller
+        if origin:
+            claims["origin"] = origin.rstrip("/")
+        return jwt.encode(claims, self._key, algorithm="HS256"), expires
+
+    def check_widget(self, conn: HTTPConnection) -> WidgetGrant | None:
+        token = conn.query_params.get("token", "")
+        if not token and _secret(self.settings.token_secret) is None:
+            self._check_origin(conn.headers.get("origin"))
+            return None  # development mode without a signing key, announced at start-up
+        if not token:
+            raise AuthError("widget token required (?token=...; POST /api/tokens mints one)")
+        try:
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], audience=WIDGET_AUDIENCE)
+        except jwt.ExpiredSignatureError:
+            raise AuthError("widget token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"invalid widget token: {exc}") from None
+        origin = conn.headers.get("origin")
+        bound = claims.get("origin")
+        if bound and origin and origin.rstrip("/") != bound:
+            raise AuthError(f"widget token is for {bound}, not {origin}", status=403)
+        self._check_origin(origin)
+        return WidgetGrant(claims.get("sub"), bound, float(claims["exp"]))
+
+    def _check_origin(self, origin: str | None) -> None:
+        if self.origins and origin and origin.rstrip("/") not in self.origins:
+            raise AuthError(f"origin {origin} is not allowed", status=403)
+
+    # --- Twilio -----------------------------------------------------------------------
+
+    def check_twilio(self, url: str, params: dict[str, Any], signature: str | None) -> None:
+        if self.twilio_token is None:
+            return  # development mode, announced at start-up
+        if not signature:
+            raise AuthError("missing X-Twilio-Signature", status=403)
+        if not RequestValidator(self.twilio_token).validate(url, params, signature):
+            raise AuthError("invalid X-Twilio-Signature", status=403)

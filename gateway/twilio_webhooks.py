@@ -1,0 +1,72 @@
+"""Twilio's HTTP webhooks: answer a call with a media stream, and decide what happens when
+the stream ends (a transfer dials out, anything else hangs up). Both verify Twilio's
+request signature (gateway/auth.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from starlette.requests import HTTPConnection
+from twilio.twiml.voice_response import VoiceResponse
+
+from gateway.auth import Auth, AuthError
+from gateway.runtime import Runtime
+from gateway.twilio_protocol import twiml_connect_stream
+
+XML = "application/xml"
+
+
+def public_http_base(runtime: Runtime, request: HTTPConnection) -> str:
+    if runtime.settings.public_url:
+        return runtime.settings.public_url.rstrip("/")
+    base = str(request.base_url).rstrip("/")  # ws:// or wss:// for a WebSocket upgrade
+    for ws_scheme, http_scheme in (("ws://", "http://"), ("wss://", "https://")):
+        if base.startswith(ws_scheme):
+            return http_scheme + base.removeprefix(ws_scheme)
+    return base
+
+
+def public_ws_base(runtime: Runtime, request: HTTPConnection) -> str:
+    base = public_http_base(runtime, request)
+    if base.startswith("https://"):
+        return "wss://" + base.removeprefix("https://")
+    return "ws://" + base.removeprefix("http://")
+
+
+async def _verified_form(request: Request, runtime: Runtime, auth: Auth) -> dict[str, str]:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    url = public_http_base(runtime, request) + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    try:
+        auth.check_twilio(url, form, request.headers.get("x-twilio-signature"))
+    except AuthError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return form
+
+
+def twilio_webhooks(runtime: Runtime, auth: Auth) -> APIRouter:
+    router = APIRouter(tags=["twilio"])
+
+    @router.post("/twilio/voice")
+    async def voice(request: Request) -> Response:
+        form = await _verified_form(request, runtime, auth)
+        stream = f"{public_ws_base(runtime, request)}/ws/twilio"
+        action = f"{public_http_base(runtime, request)}/twilio/after-stream"
+        return Response(
+            twiml_connect_stream(stream, form.get("From"), action=action), media_type=XML
+        )
+
+    @router.post("/twilio/after-stream")
+    async def after_stream(request: Request) -> Response:
+        form = await _verified_form(request, runtime, auth)
+        target = runtime.transfers.pop(form.get("CallSid", ""), None)
+        number = target if target and target != "operator" else runtime.settings.transfer_number
+        response = VoiceResponse()
+        if target is not None and number:
+            response.dial(number)
+        else:
+            response.hangup()
+        return Response(str(response), media_type=XML)
+
+    return router
