@@ -1,6 +1,6 @@
 """Intent accuracy of the local NLU on the committed labelled set, per method.
 
-    python -m benchmarks.agents_nlu
+    python -m benchmarks.agents_nlu [--make-whisper-set]
 
 The set (tests/agents/data/intents.tsv, 239 utterances, 116 of them written as a
 recogniser mishears: "a point meant", "can sell", "why fi", "some rise") is never
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -112,7 +114,38 @@ def embeddings_knn(nlu: LocalNlu, data: list[tuple[str, str, str, dict[str, str]
             "parse_ms_p50": round(statistics.median(times), 3)}
 
 
+WHISPER_SET = DATA.with_name("intents_whisper.tsv")
+
+
+def make_whisper_set() -> None:
+    """Speak every labelled utterance with piper, send it through the telephone band
+    (8 kHz mu-law) and transcribe it with whisper tiny.en: recognition errors made by the
+    recogniser itself, not written by us. Writes tests/agents/data/intents_whisper.tsv."""
+    import asyncio
+
+    from orchestration.bulkhead import Bulkhead
+    from voice.audio import resample, ulaw_decode, ulaw_encode
+    from voice.config import SttConfig, TtsConfig
+    from voice.stt import WhisperSTT
+    from voice.tts import PiperTTS
+
+    tts = PiperTTS(TtsConfig())
+    tts.load()
+    with tempfile.TemporaryDirectory() as tmp:
+        stt = WhisperSTT(SttConfig(), Path(tmp), Bulkhead("bench-stt", 1, 4))
+        stt.load()
+        lines = ["# intent\tkind\ttext: piper -> 8 kHz mu-law -> whisper tiny.en of intents.tsv"]
+        for gold, kind, text, _ in rows():
+            pcm = resample(tts.synthesize_sync(text), tts.sample_rate, 8000)
+            pcm = resample(ulaw_decode(ulaw_encode(pcm)), 8000, 16000)
+            heard = asyncio.run(stt.transcribe(pcm)).text.strip().replace("\t", " ")
+            lines.append(f"{gold}\twhisper-{kind}\t{heard or '(nothing)'}")
+    WHISPER_SET.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
+    if "--make-whisper-set" in sys.argv:
+        make_whisper_set()
     config, _, intents = load()
     services = {n: list(s.aliases) for n, s in config.ops.services.items()}
     data = rows()
@@ -138,6 +171,15 @@ def main() -> None:
         results["methods"]["minilm_knn"] = emb
         print(f"{'minilm_knn':10} {emb['accuracy']:7.1%} {emb['clean']:7.1%} {emb['asr']:7.1%} "
               f"{'':>7} {emb['parse_ms_p50']:7.2f}")
+    if WHISPER_SET.is_file():
+        heard = [(p[0], p[1], p[2], {}) for p in (
+            line.split("\t") for line in WHISPER_SET.read_text().splitlines()
+            if line and not line.startswith("#"))]
+        w = evaluate(nlu, heard)
+        results["whisper_set"] = {"utterances": len(heard), "accuracy": w["accuracy"],
+                                  "errors": w["errors"]}
+        print(f"{config.nlu.method} on the same set as whisper heard it (piper, 8 kHz mu-law): "
+              f"{w['accuracy']:.1%}")
     cv = cross_validation(intents, config.nlu)
     results["selected"] = config.nlu.method
     results["cross_validation_examples"] = round(cv, 4)
