@@ -35,7 +35,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from orchestration.buslog import attach_bus
+from orchestration.buslog import AppendObserver, attach_bus
 from orchestration.engine import InputInvalid, WorkflowError
 from orchestration.events import EventBus
 from orchestration.service import Orchestrator
@@ -69,12 +69,13 @@ async def _guard(fn: Callable[[], Awaitable[T]]) -> T:
 def workflows_router(
     data_dir: str | Path | None = None, *, orchestrator: Orchestrator | None = None,
     bus: EventBus | None = None, tick_s: float = 1.0,
+    on_append: AppendObserver | None = None,
 ) -> APIRouter:
     orch = orchestrator or Orchestrator(data_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sink = attach_bus(bus, orch.store) if bus is not None else None
+        sink = attach_bus(bus, orch.store, on_append=on_append) if bus is not None else None
         ticker = await orch.start_background(tick_s) if tick_s > 0 else None
         try:
             yield

@@ -82,15 +82,18 @@ def create_app(
 
     admin = Depends(require_admin)
     # workflows, their REST API, and the event log every call event is appended to
-    app.include_router(workflows_router(settings.data_dir, bus=runtime.bus), dependencies=[admin])
+    metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
+    metrics.attach(runtime.bus)
+    app.state.metrics = metrics
+    app.include_router(
+        workflows_router(settings.data_dir, bus=runtime.bus, on_append=metrics.log_appended),
+        dependencies=[admin],
+    )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget
     app.include_router(state_router(runtime.bus, settings.data_dir), dependencies=[admin])
     app.include_router(pages_router(lambda: auth.mint_widget_token("demo-page")[0]))
     app.include_router(twilio_webhooks(runtime, auth))
     app.mount("/static", static_files(), name="static")
-    metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
-    metrics.attach(runtime.bus)
-    app.state.metrics = metrics
     if tracer is None:
         exporter = otlp_exporter(settings.otlp_endpoint) if settings.otlp_endpoint else None
         tracer = CallTracer(exporter=exporter)

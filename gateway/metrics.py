@@ -125,6 +125,9 @@ class Metrics:
         elif kind == "gateway.bad_message":
             self.bad_messages.labels(str(data.get("protocol", "?"))).inc()
 
+    def log_appended(self, seconds: float, count: int) -> None:
+        self.log_append.observe(seconds)
+
     def attach(self, bus: EventBus) -> Callable[[], None]:
         return bus.subscribe(self.observe)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestration.events import Event, EventBus
@@ -27,13 +29,22 @@ class _Flush:
     done: threading.Event
 
 
+AppendObserver = Callable[[float, int], None]  # (seconds one batch took, events in it)
+
+
 class BusLog:
     """The attached writer. Calling it (or ``close()``) detaches, flushes and stops."""
 
     def __init__(
-        self, bus: EventBus, store: EventStore, batch: int = 1000, retry_s: float = 0.5
+        self,
+        bus: EventBus,
+        store: EventStore,
+        batch: int = 1000,
+        retry_s: float = 0.5,
+        on_append: AppendObserver | None = None,
     ) -> None:
         self._store = store
+        self._on_append = on_append
         self._batch = batch
         self._retry_s = retry_s
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -96,8 +107,11 @@ class BusLog:
         # growing meanwhile, which is memory, not lost events), and say so in the logs.
         while pending:
             try:
+                started = time.perf_counter()
                 self._store.append(pending)
                 self.written += len(pending)
+                if self._on_append is not None:
+                    self._on_append(time.perf_counter() - started, len(pending))
                 return
             except Exception:
                 self.failures += 1
@@ -106,11 +120,15 @@ class BusLog:
 
 
 def attach_bus(
-    bus: EventBus, store: EventStore, batch: int = 1000, retry_s: float = 0.5
+    bus: EventBus,
+    store: EventStore,
+    batch: int = 1000,
+    retry_s: float = 0.5,
+    on_append: AppendObserver | None = None,
 ) -> BusLog:
     """Append every event of ``bus`` to ``store``; the returned ``BusLog`` detaches when called.
 
     ``BusLog.flush()`` waits until everything emitted so far is written; calling it or
     ``close()`` unsubscribes, writes what is queued and stops the writer thread.
     """
-    return BusLog(bus, store, batch, retry_s)
+    return BusLog(bus, store, batch, retry_s, on_append)

@@ -53,3 +53,4 @@ def test_metrics_follow_a_call(server: ServerThread) -> None:
     assert after["voxgate_stt_latency_seconds_count{}"] >= 1
     assert after["voxgate_tts_latency_seconds_count{}"] >= 2
     assert after["voxgate_bulkhead_rejected{pool=stt}"] == 0
+    assert after["voxgate_event_log_append_seconds_count{}"] >= 1
