@@ -26,6 +26,7 @@ from gateway.tracing import CallTracer, otlp_exporter
 from gateway.twilio import handle_twilio
 from gateway.twilio_webhooks import public_ws_base, twilio_webhooks
 from orchestration.agent import AgentFactory, basic_agent_factory
+from orchestration.agents_system import make_agent_factory
 from orchestration.bulkhead import shared_bulkheads
 from orchestration.events import EventBus
 from orchestration.redact import redact_data
@@ -43,7 +44,7 @@ class TokenRequest(BaseModel):
 def create_app(
     settings: Settings,
     voice: VoiceServices | None = None,
-    agent_factory: AgentFactory = basic_agent_factory,
+    agent_factory: AgentFactory | None = None,
     bus: EventBus | None = None,
     tracer: CallTracer | None = None,
 ) -> FastAPI:
@@ -51,10 +52,17 @@ def create_app(
     for warning in auth.validate():  # raises InsecureConfiguration in production
         log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    bus = bus or EventBus(redactor=redact_data if settings.redact else None)
+    if agent_factory is None:
+        agent_factory = (
+            basic_agent_factory
+            if settings.agent == "basic"
+            else make_agent_factory(bus, settings.data_dir, settings.agents_config)
+        )
     runtime = Runtime(
         settings=settings,
         voice=voice or VoiceServices.create(settings.voice, settings.data_dir),
-        bus=bus or EventBus(redactor=redact_data if settings.redact else None),
+        bus=bus,
         agent_factory=agent_factory,
     )
 

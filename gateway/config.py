@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # OTLP/HTTP collector for traces, e.g. http://127.0.0.1:4318/v1/traces (unset: traces are
     # built, ids appear in logs, nothing is exported)
     otlp_endpoint: str | None = None
+    # the agent behind every call: the front-desk supervisor with its sub-agents
+    # (docs/agents.md), or the minimal built-in echo agent
+    agent: Literal["supervisor", "basic"] = "supervisor"
+    # the agents' YAML (default: the packaged orchestration/agents/default.yaml)
+    agents_config: Path | None = None
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
 
     @classmethod

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), start_timeout_s=1.0)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"), start_timeout_s=1.0, agent="basic"
+    )
     with ServerThread(create_app(settings)) as running:
         yield running
 

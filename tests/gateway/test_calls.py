@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), agent="basic")
     settings.voice.turn.reprompt_after_s = 2.5
     settings.voice.turn.max_reprompts = 1
     with ServerThread(create_app(settings)) as running:

@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = data / "voxgate.yaml"
     config.write_text("voice:\n  turn:\n    reprompt_after_s: 20\n")
     port = free_port()
-    env = {**os.environ, "VOXGATE_DATA_DIR": str(data)}
+    env = {**os.environ, "VOXGATE_DATA_DIR": str(data), "VOXGATE_AGENT": "basic"}
     log = (data / "serve.log").open("wb")
     proc = subprocess.Popen(
         [

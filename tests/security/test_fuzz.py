@@ -133,7 +133,9 @@ async def throw(url: str, frames: list[str | bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(data_dir=tmp_path_factory.mktemp("data")))) as running:
+    with ServerThread(
+        create_app(Settings(data_dir=tmp_path_factory.mktemp("data"), agent="basic"))
+    ) as running:
         yield running
 
 
