@@ -97,6 +97,15 @@ def _mount_orchestration() -> None:
 _mount_orchestration()
 
 
+def _mount_eval() -> None:
+    from gateway.eval_cli import eval_command
+
+    app.command("eval", help="run evaluation suites; exit 1 if a threshold fails")(eval_command)
+
+
+_mount_eval()
+
+
 def main() -> None:
     app()
 

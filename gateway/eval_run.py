@@ -150,7 +150,6 @@ async def evaluate(suites: list[Suite], options: Options,
 async def _run(job: Job, gateways: _Gateways, voice: CallerVoice, data_dir: Path) -> RunRecord:
     if isinstance(job.suite, WorkflowSuite):
         assert isinstance(job.scenario, WorkflowScenario)
-        data_dir.mkdir(parents=True)
         return await run_workflow(job.suite, job.scenario, job.repeat, data_dir)
     assert isinstance(job.scenario, VoiceScenario)
     try:
