@@ -18,7 +18,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from orchestration.clock import Clock, SystemClock
 from orchestration.events import EventBus
 from orchestration.flow import FlowDef
 from orchestration.nlu import LocalNlu, NluResult
+from orchestration.policy import Policy
 from orchestration.runner import ToolRunner
 from orchestration.supervisor import Supervisor
 from orchestration.tools import ToolRegistry
@@ -73,6 +74,7 @@ class AgentSystem:
         rng: random.Random | None = None,
         http: httpx.AsyncClient | None = None,
         breaker_policy: BreakerPolicy | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.bus = bus
         self.clock = clock or SystemClock()
@@ -106,8 +108,12 @@ class AgentSystem:
         self.breakers = Breakers(
             self.clock, breaker_policy or BreakerPolicy(failure_threshold=3, cooldown=30.0),
             emit=breaker_event)
+        # every tool call is checked against the agent's permissions and the policy rules
+        # (orchestration/agents/policies.yaml) before it runs
+        self.policy = policy or Policy.load(
+            clock=lambda: datetime.fromtimestamp(self.clock.now()))
         self.runner = ToolRunner(self.registry, self.clock, rng or random.Random(),
-                                 self.breakers)
+                                 self.breakers, policy=self.policy)
         self.llm: Any = None
         if config.nlu.backend == "llm":
             from orchestration.llm_agent import LlmBrain

@@ -37,6 +37,7 @@ from orchestration.fanout import BranchOutcome, fan_out, needed
 from orchestration.input_schema import InputInvalid, validate_input
 from orchestration.instance import Run
 from orchestration.loader import DefinitionError, check_tools
+from orchestration.policy import Policy
 from orchestration.retry import RetryBudget
 from orchestration.runner import ToolRunner, describe
 from orchestration.saga import COMPENSATION_RETRY, Compensation, compensate
@@ -71,13 +72,14 @@ class Engine:
         definitions: Iterable[WorkflowDef] = (), *, clock: Clock | None = None,
         rng: random.Random | None = None, breakers: Breakers | None = None,
         budget: RetryBudget | None = None, ids: Callable[[], str] | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.breakers = breakers or Breakers(self.clock, emit=self._breaker_event)
-        self.runner = ToolRunner(registry, self.clock, self.rng, self.breakers, budget)
+        self.runner = ToolRunner(registry, self.clock, self.rng, self.breakers, budget, policy)
         self.definitions: dict[str, WorkflowDef] = {}
         for defn in definitions:
             bad = check_tools(defn, registry)  # Python definitions get the loader's checks
@@ -217,7 +219,7 @@ class Engine:
         try:
             res = await self.runner.run(
                 st.tools, raw, emit=run.emit, fallbacks=st.fallbacks, retry_spec=st.retry,
-                time_box=st.timeout, granted=run.defn.permissions,
+                time_box=st.timeout, granted=run.defn.permissions, who=_who(run),
             )
         except OrchestrationError as exc:
             run.emit("step.failed", {"step": name, "error": describe(exc),
@@ -249,7 +251,8 @@ class Engine:
             async def go() -> dict[str, Any]:
                 res = await self.runner.run([spec.tool], resolve(spec.input, bctx),
                                             emit=run.emit, retry_spec=spec.retry,
-                                            time_box=spec.timeout, granted=run.defn.permissions)
+                                            time_box=spec.timeout, granted=run.defn.permissions,
+                                            who=_who(run))
                 return res.output
             return go
 
@@ -397,7 +400,7 @@ class Engine:
                 res = await self.runner.run([level.escalate.tool],
                                             resolve(level.escalate.input, run.view["ctx"]),
                                             emit=run.emit, retry_spec=level.escalate.retry,
-                                            granted=run.defn.permissions)
+                                            granted=run.defn.permissions, who=_who(run))
                 run.emit("sla.escalated", {"level": timer["level"], "state": timer["state"],
                                            "tool": res.tool, "output": res.output})
             except OrchestrationError as exc:
@@ -408,3 +411,13 @@ class Engine:
             self._goto(run, target, timer=tid)
         run.commit()
         await self._advance(run)
+
+
+def _who(run: Run) -> dict[str, Any]:
+    """What policy rules may know about who is acting: the workflow and its caller."""
+    data = run.view["ctx"].get("input", {})
+    roles = data.get("roles", [])
+    return {
+        "agent": run.defn.name,
+        "caller": {"id": data.get("caller"), "roles": roles if isinstance(roles, list) else []},
+    }

@@ -43,6 +43,9 @@ from orchestration.nlu_slots import speak_date, speak_time
 from orchestration.runner import ToolRunner, describe
 from orchestration.tools import ToolError
 
+# the data scope each memory tool needs (declared in a flow's permissions)
+MEMORY_SCOPES = {"memory.recall": "memory.read", "memory.remember": "memory.write"}
+
 Emit = Callable[[str, Mapping[str, Any]], None]
 MAX_STEPS = 50  # states run for one turn; a loop without a wait is a configuration bug
 
@@ -226,6 +229,18 @@ class FlowRun:
             raw = {}
         started = time.perf_counter()
         self.call.emit("tool.called", {"agent": agent, "state": state, "tool": st.tool})
+        scope = MEMORY_SCOPES.get(st.tool)
+        if scope is not None and scope not in self.flow.permissions:
+            # least privilege covers data too: memory is read or written only by agents
+            # that declared the scope
+            message = f"needs permissions not granted: ['{scope}']"
+            self.call.emit("policy.denied", {"agent": agent, "tool": st.tool,
+                                             "rule": "least_privilege", "message": message,
+                                             "approval": False})
+            self.failed_tools += 1
+            self.steps[state] = {"ok": False, "error": f"PermissionDenied: {message}"}
+            self.call.emit("tool.gave_up", {"agent": agent, "tool": st.tool, "error": message})
+            return False
         if st.tool.startswith("memory."):
             self.steps[state] = self._memory_tool(st.tool, raw)
             self.call.emit("tool.succeeded", {"agent": agent, "tool": st.tool, "fallback": False,
@@ -239,7 +254,8 @@ class FlowRun:
         try:
             result = await self.call.runner.run(
                 [st.tool], raw, emit=emit, fallbacks=st.fallbacks, retry_spec=st.retry,
-                time_box=st.timeout, granted=self.flow.permissions)
+                time_box=st.timeout, granted=self.flow.permissions,
+                who={"agent": agent, "caller": self.call.caller})
         except (ToolError, BreakerOpen, BulkheadFull) as exc:
             self.failed_tools += 1
             self.steps[state] = {"ok": False, "error": describe(exc)}

@@ -20,6 +20,7 @@ from orchestration.breaker import BreakerOpen, Breakers
 from orchestration.bulkhead import BulkheadFull
 from orchestration.clock import Clock
 from orchestration.definition import RetrySpec
+from orchestration.policy import Policy, PolicyDenied
 from orchestration.retry import Emit, RetryBudget, retry
 from orchestration.tools import PermissionDenied, ToolError, ToolInputInvalid, ToolRegistry
 
@@ -38,9 +39,10 @@ def describe(exc: BaseException) -> str:
 class ToolRunner:
     def __init__(
         self, registry: ToolRegistry, clock: Clock, rng: random.Random, breakers: Breakers,
-        budget: RetryBudget | None = None,
+        budget: RetryBudget | None = None, policy: Policy | None = None,
     ) -> None:
         self.registry = registry
+        self.policy = policy
         self.clock = clock
         self.rng = rng
         self.breakers = breakers
@@ -50,6 +52,7 @@ class ToolRunner:
         self, tools: Sequence[str], raw: Mapping[str, Any], *, emit: Emit,
         fallbacks: Sequence[str] = (), retry_spec: RetrySpec | None = None,
         time_box: float | None = None, granted: Iterable[str] | None = None,
+        who: Mapping[str, Any] | None = None,
     ) -> CallResult:
         candidates: list[Sequence[str]] = [tools, *([f] for f in fallbacks)]
         for i, chain in enumerate(candidates):
@@ -57,20 +60,46 @@ class ToolRunner:
                 data: Mapping[str, Any] = raw
                 for name in chain:
                     data = await self.one(name, data, emit=emit, retry_spec=retry_spec,
-                                          time_box=time_box, granted=granted)
+                                          time_box=time_box, granted=granted, who=who)
                 return CallResult(dict(data), chain[-1], i > 0)
             except (ToolError, BreakerOpen, BulkheadFull) as exc:
-                if i + 1 == len(candidates) or isinstance(exc, PermissionDenied):
+                # a denial is final: a fallback must not do what policy just refused
+                if i + 1 == len(candidates) or isinstance(exc, PermissionDenied | PolicyDenied):
                     raise
                 emit("tool.fallback", {"from": chain[-1], "to": candidates[i + 1][0],
                                        "reason": describe(exc)})
         raise AssertionError("unreachable")
 
+    def gate(
+        self, name: str, raw: Mapping[str, Any], *, emit: Emit,
+        granted: Iterable[str] | None = None, who: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Least privilege, then the policy rules, before the tool runs; both recorded."""
+        if granted is not None:
+            missing = self.registry.get(name).permissions - set(granted)
+            if missing:
+                message = f"needs permissions not granted: {sorted(missing)}"
+                emit("policy.denied", {"tool": name, "rule": "least_privilege",
+                                       "message": message, "approval": False})
+                raise PermissionDenied(name, message)
+        if self.policy is None:
+            return
+        who = who or {}
+        decision = self.policy.check(
+            name, raw, agent=str(who.get("agent", "")), caller=who.get("caller"),
+            granted=list(granted or []))
+        emit("policy.allowed" if decision.allowed else "policy.denied",
+             {"tool": name, "rule": decision.rule, "message": decision.message,
+              "approval": decision.approval})
+        if not decision.allowed:
+            raise PolicyDenied(name, decision.rule or "?", decision.message, decision.approval)
+
     async def one(
         self, name: str, raw: Mapping[str, Any], *, emit: Emit,
         retry_spec: RetrySpec | None = None, time_box: float | None = None,
-        granted: Iterable[str] | None = None,
+        granted: Iterable[str] | None = None, who: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        self.gate(name, raw, emit=emit, granted=granted, who=who)
         breaker = self.breakers.get(name)
 
         async def attempt(n: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from orchestration.engine import Engine, SignalResult
 from orchestration.input_schema import describe_input
 from orchestration.llm import TextModel
 from orchestration.loader import load_dir
+from orchestration.policy import Policy
 from orchestration.pools import ObservedBulkhead
 from orchestration.replay import ReplayReport, replay
 from orchestration.sample_data import LocalSystems
@@ -42,7 +44,7 @@ class Orchestrator:
     def __init__(
         self, data_dir: str | Path | None = None, *, clock: Clock | None = None,
         rng: random.Random | None = None, registry: ToolRegistry | None = None,
-        model: TextModel | None = None,
+        model: TextModel | None = None, policy: Policy | None = None,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.clock = clock or SystemClock()
@@ -57,7 +59,9 @@ class Orchestrator:
         if own.is_dir():
             definitions.update(load_dir(own, self.registry))
         self.engine = Engine(self.store, self.registry, definitions.values(), clock=self.clock,
-                             rng=rng)
+                             rng=rng,
+                             policy=policy or Policy.load(
+                                 clock=lambda: datetime.fromtimestamp(self.clock.now())))
         self.scheduler = Scheduler(self.engine)
 
     def _pool_event(self, name: str, type: str, data: dict[str, Any]) -> None:
