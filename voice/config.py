@@ -42,6 +42,9 @@ class TurnConfig(BaseModel):
         ]
     )
     barge_in: bool = True
+    # a caller who carries on within this long after their turn ended was pausing inside
+    # a sentence: the reply stops and both pieces go to the agent as one turn
+    merge_window_ms: int = Field(600, ge=0, le=5000)
     # silence handling after the agent finished speaking
     reprompt_after_s: float = Field(7.0, gt=0)
     max_reprompts: int = Field(2, ge=0, le=10)

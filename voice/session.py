@@ -81,6 +81,9 @@ class _Reply:
     marks: int = 0
     # when it answers a turn: wall time of the turn's last voiced frame, and STT figures
     turn_voiced_at: float | None = None
+    # the caller's words this reply answers, and when (audio time) that turn ended
+    turn_text: str | None = None
+    turn_ended_ms: int = 0
     turn_stt_ms: float = 0.0
 
     def audible(self) -> bool:
@@ -271,7 +274,15 @@ class CallSession:
                 return  # the caller waits for the agent; their turn is heard afterwards
             audible = reply.audible()
             unplayed = " ".join(reply.unplayed_sentences())
-            self._interrupted = self._stop_reply(keep_for_resume=True)
+            gap_ms = event.onset_ms - reply.turn_ended_ms
+            if reply.turn_text is not None and gap_ms <= self.config.turn.merge_window_ms:
+                # they carried on almost at once: it was a pause inside one sentence, so the
+                # next piece joins this one instead of answering a half sentence
+                self._carry = reply.turn_text
+                self._stop_reply()
+                self.emit("turn.merged", reply_id=reply.id, gap_ms=gap_ms)
+            else:
+                self._interrupted = self._stop_reply(keep_for_resume=True)
             self.emit(
                 "tts.interrupted",
                 reply_id=reply.id,
@@ -378,7 +389,8 @@ class CallSession:
             forced=forced,
         )
         self._committing = self._spawn(
-            self._commit(audio, span_ms, spec, forced, self._last_voiced_at), "commit"
+            self._commit(audio, span_ms, spec, forced, self._last_voiced_at, seg.now_ms),
+            "commit",
         )
 
     async def _commit(
@@ -388,6 +400,7 @@ class CallSession:
         spec: _Speculation | None,
         forced: bool,
         voiced_at: float,
+        ended_ms: int,
     ) -> None:
         try:
             interrupted = self._interrupted
@@ -437,6 +450,8 @@ class CallSession:
             )
             reply.turn_voiced_at = voiced_at
             reply.turn_stt_ms = transcript.latency_ms
+            reply.turn_text = text
+            reply.turn_ended_ms = ended_ms
         except Exception as exc:
             log.exception("session %s: turn failed", self.id)
             self.emit("stt.error", error=str(exc))

@@ -328,3 +328,46 @@ async def test_audio_levels_for_the_dashboard() -> None:
     # nothing is metered while the line is silent: at most the speech and its tail
     assert len(caller) * 240 <= ms_of(SPEECH) + 1200 + 240
     assert {d["reply_id"] for d in agent} == {"r1", "r2"}
+
+
+async def test_a_short_final_phrase_ends_the_turn_quickly() -> None:
+    session, transport, agent, rec = make_session(["Goodbye."], ["Bye."])
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1500))
+    await settle()
+    stopped = rec.of_type("vad.speech_stopped")[0].data
+    assert stopped["silence_ms"] <= session.config.turn.end_silence_ms + 40
+    assert agent.turns == ["Goodbye."]
+
+
+async def test_an_unfinished_sentence_waits_for_the_longer_silence() -> None:
+    session, transport, agent, rec = make_session(["I want to book an appointment for"], ["Ok."])
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(700))  # a breath, not the end
+    await settle()
+    assert agent.turns == [] and not rec.of_type("vad.speech_stopped")
+    await feed(session, silence(600))
+    await settle()
+    stopped = rec.of_type("vad.speech_stopped")[0].data
+    assert stopped["silence_ms"] >= session.config.turn.end_silence_max_ms
+    assert len(agent.turns) == 1
+
+
+async def test_carrying_on_at_once_makes_one_turn() -> None:
+    session, transport, agent, rec = make_session(["I'd like a table."], ["One moment."])
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    # the turn ends after 320 ms of silence; the caller goes on 150 ms later
+    await feed(session, SPEECH + silence(470) + SPEECH + silence(1500))
+    await settle()
+    merged = rec.of_type("turn.merged")
+    assert merged and merged[0].data["gap_ms"] <= session.config.turn.merge_window_ms
+    finals = [e.data["text"] for e in rec.of_type("stt.final")]
+    assert finals[-1] == "I'd like a table. I'd like a table."
+    assert agent.turns[-1] == "I'd like a table. I'd like a table."
+    assert not rec.of_type("tts.resumed")
