@@ -61,7 +61,7 @@ def test_a_remote_gateway_over_twilio_and_a_tampered_log(tmp_path: Path) -> None
                        "expect": {"replies": ["Goodbye"], "ended_by": "agent",
                                   "events": ["call.hangup", "session.ended"]}}]})
     assert isinstance(suite, VoiceSuite)
-    with ServerThread(create_app(Settings(data_dir=tmp_path))) as server:
+    with ServerThread(create_app(Settings(data_dir=tmp_path, agent="basic"))) as server:
         gateway = RemoteGateway(server.url, tmp_path, os.getpid())
         record = asyncio.run(run_voice(suite, suite.scenarios[0], "clean", 0, gateway,
                                        CallerVoice()))

@@ -1,0 +1,198 @@
+"""Run every benchmark in benchmarks/ and print one summary table (``make bench``).
+
+    python -m benchmarks.run_all [--quick] [--only NAME ...] [--skip NAME ...]
+                                 [--timeout SECONDS]
+
+Each ``benchmarks/<name>.py`` (but this file) runs as ``python -m benchmarks.<name>`` in
+its own process, one after the other (the machine has two cores: benchmarks running side
+by side would measure each other). Its output goes to ``benchmarks/results/<name>.log``
+and its figures to ``benchmarks/results/<name>.json``; the table shows the headline
+figures of each from that JSON (a new benchmark's numeric top-level figures if it has no
+entry in ``HEADLINES``). ``--quick`` passes smaller sizes to the benchmarks that take
+them (minutes instead of most of an hour; the figures are noisier). Exit status 1 if a
+benchmark failed, timed out or wrote no result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+
+# benchmark -> [(label, dotted path in its JSON, unit)]
+HEADLINES: dict[str, list[tuple[str, str, str]]] = {
+    "call_latency": [
+        ("response p50, twilio", "protocols.twilio.response_latency.p50_ms", "ms"),
+        ("response p50, browser", "protocols.browser.response_latency.p50_ms", "ms"),
+        ("barge-in clear p50, twilio", "protocols.twilio.barge_in_clear.p50_ms", "ms"),
+        ("server CPU per call minute", "protocols.twilio.server_cpu_s_per_call_minute", "s"),
+        ("memory per live call", "memory.mb_per_session", "MB"),
+    ],
+    "stt_tts": [
+        ("TTS first audio median", "tts.first_audio_split_60_s.median", "s"),
+        ("STT WER at 10 dB SNR", "decoding.temperature_0.snr10_wer", ""),
+        ("whisper tiny.en load", "loads.tiny.en.load_s", "s"),
+    ],
+    "orchestration_log": [("appends, batches of 1000", "batch_1000_events_per_s", "/s"),
+                          ("bus -> log", "attach_bus_events_per_s", "/s")],
+    "orchestration_replay": [("replay", "rebuild_events_per_s", "events/s")],
+    "orchestration_engine": [("engine per step, no I/O", "us_per_step_no_io", "us"),
+                             ("engine per step, SQLite", "us_per_step_sqlite", "us")],
+    "dashboard_stream": [("event -> dashboard p50", "event_to_dashboard_ms_p50", "ms"),
+                         ("event -> dashboard p95", "event_to_dashboard_ms_p95", "ms"),
+                         ("frames per second", "fps_median", "")],
+    "dashboard_widget": [("capture -> server p50", "capture_to_server.p50_ms", "ms"),
+                         ("server -> speaker p50", "server_to_speaker_p50_ms", "ms")],
+    "agents_nlu": [("intent accuracy, logreg", "methods.logreg.accuracy", ""),
+                   ("parse p50, logreg", "methods.logreg.parse_ms_p50", "ms")],
+    "agents_tasks": [("task completion", "completion", ""),
+                     ("orchestration per turn p50", "turn_ms_p50", "ms")],
+    "eval_suites": [("all gates held", "ok", "")],
+}
+
+# smaller sizes for --quick (arguments each benchmark documents in its docstring)
+QUICK: dict[str, list[str]] = {
+    "call_latency": ["--turns", "4"],
+    "stt_tts": ["--runs", "1"],
+    "orchestration_log": ["--events", "20000", "--runs", "2"],
+    "orchestration_replay": ["--events", "50000", "--runs", "2"],
+    "orchestration_engine": ["--runs", "3"],
+    "dashboard_stream": ["--calls", "10", "--seconds", "8"],
+    "dashboard_widget": ["--seconds", "20"],
+    "agents_tasks": ["--repeat", "1"],
+    "eval_suites": ["--variant", "clean"],
+}
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # ok, failed (exit N), timed out, no result
+    seconds: float
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    tail: str = ""
+
+
+def discover() -> list[str]:
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in ("__init__", "run_all"))
+
+
+def lookup(data: dict[str, Any], path: str) -> Any:
+    """``a.b.c`` in nested mappings; keys may hold dots themselves (``loads.tiny.en``)."""
+    for key in sorted(data, key=len, reverse=True):
+        if path == key:
+            return data[key]
+        if path.startswith(key + "."):
+            value = data[key]
+            rest = path[len(key) + 1:]
+            return lookup(value, rest) if isinstance(value, dict) else None
+    return None
+
+
+def fmt(value: Any, unit: str) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float) and 0 < abs(value) <= 1 and unit == "":
+        return f"{value * 100:.1f} %"
+    if isinstance(value, float):
+        text = f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip()
+
+
+def headline(name: str, data: dict[str, Any]) -> list[tuple[str, str]]:
+    wanted = HEADLINES.get(name)
+    if wanted is None:  # a benchmark this table does not know yet: its numeric top level
+        return [(k, fmt(v, "")) for k, v in data.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)][:4]
+    out = []
+    for label, path, unit in wanted:
+        value = lookup(data, path)
+        if value is not None:
+            out.append((label, fmt(value, unit)))
+    return out
+
+
+def run_one(name: str, extra: list[str], timeout_s: float) -> Outcome:
+    RESULTS.mkdir(exist_ok=True)
+    result, log = RESULTS / f"{name}.json", RESULTS / f"{name}.log"
+    before = result.stat().st_mtime if result.exists() else None
+    started = time.monotonic()
+    with log.open("w") as out:
+        try:
+            proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *extra],
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s,
+                                  check=False, cwd=HERE.parent)
+            status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+        except subprocess.TimeoutExpired:
+            status = f"timed out ({timeout_s:.0f} s)"
+    seconds = time.monotonic() - started
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-8:])
+    fresh = result.exists() and result.stat().st_mtime != before
+    if status == "ok" and not fresh:
+        status = "no result"
+    figures: list[tuple[str, str]] = []
+    if fresh:
+        try:
+            figures = headline(name, json.loads(result.read_text()))
+        except (OSError, ValueError) as exc:
+            status, tail = "bad result", f"{result}: {exc}"
+    return Outcome(name, status, seconds, figures, tail if status != "ok" else "")
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = [("benchmark", "status", "time", "figure", "value")]
+    for o in outcomes:
+        figures = o.figures or [("-", "-")]
+        for i, (label, value) in enumerate(figures):
+            rows.append((o.name if i == 0 else "", o.status if i == 0 else "",
+                         f"{o.seconds:.0f} s" if i == 0 else "", label, value))
+    widths = [max(len(r[c]) for r in rows) for c in range(5)]
+    line = "-+-".join("-" * w for w in widths)
+    out = [" | ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)), line]
+    for r in rows[1:]:
+        if r[0] and len(out) > 2:
+            out.append(line)
+        out.append(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, noisier figures")
+    parser.add_argument("--only", action="append", default=[], help="run only these")
+    parser.add_argument("--skip", action="append", default=[], help="do not run these")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="per benchmark, seconds")
+    args = parser.parse_args()
+    names = [n for n in discover() if (not args.only or n in args.only) and n not in args.skip]
+    unknown = sorted(set(args.only + args.skip) - set(discover()))
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)} (have: {', '.join(discover())})")
+    outcomes = []
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        outcome = run_one(name, QUICK.get(name, []) if args.quick else [], args.timeout)
+        print(f"    {outcome.status} in {outcome.seconds:.0f} s", flush=True)
+        if outcome.tail:
+            print("    " + outcome.tail.replace("\n", "\n    "), flush=True)
+        outcomes.append(outcome)
+    print()
+    print(table(outcomes))
+    print(f"\nlogs and JSON in {RESULTS.relative_to(HERE.parent)}/")
+    if any(o.status != "ok" for o in outcomes):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
