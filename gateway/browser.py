@@ -32,6 +32,7 @@ from gateway.browser_protocol import (
     StopMessage,
     TextMessage,
 )
+from gateway.inbox import Inbox
 from gateway.logs import bind_session
 from gateway.outbox import Outbox
 from gateway.runtime import CapacityError, Runtime
@@ -171,22 +172,8 @@ async def _pump(
 ) -> tuple[str, int]:
     resampler = StreamResampler(start.sample_rate, 16000)
     frames = FrameAssembler()
-    receive = asyncio.ensure_future(ws.receive())
-    closed = asyncio.ensure_future(transport.closed.wait())
-    ended = asyncio.ensure_future(session.ended.wait())
-    try:
-        while True:
-            done, _ = await asyncio.wait(
-                {receive, closed, ended}, timeout=idle_timeout_s, return_when="FIRST_COMPLETED"
-            )
-            if not done:
-                return "idle timeout", CLOSE_NORMAL
-            if closed in done or ended in done:
-                return (transport.end_reason or session.end_reason or "ended"), CLOSE_NORMAL
-            message = receive.result()
-            if message["type"] == "websocket.disconnect":
-                return "client disconnected", CLOSE_NORMAL
-            receive = asyncio.ensure_future(ws.receive())
+    async with Inbox(ws, idle_timeout_s, transport.closed, session.ended) as inbox:
+        async for message in inbox:
             try:
                 data = message.get("bytes")
                 if data is not None:
@@ -212,6 +199,8 @@ async def _pump(
                 outbox.put(PongMessage().to_json())
             elif isinstance(parsed, StopMessage):
                 return "caller hung up", CLOSE_NORMAL
-    finally:
-        for fut in (receive, closed, ended):
-            fut.cancel()
+        if inbox.why == "idle":
+            return "idle timeout", CLOSE_NORMAL
+        if inbox.why == "stopped":
+            return (transport.end_reason or session.end_reason or "ended"), CLOSE_NORMAL
+        return "client disconnected", CLOSE_NORMAL

@@ -13,6 +13,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.inbox import Inbox
 from gateway.logs import bind_session
 from gateway.outbox import Outbox
 from gateway.runtime import CapacityError, Runtime
@@ -140,22 +141,8 @@ async def _pump(
     resampler = StreamResampler(8000, 16000)
     frames = FrameAssembler()
     bad = 0
-    receive = asyncio.ensure_future(ws.receive())
-    closed = asyncio.ensure_future(transport.closed.wait())
-    ended = asyncio.ensure_future(session.ended.wait())
-    try:
-        while True:
-            done, _ = await asyncio.wait(
-                {receive, closed, ended}, timeout=idle_timeout_s, return_when="FIRST_COMPLETED"
-            )
-            if not done:
-                return "idle timeout"
-            if closed in done or ended in done:
-                return session.end_reason or "agent ended the call"
-            message = receive.result()
-            if message["type"] == "websocket.disconnect":
-                return "twilio disconnected"
-            receive = asyncio.ensure_future(ws.receive())
+    async with Inbox(ws, idle_timeout_s, transport.closed, session.ended) as inbox:
+        async for message in inbox:
             text = message.get("text")
             if text is None:
                 log.warning("session %s: binary frame on a Twilio stream", session.id)
@@ -184,6 +171,8 @@ async def _pump(
                 session.on_dtmf(msg.digit)
             elif isinstance(msg, StopMessage):
                 return "caller hung up"
-    finally:
-        for fut in (receive, closed, ended):
-            fut.cancel()
+        if inbox.why == "idle":
+            return "idle timeout"
+        if inbox.why == "stopped":
+            return session.end_reason or "agent ended the call"
+        return "twilio disconnected"
