@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -25,6 +26,30 @@ from orchestration.eval_scenario import load_suites
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """A few figures for benchmarks.run_all's table: voice accuracy over every variant,
+    the real-time tier's latency and CPU, and the workflow runs' outcome."""
+    voice = {s["suite"] for s in report["suites"] if s["kind"] == "voice"}
+    runs = [r for r in report["runs"] if r["suite"] in voice]
+    flows = [r for r in report["runs"] if r["suite"] not in voice]
+    words = sum(r["wer_words"] for r in runs)
+    intents = sum(r["intents_expected"] for r in runs)
+    out: dict[str, Any] = {
+        "ok": report["ok"],
+        "voice_runs_ok": f"{sum(r['ok'] for r in runs)}/{len(runs)}",
+        "voice_wer": round(sum(r["wer_errors"] for r in runs) / words, 4) if words else None,
+        "voice_intent_accuracy": round(sum(r["intents_correct"] for r in runs) / intents, 4)
+        if intents else None,
+        "workflow_runs_ok": f"{sum(r['ok'] for r in flows)}/{len(flows)}" if flows else None,
+    }
+    for tier in report["tiers"]:
+        if tier["tier"] == "realtime":
+            out.update(realtime_p50_ms=tier["latency_p50_ms"],
+                       realtime_p95_ms=tier["latency_p95_ms"],
+                       realtime_cpu_s_per_call=tier["cpu_s_per_call"])
+    return out
 
 
 def main() -> None:
@@ -47,6 +72,7 @@ def main() -> None:
         "duration_s": round(time.monotonic() - started, 1),
         "suites": [str(s.source) for s in suites], "variants": args.variant,
         "repeat": args.repeat})
+    report["headline"] = headline(report)
     print_summary(report, Console(width=120))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "eval_suites.json").write_text(json.dumps(report, indent=1, default=str) + "\n")

@@ -55,7 +55,14 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
                    ("parse p50, logreg", "methods.logreg.parse_ms_p50", "ms")],
     "agents_tasks": [("task completion", "completion", ""),
                      ("orchestration per turn p50", "turn_ms_p50", "ms")],
-    "eval_suites": [("all gates held", "ok", "")],
+    "eval_suites": [("all gates held", "headline.ok", ""),
+                    ("voice runs ok (all variants)", "headline.voice_runs_ok", ""),
+                    ("voice WER", "headline.voice_wer", ""),
+                    ("voice intent accuracy", "headline.voice_intent_accuracy", ""),
+                    ("real-time turn p50", "headline.realtime_p50_ms", "ms"),
+                    ("real-time turn p95", "headline.realtime_p95_ms", "ms"),
+                    ("real-time server CPU per call", "headline.realtime_cpu_s_per_call", "s"),
+                    ("workflow runs ok", "headline.workflow_runs_ok", "")],
 }
 
 # smaller sizes for --quick (arguments each benchmark documents in its docstring)
