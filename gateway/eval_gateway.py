@@ -16,11 +16,14 @@ total, None if unknown) and ``close()``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,12 +92,19 @@ class InProcessGateway:
 
     def __init__(self, data_dir: Path, agents: Agents) -> None:
         self.data_dir: Path | None = data_dir
-        if InProcessGateway._voice is None:
-            settings = Settings(data_dir=data_dir)
-            InProcessGateway._voice = VoiceServices.create(settings.voice, data_dir)
-        app, self._close_agents = build_app_parts(data_dir, agents, InProcessGateway._voice)
+        app, self._close_agents = build_app_parts(data_dir, agents, self._shared_voice())
         self._server = ServerThread(app).start(START_TIMEOUT_S)
         self.url = self._server.url
+
+    @classmethod
+    def _shared_voice(cls) -> VoiceServices:
+        if cls._voice is None:
+            # its own folder (a joined whisper base model goes there), not a run's, which
+            # is deleted when its evaluation ends
+            models = Path(tempfile.mkdtemp(prefix="voxgate-eval-models-"))
+            atexit.register(shutil.rmtree, models, True)
+            cls._voice = VoiceServices.create(Settings(data_dir=models).voice, models)
+        return cls._voice
 
     def server_cpu_s(self) -> float | None:
         return time.process_time() - time.thread_time()
