@@ -24,7 +24,7 @@ def web_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gateway_server(web_data_dir: Path) -> Iterator[ServerThread]:
-    settings = Settings(data_dir=web_data_dir)
+    settings = Settings(data_dir=web_data_dir, agent="basic")  # its answers echo the caller
     settings.voice.turn.reprompt_after_s = 20.0  # no reprompts in the middle of a test
     with ServerThread(create_app(settings)) as running:
         yield running
