@@ -40,6 +40,8 @@ SUPERVISOR = "supervisor"
 
 
 class Supervisor:
+    name = SUPERVISOR
+
     def __init__(self, call: CallInfo, system: AgentSystem) -> None:
         self.call = call
         self.sys = system

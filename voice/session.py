@@ -172,7 +172,10 @@ class CallSession:
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        data: dict[str, Any] = {"protocol": self.call.protocol}
+        # the agent's name for viewers: the supervisor says "supervisor", the echo agent
+        # its class name
+        agent = getattr(self.agent, "name", None) or type(self.agent).__name__
+        data: dict[str, Any] = {"protocol": self.call.protocol, "agent": str(agent)}
         if self.call.call_sid is not None:
             data["call_sid"] = self.call.call_sid
         if self.call.caller is not None:
