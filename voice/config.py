@@ -22,6 +22,8 @@ class VadConfig(BaseModel):
     preroll_ms: int = Field(300, ge=0, le=2000)
     # unvoiced time after speech that counts as a pause (speculative STT starts here)
     pause_ms: int = Field(100, ge=20, le=2000)
+    # frames quieter than this (RMS, dBFS) are never speech, whatever the classifier says
+    energy_floor_db: float = Field(-55.0, ge=-90.0, le=0.0)
     # ignore the VAD for this long at the start of a stream (webrtcvad adapts its noise
     # floor in the first frames and flags them as speech)
     warmup_ms: int = Field(120, ge=0, le=2000)

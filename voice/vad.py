@@ -8,14 +8,22 @@ deterministic and testable without sleeping.
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import webrtcvad
 
 from voice.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AudioFormatError
 from voice.config import VadConfig
+
+
+def _rms_db(frame: bytes) -> float:
+    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+    mean_square = float(np.dot(samples, samples)) / max(1, samples.size)
+    return 10.0 * math.log10(max(mean_square, 1e-9) / (32768.0 * 32768.0))
 
 
 class FrameClassifier(Protocol):
@@ -123,7 +131,9 @@ class Segmenter:
     def process(self, frame: bytes) -> VadEvent | None:
         if len(frame) != FRAME_BYTES:
             raise AudioFormatError(f"VAD frames are {FRAME_BYTES} bytes, got {len(frame)}")
-        voiced = self.classifier.is_speech(frame)
+        # webrtcvad calls the fading tail of a word "speech" well below anything audible on
+        # a phone line; a floor ends speech where a listener hears it end
+        voiced = self.classifier.is_speech(frame) and _rms_db(frame) >= self.config.energy_floor_db
         self.frames += 1
         if self.frames <= self._warmup_frames:
             voiced = False

@@ -90,3 +90,23 @@ def test_silero_engine_segments_real_speech() -> None:
     events = run(seg, silence(500) + pcm + silence(600))
     assert isinstance(events[0], SpeechStart)
     assert isinstance(events[-1], Pause)
+
+
+def test_frames_below_the_energy_floor_are_never_speech() -> None:
+    quiet = np.full(320, 40, "<i2").tobytes()  # about -58 dBFS: a faded word's tail
+    loud = np.full(320, 4000, "<i2").tobytes()  # about -18 dBFS
+    config = VadConfig(warmup_ms=0, energy_floor_db=-55.0)
+    assert run(Segmenter(config, Scripted([True] * 10)), quiet * 10) == []
+    events = run(Segmenter(config, Scripted([True] * 10)), loud * 10)
+    assert isinstance(events[0], SpeechStart)
+
+
+def test_the_floor_ends_real_speech_sooner() -> None:
+    pcm, _ = load_prompt("conf-locked")
+    audio = silence(300) + pcm + silence(800)
+    ends = []
+    for floor in (-90.0, -55.0):
+        seg = Segmenter(VadConfig(energy_floor_db=floor))
+        run(seg, audio)
+        ends.append(seg.last_voiced_ms)
+    assert ends[1] <= ends[0]
