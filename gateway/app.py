@@ -20,6 +20,7 @@ from gateway.config import Settings
 from gateway.logs import set_trace_lookup
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.pages import pages_router, static_files
+from gateway.retention import apply_retention
 from gateway.runtime import Runtime
 from gateway.state import state_router
 from gateway.tracing import CallTracer, otlp_exporter
@@ -69,9 +70,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(runtime.voice.load)
+        retention = (
+            asyncio.create_task(_retention_loop(settings)) if settings.retention_days else None
+        )
         runtime.ready.set()
         log.info("voxgate ready (model load ms: %s)", runtime.voice.load_ms)
         yield
+        if retention is not None:
+            retention.cancel()
         for session in list(runtime.sessions.values()):
             await runtime.end_session(session, "server shutting down")
         await asyncio.to_thread(app.state.tracer.shutdown)  # flush spans to the exporter
@@ -158,3 +164,14 @@ def create_app(
 
 def json_error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+async def _retention_loop(settings: Settings, every_s: float = 3600.0) -> None:
+    """Apply the retention period at start-up and then hourly."""
+    assert settings.retention_days is not None
+    while True:
+        try:
+            await asyncio.to_thread(apply_retention, settings.data_dir, settings.retention_days)
+        except Exception:
+            log.exception("retention pass failed; will try again")
+        await asyncio.sleep(every_s)

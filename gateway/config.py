@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # mask emails, phone and card numbers, national ids and secrets in every event (and so
     # in the event log, the dashboard and traces); see orchestration/redact.py
     redact: bool = True
+    # keep raw call audio (caller.wav, agent.wav) under data_dir/recordings; off: raw audio
+    # is never written anywhere
+    record_audio: bool = False
+    # delete calls' events and recordings older than this many days (checked at start-up
+    # and hourly); unset: keep them
+    retention_days: float | None = Field(None, gt=0)
     # OTLP/HTTP collector for traces, e.g. http://127.0.0.1:4318/v1/traces (unset: traces are
     # built, ids appear in logs, nothing is exported)
     otlp_endpoint: str | None = None

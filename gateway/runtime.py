@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from gateway.config import Settings
 from orchestration.agent import AgentFactory, CallInfo
 from orchestration.events import EventBus
+from voice.recorder import CallRecorder
 from voice.services import VoiceServices
 from voice.session import CallSession
 from voice.transport import Transport
@@ -56,6 +57,11 @@ class Runtime:
             splitter=self.voice.split,
             bus=self.bus,
             config=self.settings.voice,
+            recorder=(
+                CallRecorder(self.settings.data_dir / "recordings", session_id)
+                if self.settings.record_audio
+                else None
+            ),
         )
         self.sessions[session_id] = session
         return session

@@ -289,6 +289,35 @@ class SQLiteEventStore:
         )
         return {str(s): decode(str(v)) for s, v in rows}
 
+    def purge(self, prefix: str, before_ts: float) -> int:
+        """Delete whole streams under ``prefix`` whose newest event is older than
+        ``before_ts`` (data retention). Streams go whole, so every stream that remains is
+        complete and replay still rebuilds exactly the views that remain."""
+        with self._lock:
+            self._cache.clear()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                old = [
+                    str(row[0])
+                    for row in self._db.execute(
+                        "SELECT stream FROM events WHERE stream >= ? AND stream < ? "
+                        "GROUP BY stream HAVING MAX(ts) < ?",
+                        (prefix, prefix + "\U0010ffff", before_ts),
+                    )
+                ]
+                deleted = 0
+                for i in range(0, len(old), _IN_CHUNK):
+                    chunk = old[i : i + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    cur = self._db.execute(f"DELETE FROM events WHERE stream IN ({marks})", chunk)
+                    deleted += cur.rowcount
+                    self._db.execute(f"DELETE FROM streams WHERE stream IN ({marks})", chunk)
+                self._db.execute("COMMIT")
+                return deleted
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def replace_views(self, views: Mapping[str, View]) -> None:
         with self._lock:
             self._cache.clear()

@@ -34,6 +34,7 @@ from orchestration.agent import (
 from orchestration.events import EventBus
 from voice.audio import FRAME_BYTES, levels, ms_of, resample
 from voice.config import VoiceConfig
+from voice.recorder import CallRecorder
 from voice.transport import Transport
 from voice.turns import TurnMachine, TurnState, is_backchannel, sounds_finished
 from voice.vad import Pause, Resume, Segmenter, SpeechStart, VadState
@@ -117,8 +118,10 @@ class CallSession:
         splitter: SentenceSplitter,
         bus: EventBus,
         config: VoiceConfig,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.call = call
+        self.recorder = recorder
         self.id = call.session_id
         self.transport = transport
         self.agent = agent
@@ -196,6 +199,8 @@ class CallSession:
                 fut.cancel()
         if self.turns.state is not TurnState.IDLE:
             self.turns.go(TurnState.IDLE)
+        if self.recorder is not None:
+            self.recorder.close()
         self.emit(
             "session.ended",
             reason=reason,
@@ -209,6 +214,8 @@ class CallSession:
         """One 20 ms frame of caller audio (PCM16, 16 kHz)."""
         if self.ended.is_set():
             return
+        if self.recorder is not None:
+            self.recorder.caller(frame)
         seg = self.segmenter
         event = seg.process(frame)
         if seg.state is not VadState.SILENCE and seg.last_voiced_ms == seg.now_ms:
@@ -565,6 +572,8 @@ class CallSession:
             self._goto(TurnState.AGENT_SPEAKING)
         await self.transport.send_audio(pcm)
         await self.transport.send_mark(mark)
+        if self.recorder is not None:
+            self.recorder.agent(pcm, self.transport.out_rate)
         if reply.turn_voiced_at is not None:
             # the server's view of the response latency, split into its parts
             self.emit(
