@@ -35,10 +35,13 @@ _NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", re.I
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 # a run of digits with the separators people and transcribers put between them
 _DIGITS = re.compile(r"(?<![\w+])\+?\(?\d(?:[\d .()/-]{5,}\d)(?![\w])")
+# a cue word, then either "is"/":"/"=" and any token, or directly a token with a digit
+# ("PIN 4821"); "the Forgot password link" names no secret
 _SECRET = re.compile(
     r"\b(password|passcode|passphrase|pin|pin code|security code|cvv|cvc|otp|"
-    r"verification code|one[- ]time code|access code)\b(\s*(?:is|was|:|=)?\s*)"
-    r"([^\s,.;!?]+(?:[ -]\d+)*)",
+    r"verification code|one[- ]time code|access code)\b"
+    r"(?:(\s*(?:is|was|:|=)\s*)([^\s,.;!?]+(?:[ -]\d+)*)"
+    r"|(\s+)(\S*\d[^\s,.;!?]*(?:[ -]\d+)*))",
     re.I,
 )
 
@@ -72,7 +75,7 @@ def redact_text(text: str) -> str:
     """Mask personal data and secrets in free text."""
     if not text:
         return text
-    text = _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
+    text = _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2) or m.group(4)}[secret]", text)
     text = _EMAIL.sub("[email]", text)
     text = _IBAN.sub("[iban]", text)
     text = _SSN.sub("[national id]", text)

@@ -25,6 +25,7 @@ from orchestration.redact import contains_secret, redact_data, redact_text
         ("my password is hunter2.", "my password is [secret]."),
         ("The PIN is 4 8 2 1", "The PIN is [secret]"),
         ("verification code: 739201", "verification code: [secret]"),
+        ("PIN 4821 please", "PIN [secret] please"),
     ],
 )
 def test_personal_data_is_masked(text: str, expected: str) -> None:
@@ -42,6 +43,8 @@ def test_personal_data_is_masked(text: str, expected: str) -> None:
         "This conference is locked.",
         "Press 1 to record your unavailable message.",
         "on 12/25/2024",
+        "Use the Forgot password link on the sign-in page.",
+        "Reset your PIN in the app.",
     ],
 )
 def test_ordinary_speech_is_left_alone(text: str) -> None:
