@@ -25,6 +25,7 @@ from croniter import croniter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from orchestration.expr import ExpressionError, check_template, parse
+from orchestration.graph import graph_problems
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -294,24 +295,5 @@ def problems(wf: WorkflowDef) -> list[tuple[str, str]]:
         return found
     # reachability: from start forwards, and to an end state backwards
     succ = {n: [t for _, t, _ in edges(s)] for n, s in wf.states.items()}
-    seen, todo = {wf.start}, [wf.start]
-    while todo:
-        for t in succ[todo.pop()]:
-            if t not in seen:
-                seen.add(t)
-                todo.append(t)
-    for name in wf.states:
-        if name not in seen:
-            found.append((f"states.{name}", "unreachable from the start state"))
-    alive = {n for n, s in wf.states.items() if isinstance(s, EndState)}
-    changed = True
-    while changed:
-        changed = False
-        for n, targets in succ.items():
-            if n not in alive and any(t in alive for t in targets):
-                alive.add(n)
-                changed = True
-    for name in wf.states:
-        if name in seen and name not in alive:
-            found.append((f"states.{name}", "trap state: no end state can be reached from it"))
-    return found
+    finals = [n for n, s in wf.states.items() if isinstance(s, EndState)]
+    return found + graph_problems(wf.start, succ, finals)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.definition import Duration, RetrySpec
 from orchestration.expr import ExpressionError, Node, parse
+from orchestration.graph import graph_problems
 
 ROOTS = frozenset({"slots", "spoken", "steps", "vars", "turn", "caller", "config"})
 _PIECE = re.compile(r"\{([^{}]+)\}")
@@ -219,27 +220,10 @@ def problems(flow: FlowDef) -> list[tuple[str, str]]:
     if found:
         return found
     succ = {n: [t for _, t in edges(s)] for n, s in flow.states.items()}
-    seen, todo = {flow.start}, [flow.start]
-    while todo:
-        for t in succ[todo.pop()]:
-            if t not in seen:
-                seen.add(t)
-                todo.append(t)
-    for name in flow.states:
-        if name not in seen:
-            found.append((f"states.{name}", "unreachable from the start state"))
-    alive = {n for n, s in flow.states.items() if isinstance(s, FINAL)}
-    changed = True
-    while changed:
-        changed = False
-        for n, targets in succ.items():
-            if n not in alive and any(t in alive for t in targets):
-                alive.add(n)
-                changed = True
-    for name in flow.states:
-        if name in seen and name not in alive:
-            found.append((f"states.{name}", "trap state: no 'done' or 'escalate' is reachable"))
-    return found
+    finals = [n for n, s in flow.states.items() if isinstance(s, FINAL)]
+    return found + graph_problems(
+        flow.start, succ, finals, "trap state: no 'done' or 'escalate' is reachable"
+    )
 
 
 def tools_of(flow: FlowDef) -> list[tuple[str, str]]:
