@@ -32,6 +32,7 @@ from orchestration.eval_checks import (
 from orchestration.eval_log import wait_for_stream
 from orchestration.eval_report import RunRecord, signature
 from orchestration.eval_scenario import Call, Turn, VoiceScenario, VoiceSuite, variant_params
+from orchestration.events import Event
 from orchestration.store import StoredEvent
 from voice.audio import SAMPLE_RATE, resample
 from voice.config import TtsConfig
@@ -94,6 +95,33 @@ def _pairs(result: CallResult, logged: Sequence[StoredEvent]) -> list[tuple[str,
     return [(e.event.type, dict(e.event.data)) for e in result.events]
 
 
+def by_turn(result: CallResult, count: int) -> list[list[Event]]:
+    """The events the caller received, grouped by the turn (script segment) last started
+    before each arrived: a turn's transcript, classification and answer come before the
+    next turn starts (the caller waits for the agent), so a turn split in two by the
+    recogniser stays one turn here. Events before the first turn (the greeting) are left
+    out."""
+    starts = [(e.t, int(e.detail["index"])) for e in result.of_kind("segment.started")]
+    out: list[list[Event]] = [[] for _ in range(count)]
+    for received in result.events:
+        index = None
+        for t, i in starts:
+            if t > received.t:
+                break
+            index = i
+        if index is not None and index < count:
+            out[index].append(received.event)
+    return out
+
+
+def _answered(events: Sequence[Event]) -> bool:
+    types = [e.type for e in events]
+    if "stt.final" not in types:
+        return False
+    after = types[types.index("stt.final") + 1:]
+    return "agent.reply" in after or "agent.turn" in after
+
+
 def score_call(record: RunRecord, call: Call, result: CallResult,
                logged: Sequence[StoredEvent], audited: bool) -> dict[str, Any]:
     """Adds one call's figures and problems to ``record``; returns its signature part."""
@@ -107,25 +135,21 @@ def score_call(record: RunRecord, call: Call, result: CallResult,
     record.denials += len(denials)
     record.tokens += tokens_used(d for _, d in pairs)
 
-    spoken = [t for t in call.turns if t.say is not None or t.audio is not None]
-    heard = [str(d.get("text", "")) for t, d in pairs if t == "stt.final"]
-    if len(heard) == len(spoken):  # one transcript per turn: score the turns checked
-        scored = [(t.expected_transcript, h) for t, h in zip(spoken, heard, strict=True)
-                  if t.expected_transcript is not None]
-    elif all(t.expected_transcript is not None for t in spoken):
-        # a turn split in two or two merged: compare the whole call's words
-        scored = [(" ".join(str(t.expected_transcript) for t in spoken), " ".join(heard))]
-    else:
-        scored = []
-        record.outcome.append(f"transcripts: {len(heard)} for {len(spoken)} spoken turns, "
-                              "some left out of the WER: cannot align them")
-    for expected, got in scored:
-        errors, words = word_errors(expected, got)
-        record.wer_errors += errors
-        record.wer_words += words
-        record.transcripts.append((expected, got))
-    nlu = [d for t, d in pairs if t == "nlu.result"]
-    u = understanding([(t.intent, t.slots) for t in spoken], nlu)
+    turns = by_turn(result, len(call.turns))
+    spoken = [i for i, t in enumerate(call.turns) if t.say is not None or t.audio is not None]
+    for i in spoken:
+        expected = call.turns[i].expected_transcript
+        if expected is not None:
+            heard = " ".join(str(e.data.get("text", "")) for e in turns[i]
+                             if e.type == "stt.final")
+            errors, words = word_errors(expected, heard)
+            record.wer_errors += errors
+            record.wer_words += words
+            record.transcripts.append((expected, heard))
+    # a turn the recogniser split in two is classified twice: its first result counts
+    nlu = [next((dict(e.data) for e in turns[i] if e.type == "nlu.result"), None)
+           for i in spoken]
+    u = understanding([(call.turns[i].intent, call.turns[i].slots) for i in spoken], nlu)
     record.intents_expected += u.intents_expected
     record.intents_correct += u.intents_correct
     record.slots_expected += u.slots_expected
@@ -143,11 +167,10 @@ def score_call(record: RunRecord, call: Call, result: CallResult,
     required = sum(len(x) for x in (expect.tools, expect.events, expect.replies, expect.denials))
     done = required - sum(len(x) for x in missing.values())
     if expect.answered and spoken:
-        # a spoken turn is done when it was transcribed and the agent answered after it
-        answered = sum(1 for i, (t, _) in enumerate(pairs) if t == "stt.final" and any(
-            later in ("agent.reply", "agent.turn") for later, _ in pairs[i + 1:]))
+        # a spoken turn is done when it was transcribed and the agent answered it
+        answered = sum(1 for i in spoken if _answered(turns[i]))
         required += len(spoken)
-        done += min(answered, len(spoken))
+        done += answered
         if answered < len(spoken):
             missing["turn"] = [f"{len(spoken) - answered} of {len(spoken)} spoken turns "
                                "(transcribed and answered)"]

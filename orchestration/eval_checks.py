@@ -120,10 +120,10 @@ def _same(expected: Any, got: Any) -> bool:
 
 
 def understanding(expected: Sequence[tuple[str | None, Mapping[str, Any]]],
-                  nlu: Sequence[Mapping[str, Any]]) -> Understanding:
-    """``expected``: per spoken turn, (intent or None, slots); ``nlu``: the call's
-    ``nlu.result`` data in order. Turn i is compared with the i-th result; a turn the
-    agent never classified counts as wrong."""
+                  nlu: Sequence[Mapping[str, Any] | None]) -> Understanding:
+    """``expected``: per spoken turn, (intent or None, slots); ``nlu``: per turn, the
+    ``nlu.result`` data that answered it (None: the turn was never classified, which
+    counts as wrong)."""
     u = Understanding()
     for i, (intent, slots) in enumerate(expected):
         got = nlu[i] if i < len(nlu) else None
