@@ -67,19 +67,21 @@ def strip_plot(values: Sequence[float], marks: Sequence[tuple[str, float, str]],
 
 
 def bar_chart(rows: Sequence[tuple[str, float | None]], unit: str, limit: float | None = None,
-              pct: bool = False) -> str:
-    """Horizontal bars, one per row; an optional limit line."""
+              pct: bool = False, axis_max: float | None = None) -> str:
+    """Horizontal bars, one per row; an optional limit line; the axis ends at
+    ``axis_max`` (a share: 1.0) or a round number above the longest bar."""
     values = [v for _, v in rows if v is not None]
-    scale = _nice_max(max([*values, limit or 0.0, 1e-9]) * 1.05)
-    label_w, bar_h = 190, 18
+    scale = axis_max or _nice_max(max([*values, limit or 0.0, 1e-9]) * 1.05)
+    label_w, bar_h = 250, 18
     height = 20 + bar_h * len(rows) + 24
-    def x(v: float) -> float:
-        return label_w + (W - label_w - PAD) * v / scale
+    def x(v: float) -> float:  # room on the right for the value after the longest bar
+        return label_w + (W - label_w - 2 * PAD) * v / scale
     parts = [f'<svg viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img">']
     for i, (label, v) in enumerate(rows):
         y = 10 + i * bar_h
+        short = label if len(label) <= 36 else label[:35] + "…"
         parts.append(f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" '
-                     f'text-anchor="end">{_e(label)}</text>')
+                     f'text-anchor="end">{_e(short)}</text>')
         if v is None:
             parts.append(f'<text x="{label_w + 4}" y="{y + 12}" font-size="11">no figure</text>')
             continue
@@ -89,12 +91,12 @@ def bar_chart(rows: Sequence[tuple[str, float | None]], unit: str, limit: float 
         parts.append(f'<text x="{x(v) + 4:.1f}" y="{y + 12}" font-size="10">'
                      f"{_fmt(v, pct)}</text>")
     base = 10 + bar_h * len(rows)
-    parts.append(f'<text x="{W - PAD}" y="{base + 16}" font-size="10" text-anchor="end">'
-                 f"{_e(unit)} (axis to {_fmt(scale, pct)})</text>")
+    parts.append(f'<text x="{label_w}" y="{base + 18}" font-size="10">'
+                 f"{_e(unit)} (axis 0 to {_fmt(scale, pct)})</text>")
     if limit is not None:
         parts.append(f'<line x1="{x(limit):.1f}" y1="6" x2="{x(limit):.1f}" y2="{base}" '
                      f'stroke="{ORANGE}" stroke-dasharray="4 3"/>'
-                     f'<text x="{x(limit) + 3:.1f}" y="{base + 16}" font-size="10" '
+                     f'<text x="{x(limit) + 3:.1f}" y="{base + 4}" font-size="10" '
                      f'fill="{ORANGE}">limit {_fmt(limit, pct)}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -171,11 +173,15 @@ def render_html(report: dict[str, Any]) -> str:
                              "word error rate", limit, pct=True))
         out.append(bar_chart([(v, row["consistency_vs_clean"])
                               for v, row in s["variants"].items()],
-                             "runs with the clean runs' outcome", None, pct=True))
-    cpu = [(f"{r['suite']}/{r['scenario']}", r["cpu_s_per_call"]) for r in report["scenarios"]]
-    if any(v is not None for _, v in cpu):
-        out.append("<h2>Server CPU per call</h2>")
-        out.append(bar_chart(cpu, "CPU seconds per call"))
+                             "runs with the clean runs' outcome", None, pct=True,
+                             axis_max=1.0))
+    kinds = {s["suite"]: s["kind"] for s in report["suites"]}
+    for kind, title in (("voice", "Server CPU per call"), ("workflow", "CPU per workflow run")):
+        cpu = [(f"{r['suite']}/{r['scenario']}", r["cpu_s_per_call"])
+               for r in report["scenarios"] if kinds.get(r["suite"]) == kind]
+        if any(v is not None for _, v in cpu):
+            out.append(f"<h2>{title}</h2>")
+            out.append(bar_chart(cpu, "CPU seconds"))
     out.append("<h2>Scenarios</h2><table><tr><th>scenario</th><th>tier</th><th>runs ok</th>"
                "<th>p50 ms</th><th>p95 ms</th><th>CPU s</th><th>WER</th><th>problems</th></tr>")
     for r in report["scenarios"]:

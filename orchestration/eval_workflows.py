@@ -84,7 +84,7 @@ async def run_workflow(suite: WorkflowSuite, scenario: WorkflowScenario, repeat:
                 await orch.tick()
         record.duration_s = time.perf_counter() - t0
         record.cpu_s = time.process_time() - cpu0
-        record.latencies_ms.append(record.duration_s * 1000)
+        record.latencies_ms.append(round(record.duration_s * 1000, 3))
         view = orch.status(run_id)
         events = list(orch.store.read(stream=f"wf:{run_id}"))
         record.audit += audit_run(events, orch.store.view(f"wf:{run_id}"))
