@@ -68,7 +68,7 @@ def main() -> None:
 
     records = asyncio.run(evaluate(suites, options, progress))
     report = summarize(suites, records, {
-        "mode": "in-process (thread)", "started": load, "ended": machine(),
+        "mode": "gateway in this process", "started": load, "ended": machine(),
         "duration_s": round(time.monotonic() - started, 1),
         "suites": [str(s.source) for s in suites], "variants": args.variant,
         "repeat": args.repeat})

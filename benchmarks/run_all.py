@@ -167,11 +167,14 @@ def table(outcomes: list[Outcome]) -> str:
                          f"{o.seconds:.0f} s" if i == 0 else "", label, value))
     widths = [max(len(r[c]) for r in rows) for c in range(5)]
     line = "-+-".join("-" * w for w in widths)
-    out = [" | ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)), line]
+    def row(cells: tuple[str, ...]) -> str:
+        return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [row(rows[0]), line]
     for r in rows[1:]:
         if r[0] and len(out) > 2:
             out.append(line)
-        out.append(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        out.append(row(r))
     return "\n".join(out)
 
 

@@ -158,7 +158,8 @@ def eval_command(
 
         records = asyncio.run(evaluate(loaded, options, on_run, on_start))
         bar.update(task, description="done")
-    mode = f"remote {url}" if url else f"in-process ({server})"
+    mode = (f"remote gateway {url}" if url else
+            "gateway in child processes" if subprocess else "gateway in this process")
     meta = {"mode": mode, "started": load_start, "ended": machine(),
             "duration_s": round(time.monotonic() - started, 1),
             "suites": [str(s.source) for s in loaded], "audited": url is None or bool(data_dir),
