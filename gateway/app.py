@@ -162,10 +162,6 @@ def create_app(
     return app
 
 
-def json_error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
 async def _retention_loop(settings: Settings, every_s: float = 3600.0) -> None:
     """Apply the retention period at start-up and then hourly."""
     assert settings.retention_days is not None

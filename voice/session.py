@@ -32,7 +32,7 @@ from orchestration.agent import (
     UserTurn,
 )
 from orchestration.events import EventBus
-from voice.audio import FRAME_BYTES, levels, ms_of, resample
+from voice.audio import levels, ms_of, resample
 from voice.config import VoiceConfig
 from voice.recorder import CallRecorder
 from voice.transport import Transport
@@ -635,4 +635,4 @@ async def _say(text: str, *then: AgentAction) -> AsyncIterator[AgentAction]:
         yield action
 
 
-__all__ = ["FRAME_BYTES", "CallSession", "SpeechToText", "TextToSpeech"]
+__all__ = ["CallSession", "SpeechToText", "TextToSpeech"]

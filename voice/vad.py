@@ -8,6 +8,7 @@ deterministic and testable without sleeping.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -156,23 +157,28 @@ class Segmenter:
             return None
         # PAUSED: only a confirmed run of speech resumes the utterance
         if self._confirmed():
-            window = list(self._recent)[-self._window_frames :]
-            self.voiced_frames += sum(1 for _, v in window if v)
+            self.voiced_frames += sum(1 for _, v in self._window() if v)
             self.last_voiced_ms = self.now_ms
             self.state = VadState.SPEECH
             self.version += 1
             return Resume(at_ms=self.now_ms)
         return None
 
+    def _window(self) -> list[tuple[bytes, bool]]:
+        start = max(0, len(self._recent) - self._window_frames)
+        return list(itertools.islice(self._recent, start, None))
+
     def _confirmed(self) -> bool:
-        window = list(self._recent)[-self._window_frames :]
-        return bool(window[-1][1]) and sum(1 for _, v in window if v) >= self._start_frames
+        # checked on every frame outside speech: bail out on an unvoiced frame first
+        if not self._recent or not self._recent[-1][1]:
+            return False
+        return sum(1 for _, v in self._window() if v) >= self._start_frames
 
     def _in_silence(self) -> VadEvent | None:
         if not self._confirmed():
             return None
         frames = list(self._recent)
-        window = frames[-self._window_frames :]
+        window = self._window()
         first_voiced = next(i for i, (_, v) in enumerate(window) if v)
         onset_frame = self.frames - len(window) + first_voiced
         self.onset_ms = onset_frame * FRAME_MS
