@@ -13,7 +13,9 @@ Rules, each tested in tests/memory/test_secrets.py:
 * a secret word (password, passcode, PIN, security / verification / one-time code,
   CVV, API key, token, secret, IBAN, sort code, routing / account number, social
   security) followed within four words by "is", "was", ":" / "=" or by a digit;
-* a run of 4-8 digits right after "code", "pin" or "passcode" (optionally "is"/"was").
+* a run of 4-8 digits right after "code", "pin" or "passcode" (optionally "is"/"was");
+* "code is" then 3-8 digits where words a recogniser writes for digits count ("the
+  alarm code is for 321": "for" is a misheard "four").
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ _SECRET_WORDS = (
     r"password|passwd|passcode|pass phrase|passphrase|pin(?: code| number)?|security code|"
     r"verification code|one time code|otp|cvv|cvc|api key|access key|token|secret|"
     r"iban|sort code|routing number|account number|social security(?: number)?|ssn|"
-    r"login code|door code|access code"
+    r"login code|door code|access code|alarm code|gate code|garage code|lock code|safe code|"
+    r"entry code|keypad code"
 )
+# words a recogniser writes for spoken digits ("the alarm code is for three two one")
+_DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}
 _NEAR_VALUE = re.compile(
     rf"\b(?P<kind>{_SECRET_WORDS})\b(?:\s+\S+){{0,4}}?\s*(?:\b(?:is|was|are|equals)\b|[:=])",
 )
@@ -68,7 +73,23 @@ def find_secret(text: str) -> str | None:
     m = re.search(r"\b(?:code|pin|passcode)\s+(?:is\s+|was\s+)?(\d[\d ]{2,14}\d)\b", norm)
     if m is not None and 4 <= len(m.group(1).replace(" ", "")) <= 8:
         return "code"
+    if _spoken_code(norm):
+        return "code"
     return None
+
+
+def _spoken_code(norm: str) -> bool:
+    """"code is" and then 3-8 digits, counting the words heard for digits ("for 321")."""
+    m = re.search(r"\b(?:code|pin|passcode)\s+(?:is|was|:)\s+(.*)", norm)
+    if m is None:
+        return False
+    digits = ""
+    for word in m.group(1).split():
+        word = _DIGIT_HOMOPHONES.get(word, word)
+        if not word.isdigit():
+            break
+        digits += word
+    return 3 <= len(digits) <= 8
 
 
 def redact(text: str) -> str:

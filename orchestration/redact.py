@@ -10,7 +10,7 @@ dashboard) goes through ``redact_data``. What is masked, and how:
 | national id: US SSN, UK NI number | 123-45-6789, AB 12 34 56 C | ``[national id]`` |
 | IBAN | GB82 WEST 1234 5698 7654 32 | ``[iban]`` |
 | phone number (7+ digits; + . - ( ) and spaces) | +1 (415) 555-0199 | ``[phone ...0199]`` |
-| secrets after a cue word | "my password is hunter2", "PIN 4821" | ``password [secret]`` |
+| secrets after a cue word | "my password is hunter2", "PIN 4821", "alarm code is four 3 2 1" | ``password [secret]`` |
 
 Last digits are kept for cards and phones (as receipts and call centres do) so a person can
 still tell two callers apart; nothing else survives. The patterns are deliberately greedy
@@ -37,11 +37,16 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b
 _DIGITS = re.compile(r"(?<![\w+])\+?\(?\d(?:[\d .()/-]{5,}\d)(?![\w])")
 # a cue word, then either "is"/":"/"=" and any token, or directly a token with a digit
 # ("PIN 4821"); "the Forgot password link" names no secret
+# a spoken code goes on as digits or number words, including the words a recogniser
+# hears for them ("the alarm code is for three two one")
+_MORE_DIGITS = (r"(?:[ -](?:\d+|zero|oh|one|two|three|four|five|six|seven|eight|nine|"
+                r"for|to|too|won|ate))*")
 _SECRET = re.compile(
-    r"\b(password|passcode|passphrase|pin|pin code|security code|cvv|cvc|otp|"
-    r"verification code|one[- ]time code|access code)\b"
-    r"(?:(\s*(?:is|was|:|=)\s*)([^\s,.;!?]+(?:[ -]\d+)*)"
-    r"|(\s+)(\S*\d[^\s,.;!?]*(?:[ -]\d+)*))",
+    r"\b(password|passcode|passphrase|pin|pin code|cvv|cvc|otp|"
+    r"(?:security|verification|one[- ]time|access|alarm|door|gate|garage|lock|safe|entry|"
+    r"key|keypad) code)\b"
+    rf"(?:(\s*(?:is|was|:|=)\s*)([^\s,.;!?]+{_MORE_DIGITS})"
+    rf"|(\s+)(\S*\d[^\s,.;!?]*{_MORE_DIGITS}))",
     re.I,
 )
 

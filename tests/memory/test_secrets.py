@@ -23,6 +23,10 @@ SECRETS = [
     ("API key: sk-abc123", "credential"),
     ("token=abc", "credential"),
     ("my account number is 12345678", "account number"),
+    # what whisper wrote for "the alarm code is four three two one" under 15 dB noise
+    ("the alarm code is for 321", "code"),
+    ("my gate code is to 1 2 3", "code"),
+    ("the alarm code is 4321.", "code"),
 ]
 PLAIN = [
     "Call Anna about the budget on Friday",
@@ -34,6 +38,8 @@ PLAIN = [
     "Ada Lovelace",
     "Tuesday December 1 at 3 PM",
     "the demo moved to 2027",
+    "the code is for the team",
+    "book a table for 3 people",
 ]
 
 

@@ -26,6 +26,8 @@ from orchestration.redact import contains_secret, redact_data, redact_text
         ("The PIN is 4 8 2 1", "The PIN is [secret]"),
         ("verification code: 739201", "verification code: [secret]"),
         ("PIN 4821 please", "PIN [secret] please"),
+        ("the alarm code is for 321", "the alarm code is [secret]"),
+        ("gate code: four three two one.", "gate code: [secret]."),
     ],
 )
 def test_personal_data_is_masked(text: str, expected: str) -> None:
