@@ -79,7 +79,8 @@ _CONTINUATIONS = frozenset(
         "at", "in", "on", "from", "by", "about", "into", "than", "as", "also", "plus",
     }
 )
-_WORD = re.compile(r"[a-z']+")
+# digits are words: "The alarm code is 4321." ends on "4321", not on "is"
+_WORD = re.compile(r"[a-z0-9']+")
 
 
 def sounds_finished(text: str) -> bool:

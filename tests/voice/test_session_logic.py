@@ -294,6 +294,10 @@ async def test_speech_resets_the_reprompt_count() -> None:
         ("So, um...", False),
         ("Tomorrow at", False),
         ("", False),
+        # a turn ending in digits is finished (it used to read as ending on "is")
+        ("The alarm code is 4321.", True),
+        ("Book me Tuesday at 3.", True),
+        ("My number is 415,", False),
     ],
 )
 def test_sounds_finished(text: str, finished: bool) -> None:
