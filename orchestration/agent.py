@@ -55,6 +55,9 @@ AgentAction = Say | HangUp | Transfer
 
 
 class Agent(Protocol):
+    """What a voice session talks to. An agent may also have a ``stt_prompt`` attribute
+    (str or None): domain phrases the session hands to the recogniser with each turn."""
+
     def greeting(self) -> AsyncIterator[AgentAction]: ...
 
     def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]: ...

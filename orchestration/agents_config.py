@@ -83,6 +83,8 @@ class AgentsConfig(_Model):
     nlu: NluConfig = Field(default_factory=NluConfig)
     llm: LlmAgentConfig = Field(default_factory=LlmAgentConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    # phrases of the agents' domain given to the recogniser as context ("previous text")
+    stt_prompt: str | None = Field(None, max_length=600)
     scheduling: HoursConfig = Field(default_factory=HoursConfig)
     support: SupportConfig = Field(default_factory=SupportConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)

@@ -10,7 +10,7 @@ dashboard) goes through ``redact_data``. What is masked, and how:
 | national id: US SSN, UK NI number | 123-45-6789, AB 12 34 56 C | ``[national id]`` |
 | IBAN | GB82 WEST 1234 5698 7654 32 | ``[iban]`` |
 | phone number (7+ digits; + . - ( ) and spaces) | +1 (415) 555-0199 | ``[phone ...0199]`` |
-| secrets after a cue word | "my password is hunter2", "PIN 4821", "alarm code is four 3 2 1" | ``password [secret]`` |
+| secrets after a cue word | "PIN 4821", "alarm code is for 321" | ``PIN [secret]`` |
 
 Last digits are kept for cards and phones (as receipts and call centres do) so a person can
 still tell two callers apart; nothing else survives. The patterns are deliberately greedy

@@ -59,6 +59,12 @@ class Supervisor:
     def emit(self, type: str, data: Mapping[str, Any]) -> None:
         self.sys.bus.emit(self.call.session_id, type, data)
 
+    @property
+    def stt_prompt(self) -> str | None:
+        """The words the recogniser should expect on this call (``stt_prompt`` in the
+        agents' YAML); the voice session hands it to whisper with every utterance."""
+        return self.sys.config.stt_prompt
+
     # --- the Agent protocol -----------------------------------------------------------
 
     async def greeting(self) -> AsyncIterator[AgentAction]:

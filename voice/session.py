@@ -46,7 +46,8 @@ LEVEL_EVENT_HOPS = 6  # one audio.levels event per 240 ms of caller speech
 
 
 class SpeechToText(Protocol):
-    async def transcribe(self, pcm: bytes) -> Any: ...  # -> voice.stt.Transcript
+    # -> voice.stt.Transcript; ``prompt``: domain phrases the recogniser should expect
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Any: ...
 
 
 class TextToSpeech(Protocol):
@@ -341,7 +342,7 @@ class CallSession:
     def _start_speculation(self) -> None:
         seg = self.segmenter
         self._spec_wanted = False
-        task = self._spawn(self.stt.transcribe(seg.utterance()), "stt")
+        task = self._spawn(self.stt.transcribe(seg.utterance(), self._stt_prompt()), "stt")
         spec = _Speculation(seg.version, task)
         self._spec = spec
         task.add_done_callback(lambda _t: self._speculation_done(spec))
@@ -361,6 +362,11 @@ class CallSession:
         if spec.task.cancelled() or spec.task.exception() is not None:
             return None
         return spec.task.result()
+
+    def _stt_prompt(self) -> str | None:
+        """The agent's vocabulary for the recogniser (an optional ``stt_prompt``)."""
+        prompt = getattr(self.agent, "stt_prompt", None)
+        return prompt if isinstance(prompt, str) and prompt.strip() else None
 
     def _maybe_end_turn(self) -> None:
         seg = self.segmenter
@@ -425,7 +431,7 @@ class CallSession:
             if spec is not None and not forced:
                 transcript = await spec.task
             else:
-                transcript = await self.stt.transcribe(audio)
+                transcript = await self.stt.transcribe(audio, self._stt_prompt())
             wait_ms = (time.monotonic() - waited) * 1000
             text = transcript.text.strip()
             if interrupted is not None and is_backchannel(text, set(turn.backchannel_words)):

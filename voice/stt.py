@@ -231,11 +231,14 @@ class WhisperSTT:
         """Run one inference on a short silence so the first real turn is not slow."""
         self.transcribe_sync(bytes(2 * 8000))
 
-    async def transcribe(self, pcm: bytes) -> Transcript:
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
         """``transcribe_sync`` on the bulkhead's threads; may raise ``BulkheadFull``."""
-        return await self.bulkhead.run_in_thread(self.transcribe_sync, pcm)
+        return await self.bulkhead.run_in_thread(self.transcribe_sync, pcm, prompt)
 
-    def transcribe_sync(self, pcm: bytes) -> Transcript:
+    def transcribe_sync(self, pcm: bytes, prompt: str | None = None) -> Transcript:
+        """Text of one utterance. ``prompt`` is whisper's "previous text": phrases of the
+        conversation's domain that make the model expect those words (over an 8 kHz line
+        tiny.en writes "read me my note" without it; see docs/voice-models.md)."""
         try:
             samples = pcm_to_array(pcm)
         except AudioFormatError as exc:
@@ -255,6 +258,7 @@ class WhisperSTT:
                 temperature=0.0,
                 without_timestamps=True,
                 condition_on_previous_text=False,
+                initial_prompt=prompt or None,
                 vad_filter=False,
                 no_speech_threshold=None,
                 # fast speech is ~4 words (~6 tokens) a second; allow twice that

@@ -33,9 +33,11 @@ class FakeSTT:
     def __init__(self, texts: list[str]) -> None:
         self.texts = texts
         self.calls = 0
+        self.prompts: list[str | None] = []
 
-    async def transcribe(self, pcm: bytes) -> FakeTranscript:
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> FakeTranscript:
         self.calls += 1
+        self.prompts.append(prompt)
         await asyncio.sleep(0)
         return FakeTranscript(self.texts[0] if self.texts else "")
 
@@ -164,6 +166,26 @@ async def test_greeting_then_turn_then_reply() -> None:
     assert "user_speaking" in states
     await session.close("test over")
     assert rec.of_type("session.ended")[0].data["reason"] == "test over"
+
+
+async def test_the_agents_vocabulary_goes_with_every_utterance() -> None:
+    session, transport, agent, _rec = make_session(["Read me my notes."], ["Here they are."])
+    stt = session.stt
+    assert isinstance(stt, FakeSTT)
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, silence(200) + SPEECH + silence(1200))
+    await settle()
+    assert stt.prompts and set(stt.prompts) == {None}  # an agent without one: no prompt
+
+    agent.stt_prompt = "Take a note. Read my notes."  # type: ignore[attr-defined]
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    assert agent.turns == ["Read me my notes.", "Read me my notes."]
+    assert stt.prompts[-1] == "Take a note. Read my notes."
+    await session.close("test over")
 
 
 async def test_barge_in_clears_and_records_what_was_played() -> None:

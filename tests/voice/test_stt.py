@@ -65,10 +65,45 @@ NON_SPEECH = {
 }
 
 
+def _agents_prompt() -> str:
+    import yaml
+
+    config = yaml.safe_load(Path("orchestration/agents/default.yaml").read_text())
+    return str(config["stt_prompt"])
+
+
+@pytest.mark.parametrize("prompted", [False, True], ids=["plain", "prompted"])
 @pytest.mark.parametrize("name", NON_SPEECH)
-def test_non_speech_gives_empty_text(whisper_tiny: WhisperSTT, name: str) -> None:
-    transcript = whisper_tiny.transcribe_sync(_pcm(NON_SPEECH[name]))
+def test_non_speech_gives_empty_text(whisper_tiny: WhisperSTT, name: str, prompted: bool) -> None:
+    # a prompt must not make whisper "hear" its own phrases in noise
+    prompt = _agents_prompt() if prompted else None
+    transcript = whisper_tiny.transcribe_sync(_pcm(NON_SPEECH[name]), prompt)
     assert transcript.text == ""
+
+
+def test_the_agents_prompt_over_a_phone_line(whisper_tiny: WhisperSTT, piper_joe: object) -> None:
+    """Synthesized caller turns over a band-limited mu-law line, as said and 15 % faster:
+    the agents' prompt makes fewer errors than none (tiny.en writes "Colana" for "call
+    Anna" and "but me" for "book me" without it), and costs nothing on human speech."""
+    from voice.audio import resample
+    from voice.perturb import change_speed, telephone
+
+    prompt = _agents_prompt()
+    phrases = ["Take a note: call Anna about the budget.", "Read me my notes.", "No.",
+               "Yes please.", "Book me on Tuesday at 3 pm.", "Is the email service working?"]
+    plain, prompted = [], []
+    for text in phrases:
+        audio = resample(piper_joe.synthesize_sync(text), 22_050, SAMPLE_RATE)  # type: ignore[attr-defined]
+        for line in (telephone(audio), telephone(change_speed(audio, 1.15))):
+            plain.append((text, whisper_tiny.transcribe_sync(line).text))
+            prompted.append((text, whisper_tiny.transcribe_sync(line, prompt).text))
+    assert corpus_wer(prompted) < corpus_wer(plain), (plain, prompted)
+    assert corpus_wer(prompted) < 0.10, prompted
+    human = []
+    for name in SHORT_PROMPTS[:15]:
+        pcm, reference = load_prompt(name)
+        human.append((reference, whisper_tiny.transcribe_sync(pcm, prompt).text))
+    assert corpus_wer(human) < 0.10, human
 
 
 def test_empty_audio_is_empty_text_without_running_the_model(whisper_tiny: WhisperSTT) -> None:
