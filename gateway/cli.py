@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from gateway.cli_options import AdminToken, TwilioAuthToken, WidgetToken
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="voxgate voice agent gateway")
 
 
@@ -51,12 +53,9 @@ def call(
         "agent.wav"
     ),
     tail: Annotated[float, typer.Option(help="seconds to wait after the last agent audio")] = 6.0,
-    token: Annotated[
-        str | None, typer.Option(help="widget token for browser calls", envvar="VOXGATE_CALL_TOKEN")
-    ] = None,
-    admin_token: Annotated[
-        str | None, typer.Option(help="admin token (event stream)", envvar="VOXGATE_ADMIN_TOKEN")
-    ] = None,
+    token: WidgetToken = None,
+    admin_token: AdminToken = None,
+    twilio_auth_token: TwilioAuthToken = None,
 ) -> None:
     """Stream a WAV to the gateway in real time like a caller; print both sides."""
     from gateway.client import CallError, format_transcript, run_call
@@ -76,6 +75,7 @@ def call(
                 save_agent_audio=out,
                 token=token,
                 admin_token=admin_token,
+                twilio_auth_token=twilio_auth_token,
             )
         )
     except CallError as exc:

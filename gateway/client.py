@@ -196,10 +196,19 @@ def _with_token(url: str, token: str | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-async def _open(url: str) -> ClientConnection:
+def twilio_signature(url: str, auth_token: str) -> str:
+    """The ``X-Twilio-Signature`` Twilio sends when it opens a media stream at ``url``
+    (no form parameters), so a production gateway lets this client in."""
+    from twilio.request_validator import RequestValidator
+
+    return str(RequestValidator(auth_token).compute_signature(url, {}))
+
+
+async def _open(url: str, headers: dict[str, str] | None = None) -> ClientConnection:
     try:
         return await connect(
             url,
+            additional_headers=headers,
             open_timeout=CONNECT_TIMEOUT_S,
             close_timeout=CLOSE_WAIT_S,
             max_size=MAX_WIRE_BYTES,
@@ -231,12 +240,16 @@ class _Call:
         clock: Callable[[], float],
         token: str | None = None,
         admin_token: str | None = None,
+        twilio_auth_token: str | None = None,
     ) -> None:
         self.protocol = protocol
         self.twilio = protocol == "twilio"
         # the widget token opens a browser call; the admin token the event stream
         self.url = _with_token(_endpoint(url, f"/ws/{protocol}"), token)
         self.state_url = _with_token(_endpoint(url, "/ws/state"), admin_token)
+        # a production gateway checks Twilio's signature on the stream upgrade
+        self.headers = ({"X-Twilio-Signature": twilio_signature(self.url, twilio_auth_token)}
+                        if self.twilio and twilio_auth_token else None)
         self.realtime = realtime
         self.tail_s = tail_s
         self.hangup_after_reply = hangup_after_reply
@@ -581,7 +594,7 @@ class _Call:
             except CallError as exc:
                 self.result.errors.append(f"no events (transcripts) for this call: {exc}")
         try:
-            ws = self._ws = await _open(self.url)
+            ws = self._ws = await _open(self.url, self.headers)
         except CallError:
             if state_ws is not None:
                 await state_ws.close()
@@ -641,6 +654,7 @@ async def run_call(
     clock: Callable[[], float] = time.monotonic,
     token: str | None = None,
     admin_token: str | None = None,
+    twilio_auth_token: str | None = None,
 ) -> CallResult:
     """Place one call to the gateway at ``url`` and return what happened.
 
@@ -651,7 +665,9 @@ async def run_call(
     ``max_call_s``; the agent may hang up first. ``realtime=False`` sends the segments as
     fast as the socket takes them (silence keeps its real-time pace). Raises ``CallError``
     when the call cannot be placed or the server breaks the protocol (``.result`` then holds
-    what was recorded).
+    what was recorded). A production gateway wants ``token`` (a widget token, browser
+    calls), ``twilio_auth_token`` (to sign a Twilio stream as Twilio does) and
+    ``admin_token`` (the event stream with the transcripts).
     """
     if (wav is None) == (script is None):
         raise CallError("pass either a caller WAV or a script of segments")
@@ -662,6 +678,7 @@ async def run_call(
         segments,
         token=token,
         admin_token=admin_token,
+        twilio_auth_token=twilio_auth_token,
         realtime=realtime,
         tail_s=tail_s,
         hangup_after_reply=hangup_after_reply,

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.cli_options import AdminToken, TwilioAuthToken, WidgetToken
 from gateway.eval_run import Job, Options, evaluate, machine, plan
 from orchestration.eval_html import render_html
 from orchestration.eval_report import RunRecord, summarize
@@ -117,6 +118,9 @@ def eval_command(
                         ] = None,
     keep: Annotated[Path | None, typer.Option(
         help="keep every run's data directory (event log, memory) here")] = None,
+    token: WidgetToken = None,
+    admin_token: AdminToken = None,
+    twilio_auth_token: TwilioAuthToken = None,
 ) -> None:
     """Run evaluation suites through the real audio path (voice) or the orchestrator
     (workflows); exit 1 if any threshold fails."""
@@ -136,7 +140,8 @@ def eval_command(
     server: Literal["thread", "subprocess"] = "subprocess" if subprocess else "thread"
     options = Options(url=url, data_dir=data_dir, server_pid=server_pid, server=server,
                       repeat=repeat, variants=variant or None, scenarios=scenario or [],
-                      keep=keep)
+                      keep=keep, token=token, admin_token=admin_token,
+                      twilio_auth_token=twilio_auth_token)
     jobs = plan(loaded, options)
     if not jobs:
         typer.echo("no scenario matches --scenario " + ", ".join(scenario or []), err=True)

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,9 +48,19 @@ class EvalGatewayError(RuntimeError):
     """The gateway to evaluate could not be started or reached."""
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What a production gateway asks of a caller (docs/security.md); none in development."""
+
+    token: str | None = None  # widget token: browser calls
+    admin_token: str | None = None  # the event stream with the transcripts
+    twilio_auth_token: str | None = None  # signs Twilio streams as Twilio does
+
+
 class Gateway(Protocol):
     url: str
     data_dir: Path | None
+    credentials: Credentials
 
     def server_cpu_s(self) -> float | None: ...
 
@@ -91,6 +101,7 @@ class InProcessGateway:
     _voice: VoiceServices | None = None  # shared by every in-process gateway
 
     def __init__(self, data_dir: Path, agents: Agents) -> None:
+        self.credentials = Credentials()  # a development gateway asks for none
         self.data_dir: Path | None = data_dir
         app, self._close_agents = build_app_parts(data_dir, agents, self._shared_voice())
         self._server = ServerThread(app).start(START_TIMEOUT_S)
@@ -126,6 +137,7 @@ def _proc_cpu_s(pid: int) -> float | None:
 
 class SubprocessGateway:
     def __init__(self, data_dir: Path, agents: Agents) -> None:
+        self.credentials = Credentials()  # a development gateway asks for none
         self.data_dir: Path | None = data_dir
         spec = json.dumps({"data_dir": str(data_dir), "agents": agents.model_dump(mode="json")})
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -165,6 +177,7 @@ class RemoteGateway:
     url: str
     data_dir: Path | None = None
     pid: int | None = None
+    credentials: Credentials = field(default_factory=lambda: Credentials())
 
     def server_cpu_s(self) -> float | None:
         return _proc_cpu_s(self.pid) if self.pid is not None else None

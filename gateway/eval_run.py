@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gateway.eval_gateway import (
+    Credentials,
     EvalGatewayError,
     Gateway,
     InProcessGateway,
@@ -48,6 +49,10 @@ class Options:
     variants: list[str] | None = None  # instead of each voice suite's
     scenarios: list[str] = field(default_factory=list)  # only these (names or suite/name)
     keep: Path | None = None  # keep the runs' data directories here
+    # what a production gateway at ``url`` asks of a caller (docs/security.md)
+    token: str | None = None  # widget token: browser calls
+    admin_token: str | None = None  # the event stream with transcripts
+    twilio_auth_token: str | None = None  # signs Twilio streams
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,10 @@ class _Gateways:
         self.root = root
         self.count = 0
         self.current: tuple[str, Gateway] | None = None
-        self.remote = (RemoteGateway(options.url, options.data_dir, options.server_pid)
-                       if options.url else None)
+        credentials = Credentials(options.token, options.admin_token,
+                                  options.twilio_auth_token)
+        self.remote = (RemoteGateway(options.url, options.data_dir, options.server_pid,
+                                     credentials) if options.url else None)
 
     def for_job(self, job: Job) -> Gateway:
         if self.remote is not None:

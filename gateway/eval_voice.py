@@ -210,7 +210,10 @@ async def run_voice(suite: VoiceSuite, scenario: VoiceScenario, variant: str, re
         try:
             result = await run_call(None, protocol, gateway.url, script=script,
                                     caller=call.caller, tail_s=TAIL_S,
-                                    max_call_s=call.max_call_s)
+                                    max_call_s=call.max_call_s,
+                                    token=gateway.credentials.token,
+                                    admin_token=gateway.credentials.admin_token,
+                                    twilio_auth_token=gateway.credentials.twilio_auth_token)
         except CallError as exc:
             record.error = f"call {index + 1}: {exc}"
             return record
@@ -220,7 +223,9 @@ async def run_voice(suite: VoiceSuite, scenario: VoiceScenario, variant: str, re
         else:
             cpu_total += after - before
         if result.session_id is None:
-            record.error = f"call {index + 1}: no session id (no events reached the caller)"
+            why = (f"the gateway closed it ({result.close_code}: {result.close_reason})"
+                   if result.close_reason else "no events reached the caller")
+            record.error = f"call {index + 1}: no session id ({why})"
             return record
         record.ids.append(result.session_id)
         logged: list[StoredEvent] = []

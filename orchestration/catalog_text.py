@@ -36,6 +36,7 @@ class TextOut(BaseModel):
     text: str
     method: str
     note: str = ""
+    usage: dict[str, int] | None = None  # the model's token counts (the step's cost)
 
 
 class ListOut(BaseModel):
@@ -79,7 +80,7 @@ class ReviewOut(BaseModel):
 
 
 def _out(r: TextResult) -> TextOut:
-    return TextOut(text=r.text, method=r.method, note=r.note)
+    return TextOut(text=r.text, method=r.method, note=r.note, usage=r.usage)
 
 
 def register(reg: ToolRegistry, model: TextModel) -> None:

@@ -38,6 +38,22 @@ class TextResult:
     text: str
     method: str
     note: str = ""
+    # the model's token counts ({prompt,completion,total}_tokens) when it reported them
+    usage: dict[str, int] | None = None
+
+
+def read_usage(body: object) -> dict[str, int] | None:
+    """``usage`` of an OpenAI-compatible completion: prompt, completion and total tokens
+    (total computed when a server leaves it out); None when the server reports none."""
+    usage = body.get("usage") if isinstance(body, Mapping) else None
+    if not isinstance(usage, Mapping):
+        return None
+    out = {k: int(usage[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+           if isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool)
+           and usage[k] >= 0}
+    if "total_tokens" not in out and ("prompt_tokens" in out or "completion_tokens" in out):
+        out["total_tokens"] = out.get("prompt_tokens", 0) + out.get("completion_tokens", 0)
+    return out or None
 
 
 class TextModel:
@@ -53,13 +69,13 @@ class TextModel:
         if self.config is None:
             return TextResult(local(), f"local:{task}")
         try:
-            text = await self._chat(instruction or task, prompt)
+            text, usage = await self._chat(instruction or task, prompt)
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             return TextResult(local(), f"local:{task}",
                               f"configured model failed ({type(exc).__name__}: {exc})")
-        return TextResult(text, f"llm:{self.config.model}")
+        return TextResult(text, f"llm:{self.config.model}", usage=usage)
 
-    async def _chat(self, task: str, prompt: str) -> str:
+    async def _chat(self, task: str, prompt: str) -> tuple[str, dict[str, int] | None]:
         assert self.config is not None
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         body = {
@@ -76,10 +92,11 @@ class TextModel:
             resp = await client.post(f"{self.config.base_url}/chat/completions", json=body,
                                      headers=headers)
             resp.raise_for_status()
-            content = resp.json()["choices"][0]["message"]["content"]
+            body = resp.json()
+            content = body["choices"][0]["message"]["content"]
         finally:
             if self._client is None:
                 await client.aclose()
         if not isinstance(content, str) or not content.strip():
             raise ValueError("empty completion")
-        return content.strip()
+        return content.strip(), read_usage(body)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,6 +33,7 @@ from orchestration.agent import AgentAction, AgentInput, CallInfo, Dtmf, Say, Us
 from orchestration.agents_config import AgentsConfigError
 from orchestration.breaker import BreakerOpen
 from orchestration.bulkhead import BulkheadFull
+from orchestration.llm import read_usage
 from orchestration.nlu import NluResult
 from orchestration.runner import describe
 from orchestration.supervisor import SUPERVISOR, Supervisor
@@ -94,16 +95,20 @@ class LlmBrain:
                 "parameters": {"type": "object", "properties": props}}})
         self.names = {wire_name(n): n for n in [*tools, *_LOCAL]}
 
-    async def chat(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    async def chat(self, messages: list[dict[str, Any]],
+                   on_usage: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """One completion; ``on_usage`` gets the tokens it cost (``llm.usage``)."""
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         body = {"model": self.config.model, "temperature": 0, "messages": messages,
                 "tools": self.specs, "tool_choice": "auto"}
         client = self.http or httpx.AsyncClient(timeout=self.config.timeout_s)
+        started = time.perf_counter()
         try:
             resp = await client.post(f"{self.base_url}/chat/completions",
                                      json=body, headers=headers, timeout=self.config.timeout_s)
             resp.raise_for_status()
-            message = resp.json()["choices"][0]["message"]
+            answer = resp.json()
+            message = answer["choices"][0]["message"]
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise LlmError(f"{type(exc).__name__}: {exc}") from None
         finally:
@@ -111,6 +116,9 @@ class LlmBrain:
                 await client.aclose()
         if not isinstance(message, dict):
             raise LlmError("the answer has no message")
+        if on_usage is not None:
+            on_usage({"model": self.config.model, **(read_usage(answer) or {}),
+                      "ms": round((time.perf_counter() - started) * 1e3, 1)})
         return message
 
 
@@ -182,7 +190,8 @@ class LlmSupervisor(Supervisor):
         for _ in range(self.brain.config.max_tool_rounds):
             messages = [{"role": "system", "content": self._system_prompt()}, *self.history[-16:]]
             try:
-                message = await self.brain.chat(messages)
+                message = await self.brain.chat(
+                    messages, lambda usage: self.emit("llm.usage", usage))
             except LlmError as exc:
                 self.emit("llm.failed", {"error": str(exc)})
                 async for a in self._failure("llm error"):

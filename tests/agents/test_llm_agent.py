@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestration.agent import Transfer
+from orchestration.eval_checks import tokens_used
 from tests.agents.helpers import Line, make_system
 from tests.agents.servers import LoopbackHttp
 
@@ -25,7 +26,9 @@ class FakeModel:
         self.requests.append(body)
         if n > len(self.answers):
             return 500, {"error": "script exhausted"}
-        return 200, {"choices": [{"message": self.answers[n - 1]}]}
+        return 200, {"choices": [{"message": self.answers[n - 1]}],
+                     "usage": {"prompt_tokens": 300 + n, "completion_tokens": 20,
+                               "total_tokens": 320 + n}}
 
 
 def call(name: str, args: dict[str, Any], ident: str = "c1") -> dict[str, Any]:
@@ -78,6 +81,11 @@ async def test_model_uses_tools_and_speaks_the_answer(tmp_path: Path) -> None:
     assert tool_msg["role"] == "tool" and json.loads(tool_msg["content"])["status"] == "up"
     user = next(m for m in model.requests[0]["messages"] if m["role"] == "user")
     assert "4111" not in user["content"]  # secrets are redacted before they leave
+    # each completion's cost is an event, which the evaluation harness sums per call
+    usage = line.events("llm.usage")
+    assert [(u["model"], u["total_tokens"]) for u in usage] == [("tiny", 321), ("tiny", 322)]
+    assert all(u["ms"] > 0 for u in usage)
+    assert tokens_used(usage) == 643
 
 
 async def test_model_failure_and_escalation_policies(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from gateway.app import create_app
 from gateway.cli import app
 from gateway.config import Settings
-from gateway.eval_gateway import RemoteGateway, SubprocessGateway
+from gateway.eval_gateway import Credentials, RemoteGateway, SubprocessGateway
 from gateway.eval_voice import CallerVoice, run_voice
 from gateway.server import ServerThread
 from orchestration.eval_checks import audit_call
@@ -74,6 +74,35 @@ def test_a_remote_gateway_over_twilio_and_a_tampered_log(tmp_path: Path) -> None
         db.execute("DELETE FROM events WHERE stream = ? AND version = 3", (stream,))
     assert audit_call(read_stream(tmp_path / "events.db", stream)) == [
         f"{stream}: versions not contiguous (missing [3])"]
+
+
+def test_a_production_gateway_needs_the_callers_credentials(tmp_path: Path) -> None:
+    """``voxgate eval --url`` against a production gateway: Twilio streams signed with
+    the auth token, browser calls with a widget token, transcripts with the admin token."""
+    from tests.security.test_auth import ADMIN, TWILIO, secure_settings
+
+    scenarios = [{"name": f"bye_{p}", "tier": "rt", "protocol": p, "turns": [{"say": "Goodbye."}],
+                  "expect": {"replies": ["Goodbye"], "ended_by": "agent"}}
+                 for p in ("twilio", "browser")]
+    suite = parse_suite({"suite": "prod", "kind": "voice", "tiers": {"rt": {}},
+                         "scenarios": scenarios})
+    assert isinstance(suite, VoiceSuite)
+    with ServerThread(create_app(secure_settings(tmp_path, agent="basic"))) as server:
+        widget = httpx.post(f"{server.url}/api/tokens", json={},
+                            headers={"authorization": f"Bearer {ADMIN}"}).json()["token"]
+        bare = RemoteGateway(server.url, tmp_path)
+        signed = RemoteGateway(server.url, tmp_path, credentials=Credentials(
+            token=widget, admin_token=ADMIN, twilio_auth_token=TWILIO))
+        refused = [asyncio.run(run_voice(suite, s, "clean", 0, bare, CallerVoice()))
+                   for s in suite.scenarios]
+        let_in = [asyncio.run(run_voice(suite, s, "clean", 0, signed, CallerVoice()))
+                  for s in suite.scenarios]
+    twilio, browser = (r.error or "" for r in refused)
+    assert "refused the WebSocket: HTTP 403" in twilio
+    assert "the gateway closed it (4401: widget token required" in browser
+    for record in let_in:
+        assert record.ok, record.problems()
+        assert record.transcripts[0][0] == "Goodbye." and record.wer_errors == 0
 
 
 def test_a_gateway_in_a_child_process_reports_its_cpu(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from orchestration.clock import FakeClock
-from orchestration.llm import LlmConfig, TextModel
+from orchestration.eval_checks import tokens_used
+from orchestration.llm import LlmConfig, TextModel, read_usage
 from orchestration.service import Orchestrator
 
 DAY = 86400.0
@@ -190,7 +191,8 @@ async def test_text_steps_use_a_configured_model_and_say_so(tmp_path: Path,
                                                             clock: FakeClock) -> None:
     def fake_openai(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/v1/chat/completions"
-        return httpx.Response(200, json={"choices": [{"message": {"content": "Short."}}]})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "Short."}}],
+                                         "usage": {"prompt_tokens": 40, "completion_tokens": 2}})
 
     def down(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503)
@@ -204,6 +206,11 @@ async def test_text_steps_use_a_configured_model_and_say_so(tmp_path: Path,
         assert summary["method"] == method
         if method.startswith("local"):
             assert "HTTPStatusError" in summary["note"]
+            assert summary["usage"] is None
+        else:  # the step's cost: what the harness counts as tokens (orchestration/eval_*)
+            assert summary["usage"] == {"prompt_tokens": 40, "completion_tokens": 2,
+                                        "total_tokens": 42}
+            assert tokens_used([{"output": summary}]) == 42
         o.close()
         await client.aclose()
 
@@ -219,3 +226,16 @@ async def test_cron_schedules_survive_a_restart(tmp_path: Path, clock: FakeClock
     armed = again.store.view("sched:data_quality")
     assert armed is not None and armed["due"] == 1_767_240_000.0 and armed["fired"] == 1
     again.close()
+
+
+@pytest.mark.parametrize(("body", "usage"), [
+    ({"usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}},
+     {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}),
+    ({"usage": {"completion_tokens": 3}}, {"completion_tokens": 3, "total_tokens": 3}),
+    ({"usage": {"prompt_tokens": "7", "completion_tokens": -1, "total_tokens": True}}, None),
+    ({"usage": None}, None),
+    ({}, None),
+    ([], None),
+])
+def test_token_usage_is_read_defensively(body: object, usage: dict[str, int] | None) -> None:
+    assert read_usage(body) == usage
