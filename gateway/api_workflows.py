@@ -39,7 +39,7 @@ from orchestration.buslog import AppendObserver, attach_bus
 from orchestration.engine import InputInvalid, WorkflowError
 from orchestration.events import EventBus
 from orchestration.service import Orchestrator
-from orchestration.store import ConcurrentWriteError, LogError
+from orchestration.store import ConcurrentWriteError, LogError, StoredEvent
 
 T = TypeVar("T")
 
@@ -70,8 +70,13 @@ def workflows_router(
     data_dir: str | Path | None = None, *, orchestrator: Orchestrator | None = None,
     bus: EventBus | None = None, tick_s: float = 1.0,
     on_append: AppendObserver | None = None,
+    on_logged: Callable[[list[StoredEvent]], None] | None = None,
 ) -> APIRouter:
+    """The workflow API. ``on_logged`` sees every batch the orchestrator commits to the
+    log (the metrics count back-office workflow runs with it)."""
     orch = orchestrator or Orchestrator(data_dir)
+    if on_logged is not None:
+        orch.store.observe(on_logged)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -100,7 +100,8 @@ def create_app(
     metrics.attach(runtime.bus)
     app.state.metrics = metrics
     app.include_router(
-        workflows_router(settings.data_dir, bus=runtime.bus, on_append=metrics.log_appended),
+        workflows_router(settings.data_dir, bus=runtime.bus, on_append=metrics.log_appended,
+                         on_logged=metrics.observe_log),
         dependencies=[admin],
     )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget

@@ -8,7 +8,8 @@ time. ``GET /metrics`` serves the text format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -16,7 +17,9 @@ from prometheus_client.registry import Collector
 
 from orchestration.bulkhead import Bulkhead
 from orchestration.events import Event, EventBus
+from orchestration.store import StoredEvent
 
+_STEP_OUTCOME = {"step.completed": "succeeded", "step.failed": "failed"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
 _FAST_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
@@ -77,7 +80,11 @@ class Metrics:
             "voxgate_circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["name"], registry=r
         )
         self.transitions = Counter(
-            "voxgate_workflow_transitions", "Workflow and agent state transitions", registry=r
+            "voxgate_workflow_transitions",
+            "State transitions: of the voice agents' flows (source=call) and of back-office "
+            "workflow runs (source=workflow)",
+            ["source"],
+            registry=r,
         )
         self.denials = Counter(
             "voxgate_policy_denials", "Actions denied by policy", ["rule"], registry=r
@@ -94,8 +101,23 @@ class Metrics:
         r.register(_PoolCollector(pools))
 
     def observe(self, event: Event) -> None:
-        data = event.data
-        kind = event.type
+        self._count(event.type, event.data, "call")
+
+    def observe_log(self, events: Iterable[StoredEvent]) -> None:
+        """Back-office workflow runs (and their breakers) write to the event log, not the
+        bus: count their transitions, tool calls, breakers and denials from the log.
+        Calls' own events reach the log through the bus and are counted there."""
+        for event in events:
+            if not event.stream.startswith(("wf:", "breaker:")):
+                continue
+            kind, data = event.type, event.data
+            # a workflow step names its tool on completion or failure
+            if kind in _STEP_OUTCOME and isinstance(data.get("tool"), str):
+                self.tools.labels(data["tool"], _STEP_OUTCOME[kind]).inc()
+            else:
+                self._count(kind, data, "workflow")
+
+    def _count(self, kind: str, data: Mapping[str, Any], source: str) -> None:
         if kind == "session.started":
             self.calls_active.inc()
             self.calls.labels(str(data.get("protocol", "unknown"))).inc()
@@ -119,7 +141,7 @@ class Metrics:
             state = _BREAKER_STATES.get(str(data.get("state")), -1)
             self.breakers.labels(str(data.get("name", data.get("tool", "?")))).set(state)
         elif kind in ("workflow.transition", "state.entered"):
-            self.transitions.inc()
+            self.transitions.labels(source).inc()
         elif kind == "policy.denied":
             self.denials.labels(str(data.get("rule", data.get("policy", "?")))).inc()
         elif kind == "gateway.bad_message":

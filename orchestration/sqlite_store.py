@@ -14,6 +14,7 @@ Why these choices:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -34,6 +35,8 @@ from orchestration.store import (
     decode,
     encode,
 )
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -78,6 +81,9 @@ class SQLiteEventStore:
         # stream -> (version, view) as last written by this process; saves decoding a
         # view on every append, and is dropped whenever another writer moved the stream
         self._cache: dict[str, tuple[int, View | None]] = {}
+        # called with every committed batch (metrics); an observer's error never undoes
+        # or fails a write
+        self._observers: list[Callable[[list[StoredEvent]], None]] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -137,7 +143,6 @@ class SQLiteEventStore:
                 self._cache.update(self._pending_cache)
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                return out
             except BaseException as exc:
                 self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
@@ -147,6 +152,17 @@ class SQLiteEventStore:
                 ):
                     raise self._corrupted(exc) from exc
                 raise
+        for observer in tuple(self._observers):
+            try:
+                observer(out)
+            except Exception:  # a broken observer must not look like a failed write
+                log.exception("event log observer %r failed", observer)
+        return out
+
+    def observe(self, observer: Callable[[list[StoredEvent]], None]) -> Callable[[], None]:
+        """Call ``observer`` with each batch once committed; returns the unsubscribe."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     def _append_locked(
         self, events: Sequence[NewEvent], expected: Mapping[str, int]

@@ -54,3 +54,27 @@ def test_metrics_follow_a_call(server: ServerThread) -> None:
     assert after["voxgate_tts_latency_seconds_count{}"] >= 2
     assert after["voxgate_bulkhead_rejected{pool=stt}"] == 0
     assert after["voxgate_event_log_append_seconds_count{}"] >= 1
+
+
+def test_back_office_workflow_runs_are_counted_from_the_log(server: ServerThread) -> None:
+    """Workflow runs write to the event log, not the bus; their transitions and tool calls
+    reach /metrics all the same, labelled apart from the calls' own."""
+    before = scrape(server)
+    started = httpx.post(f"{server.url}/api/workflows/summarization/runs",
+                         json={"input": {"text": "One. Two. Three. Four."}})
+    assert started.status_code == 201, started.text
+    run = started.json()
+    assert run["status"] == "succeeded"
+    events = httpx.get(f"{server.url}/api/runs/{run['id']}/events").json()
+    entered = sum(1 for e in events if e["type"] == "state.entered")
+    tools = [e["data"]["tool"] for e in events
+             if e["type"] == "step.completed" and "tool" in e["data"]]
+    assert entered >= 2 and tools
+    after = scrape(server)
+    key = "voxgate_workflow_transitions_total{source=workflow}"
+    assert after[key] - before.get(key, 0) == entered
+    tool = f"voxgate_tool_calls_total{{outcome=succeeded,tool={tools[0]}}}"
+    assert after[tool] - before.get(tool, 0) == tools.count(tools[0])
+    # the call's own transitions (if any) keep their label
+    assert after.get("voxgate_workflow_transitions_total{source=call}", 0) == before.get(
+        "voxgate_workflow_transitions_total{source=call}", 0)

@@ -87,6 +87,26 @@ def test_sqlite_log_survives_reopen(tmp_path: Path) -> None:
     s.close()
 
 
+def test_observers_see_committed_batches_only_and_cannot_break_a_write(tmp_path: Path) -> None:
+    s = SQLiteEventStore(tmp_path / "log.db", project)
+    seen: list[list[str]] = []
+
+    def broken(_events: object) -> None:
+        raise RuntimeError("observer bug")
+
+    s.observe(broken)
+    stop = s.observe(lambda events: seen.append([e.type for e in events]))
+    s.append([NewEvent("wf:a", "workflow.started", {"name": "x"}),
+              NewEvent("wf:a", "state.entered", {"state": "s"})])
+    with pytest.raises(ConcurrentWriteError):
+        s.append([NewEvent("wf:a", "state.entered", {"state": "t"})], expected={"wf:a": 0})
+    stop()
+    s.append([NewEvent("wf:a", "workflow.completed", {})])
+    assert seen == [["workflow.started", "state.entered"]]  # not the rejected batch
+    assert s.last_seq() == 3
+    s.close()
+
+
 def test_a_file_that_is_not_a_log_is_refused_clearly(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     path.write_bytes(b"this is not a database at all" * 100)
