@@ -21,8 +21,8 @@ from rich.console import Console
 
 from gateway.eval_cli import print_summary
 from gateway.eval_run import Job, Options, evaluate, machine
+from orchestration.eval_load import load_suites
 from orchestration.eval_report import RunRecord, summarize
-from orchestration.eval_scenario import load_suites
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"

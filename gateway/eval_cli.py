@@ -23,8 +23,9 @@ from rich.table import Table
 from gateway.cli_options import AdminToken, TwilioAuthToken, WidgetToken
 from gateway.eval_run import Job, Options, evaluate, machine, plan
 from orchestration.eval_html import render_html
+from orchestration.eval_load import load_suites
 from orchestration.eval_report import RunRecord, summarize
-from orchestration.eval_scenario import SuiteError, WorkflowSuite, load_suites, variant_params
+from orchestration.eval_scenario import SuiteError, WorkflowSuite, variant_params
 from orchestration.eval_workflows import unknown_workflows
 
 

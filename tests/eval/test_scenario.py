@@ -8,15 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestration.eval_scenario import (
-    SuiteError,
-    VoiceSuite,
-    WorkflowSuite,
-    load_suite,
-    load_suites,
-    parse_suite,
-    variant_params,
-)
+from orchestration.eval_load import load_suite, load_suites, parse_suite
+from orchestration.eval_scenario import SuiteError, VoiceSuite, WorkflowSuite, variant_params
 
 EVALS = Path(__file__).parents[2] / "evals"
 

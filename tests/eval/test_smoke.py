@@ -24,8 +24,9 @@ from gateway.eval_gateway import Credentials, RemoteGateway, SubprocessGateway
 from gateway.eval_voice import CallerVoice, run_voice
 from gateway.server import ServerThread
 from orchestration.eval_checks import audit_call
+from orchestration.eval_load import parse_suite
 from orchestration.eval_log import read_stream
-from orchestration.eval_scenario import Agents, VoiceSuite, parse_suite
+from orchestration.eval_scenario import Agents, VoiceSuite
 
 pytestmark = pytest.mark.slow
 EVALS = Path(__file__).parents[2] / "evals"
