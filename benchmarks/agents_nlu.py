@@ -119,8 +119,9 @@ WHISPER_SET = DATA.with_name("intents_whisper.tsv")
 
 def make_whisper_set() -> None:
     """Speak every labelled utterance with piper, send it through the telephone band
-    (8 kHz mu-law) and transcribe it with whisper tiny.en: recognition errors made by the
-    recogniser itself, not written by us. Writes tests/agents/data/intents_whisper.tsv."""
+    (8 kHz mu-law) and transcribe it with whisper tiny.en given the agents' ``stt_prompt``
+    (as a call does): recognition errors made by the recogniser itself, not written by
+    us. Writes tests/agents/data/intents_whisper.tsv."""
     import asyncio
 
     from orchestration.bulkhead import Bulkhead
@@ -129,16 +130,18 @@ def make_whisper_set() -> None:
     from voice.stt import WhisperSTT
     from voice.tts import PiperTTS
 
+    prompt = load()[0].stt_prompt
     tts = PiperTTS(TtsConfig())
     tts.load()
     with tempfile.TemporaryDirectory() as tmp:
         stt = WhisperSTT(SttConfig(), Path(tmp), Bulkhead("bench-stt", 1, 4))
         stt.load()
-        lines = ["# intent\tkind\ttext: piper -> 8 kHz mu-law -> whisper tiny.en of intents.tsv"]
+        lines = ["# intent\tkind\ttext: piper -> 8 kHz mu-law -> whisper tiny.en (with the "
+                 "agents' stt_prompt) of intents.tsv"]
         for gold, kind, text, _ in rows():
             pcm = resample(tts.synthesize_sync(text), tts.sample_rate, 8000)
             pcm = resample(ulaw_decode(ulaw_encode(pcm)), 8000, 16000)
-            heard = asyncio.run(stt.transcribe(pcm)).text.strip().replace("\t", " ")
+            heard = asyncio.run(stt.transcribe(pcm, prompt)).text.strip().replace("\t", " ")
             lines.append(f"{gold}\twhisper-{kind}\t{heard or '(nothing)'}")
     WHISPER_SET.write_text("\n".join(lines) + "\n")
 

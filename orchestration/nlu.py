@@ -134,6 +134,25 @@ def _short_answer(norm: str) -> str:
     return norm
 
 
+# intents that name no task; a day *and* a time said with one of them ("Talk to me on
+# Monday at 9am": whisper's "Book me" in noise) is a booking, which the caller then
+# confirms, where a wrong "escalate" would transfer the call
+_NO_TASK = frozenset({"help", "escalate", "repeat", OUT_OF_SCOPE})
+_SCHEDULING = ("book", "reschedule")
+
+
+def _day_and_time_mean_scheduling(ranking: tuple[tuple[str, float], ...],
+                                  slots: Mapping[str, Any],
+                                  threshold: float) -> tuple[tuple[str, float], ...]:
+    if not ranking or ranking[0][0] not in _NO_TASK or "date" not in slots \
+            or "time" not in slots:
+        return ranking
+    for i, (name, score) in enumerate(ranking):
+        if name in _SCHEDULING:
+            return ((name, max(score, threshold)), *ranking[:i], *ranking[i + 1:])
+    return ranking
+
+
 class LocalNlu:
     def __init__(
         self,
@@ -189,6 +208,7 @@ class LocalNlu:
             if name in scores:
                 scores[name] += self.config.expected_bonus
         ranking = tuple(sorted(scores.items(), key=lambda kv: -kv[1])[:3])
+        ranking = _day_and_time_mean_scheduling(ranking, slots, self.threshold)
         if (not ranking or ranking[0][1] < self.threshold or not norm
                 or ranking[0][0] == OUT_OF_SCOPE):
             intent, confidence = UNKNOWN, ranking[0][1] if ranking else 0.0

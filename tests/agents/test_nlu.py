@@ -80,6 +80,20 @@ def test_a_misheard_no_is_a_no_only_after_a_yes_no_question(nlu: LocalNlu) -> No
     assert nlu.parse("I need it now please", expected=("affirm", "deny")).intent != "deny"
 
 
+@pytest.mark.parametrize(("heard", "intent"), [
+    # whisper's renderings of "Book me on Monday at nine a.m." in noise and sped up
+    ("Talk to me on Monday at 9am.", "book"),
+    ("Help me go Monday at 9 a.m.", "book"),
+    # a day alone, or a task of its own, keeps its intent
+    ("Can I talk to someone on Monday?", "escalate"),
+    ("I need help with my login on Monday at 9", "support_login"),
+    ("Great, see you Monday at 9, goodbye.", "goodbye"),
+])
+def test_a_day_and_a_time_with_no_task_is_a_booking(nlu: LocalNlu, heard: str,
+                                                     intent: str) -> None:
+    assert nlu.parse(heard).intent == intent
+
+
 @pytest.mark.parametrize(("heard", "canonical"), [
     ("Book me Tuesday at three P.M.", "book me tuesday at 3 pm"),
     ("I can't log in to my account", "i cannot login to my account"),
