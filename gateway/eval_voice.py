@@ -114,6 +114,32 @@ def by_turn(result: CallResult, count: int) -> list[list[Event]]:
     return out
 
 
+def _after_merges(events: Sequence[Event]) -> Sequence[Event]:
+    """A ``turn.merged`` means the caller went on after a pause and the pieces became one
+    turn, whose ``stt.final`` (and classification) carries the earlier words too: what
+    came before the last merge is superseded."""
+    last = max((i for i, e in enumerate(events) if e.type == "turn.merged"), default=-1)
+    return events[last + 1:]
+
+
+def heard_text(events: Sequence[Event]) -> str:
+    """What the gateway heard in one script turn: its final transcripts, in order, with
+    a merged turn's earlier piece replaced by the merged whole."""
+    finals: list[str] = []
+    merged = False
+    for e in events:
+        if e.type == "turn.merged":
+            merged = True
+        elif e.type == "stt.final":
+            text = str(e.data.get("text", ""))
+            if merged and finals:
+                finals[-1] = text
+            else:
+                finals.append(text)
+            merged = False
+    return " ".join(finals)
+
+
 def _answered(events: Sequence[Event]) -> bool:
     types = [e.type for e in events]
     if "stt.final" not in types:
@@ -140,15 +166,15 @@ def score_call(record: RunRecord, call: Call, result: CallResult,
     for i in spoken:
         expected = call.turns[i].expected_transcript
         if expected is not None:
-            heard = " ".join(str(e.data.get("text", "")) for e in turns[i]
-                             if e.type == "stt.final")
+            heard = heard_text(turns[i])
             errors, words = word_errors(expected, heard)
             record.wer_errors += errors
             record.wer_words += words
             record.transcripts.append((expected, heard))
     # a turn the recogniser split in two is classified twice: its first result counts
-    nlu = [next((dict(e.data) for e in turns[i] if e.type == "nlu.result"), None)
-           for i in spoken]
+    # (after a merge: the merged turn's)
+    nlu = [next((dict(e.data) for e in _after_merges(turns[i]) if e.type == "nlu.result"),
+                None) for i in spoken]
     u = understanding([(call.turns[i].intent, call.turns[i].slots) for i in spoken], nlu)
     record.intents_expected += u.intents_expected
     record.intents_correct += u.intents_correct

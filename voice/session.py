@@ -364,9 +364,14 @@ class CallSession:
         return spec.task.result()
 
     def _stt_prompt(self) -> str | None:
-        """The agent's vocabulary for the recogniser (an optional ``stt_prompt``)."""
-        prompt = getattr(self.agent, "stt_prompt", None)
-        return prompt if isinstance(prompt, str) and prompt.strip() else None
+        """What the recogniser is told came before: the agent's vocabulary (an optional
+        ``stt_prompt``), then the words of this turn already heard when the caller went
+        on after a pause, so whisper continues the sentence instead of re-hearing its
+        start in the pre-roll ("Take a note. Take a note. Call Anna ...")."""
+        vocabulary = getattr(self.agent, "stt_prompt", None)
+        parts = [vocabulary if isinstance(vocabulary, str) else "", self._carry]
+        prompt = " ".join(p.strip() for p in parts if p and p.strip())
+        return prompt or None
 
     def _maybe_end_turn(self) -> None:
         seg = self.segmenter

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.call_result import CallResult
-from gateway.eval_voice import by_turn, score_call
+from gateway.eval_voice import by_turn, heard_text, score_call
 from orchestration.eval_report import RunRecord
 from orchestration.eval_scenario import Call
 from orchestration.events import Event
@@ -75,3 +75,19 @@ def test_a_call_is_scored_per_turn_and_against_its_expectations() -> None:
     assert (record.done, record.required) == (4, 5)  # 1 tool, 1 of 2 replies, 2 turns
     assert record.audit == [] and record.policy == []
     assert part["tools"] == ["ticket.queue"] and part["ended_by"] == "agent"
+
+
+def test_a_merged_turn_is_heard_once() -> None:
+    """The caller paused after "Take a note." (a turn), then went on: the session merged
+    the pieces, so the second final carries the first's words and supersedes it."""
+    def ev(n: int, type_: str, **data: Any) -> Event:
+        return Event(n, 1000.0 + n, "s1", type_, data)
+
+    turn = [ev(1, "stt.final", text="Take a note."),
+            ev(2, "nlu.result", intent="note_add", slots={}),
+            ev(3, "turn.merged", reply_id="r2", gap_ms=0),
+            ev(4, "stt.final", text="Take a note. Call Anna about the budget."),
+            ev(5, "nlu.result", intent="note_add", slots={"note": "call Anna"}),
+            ev(6, "stt.final", text="Thanks.")]  # a later piece without a merge adds on
+    assert heard_text(turn) == "Take a note. Call Anna about the budget. Thanks."
+    assert heard_text(turn[:3]) == "Take a note."

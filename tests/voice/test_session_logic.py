@@ -397,3 +397,7 @@ async def test_carrying_on_at_once_makes_one_turn() -> None:
     assert finals[-1] == "I'd like a table. I'd like a table."
     assert agent.turns[-1] == "I'd like a table. I'd like a table."
     assert not rec.of_type("tts.resumed")
+    # the second piece was transcribed knowing the first: whisper continues the sentence
+    stt = session.stt
+    assert isinstance(stt, FakeSTT)
+    assert stt.prompts[0] is None and stt.prompts[-1] == "I'd like a table."
