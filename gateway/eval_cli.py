@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gateway.cli_options import AdminToken, TwilioAuthToken, WidgetToken
+from gateway.eval_gateway import Credentials
 from gateway.eval_run import Job, Options, evaluate, machine, plan
 from orchestration.eval_html import render_html
 from orchestration.eval_load import load_suites
@@ -141,8 +142,8 @@ def eval_command(
     server: Literal["thread", "subprocess"] = "subprocess" if subprocess else "thread"
     options = Options(url=url, data_dir=data_dir, server_pid=server_pid, server=server,
                       repeat=repeat, variants=variant or None, scenarios=scenario or [],
-                      keep=keep, token=token, admin_token=admin_token,
-                      twilio_auth_token=twilio_auth_token)
+                      keep=keep, credentials=Credentials(token, admin_token,
+                                                         twilio_auth_token))
     jobs = plan(loaded, options)
     if not jobs:
         typer.echo("no scenario matches --scenario " + ", ".join(scenario or []), err=True)

@@ -177,7 +177,7 @@ class RemoteGateway:
     url: str
     data_dir: Path | None = None
     pid: int | None = None
-    credentials: Credentials = field(default_factory=lambda: Credentials())
+    credentials: Credentials = field(default_factory=Credentials)
 
     def server_cpu_s(self) -> float | None:
         return _proc_cpu_s(self.pid) if self.pid is not None else None

@@ -50,9 +50,7 @@ class Options:
     scenarios: list[str] = field(default_factory=list)  # only these (names or suite/name)
     keep: Path | None = None  # keep the runs' data directories here
     # what a production gateway at ``url`` asks of a caller (docs/security.md)
-    token: str | None = None  # widget token: browser calls
-    admin_token: str | None = None  # the event stream with transcripts
-    twilio_auth_token: str | None = None  # signs Twilio streams
+    credentials: Credentials = field(default_factory=Credentials)
 
 
 @dataclass(frozen=True)
@@ -95,10 +93,8 @@ class _Gateways:
         self.root = root
         self.count = 0
         self.current: tuple[str, Gateway] | None = None
-        credentials = Credentials(options.token, options.admin_token,
-                                  options.twilio_auth_token)
         self.remote = (RemoteGateway(options.url, options.data_dir, options.server_pid,
-                                     credentials) if options.url else None)
+                                     options.credentials) if options.url else None)
 
     def for_job(self, job: Job) -> Gateway:
         if self.remote is not None:
