@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import enum
 import itertools
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 import webrtcvad
 
-from voice.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AudioFormatError
+from voice.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AudioFormatError, level
 from voice.config import VadConfig
-
-
-def _rms_db(frame: bytes) -> float:
-    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-    mean_square = float(np.dot(samples, samples)) / max(1, samples.size)
-    return 10.0 * math.log10(max(mean_square, 1e-9) / (32768.0 * 32768.0))
 
 
 class FrameClassifier(Protocol):
@@ -98,6 +90,7 @@ class Segmenter:
         self._pause_frames = max(1, config.pause_ms // FRAME_MS)
         self._warmup_frames = config.warmup_ms // FRAME_MS
         self._preroll = max(self._window_frames, config.preroll_ms // FRAME_MS)
+        self._floor = 10 ** (config.energy_floor_db / 20)  # dBFS -> the RMS ``level`` gives
         self._recent: deque[tuple[bytes, bool]] = deque(maxlen=self._preroll)
         self._utterance = bytearray()
         self.state = VadState.SILENCE
@@ -134,7 +127,7 @@ class Segmenter:
             raise AudioFormatError(f"VAD frames are {FRAME_BYTES} bytes, got {len(frame)}")
         # webrtcvad calls the fading tail of a word "speech" well below anything audible on
         # a phone line; a floor ends speech where a listener hears it end
-        voiced = self.classifier.is_speech(frame) and _rms_db(frame) >= self.config.energy_floor_db
+        voiced = self.classifier.is_speech(frame) and level(frame) >= self._floor
         self.frames += 1
         if self.frames <= self._warmup_frames:
             voiced = False
