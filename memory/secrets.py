@@ -10,9 +10,10 @@ Rules, each tested in tests/memory/test_secrets.py:
 * a run of 12-19 digits (spaces or dashes between groups allowed) is a card or account
   number, Luhn-valid or not (a caller reading an account number is as sensitive);
 * a US social security number shape (ddd-dd-dddd);
-* a secret word (password, passcode, PIN, security / verification / one-time code,
-  CVV, API key, token, secret, IBAN, sort code, routing / account number, social
-  security) followed within four words by "is", "was", ":" / "=" or by a digit;
+* a secret word (password, passcode, PIN, a code people read out -- security,
+  verification, one-time, door, alarm ...: ``orchestration.redact.CODE_KINDS`` --, CVV,
+  API key, token, secret, IBAN, sort code, routing / account number, social security)
+  followed within four words by "is", "was", ":" / "=" or by a digit;
 * a run of 4-8 digits right after "code", "pin" or "passcode" (optionally "is"/"was");
 * "code is" then 3-8 digits where words a recogniser writes for digits count ("the
   alarm code is for 321": "for" is a misheard "four").
@@ -23,16 +24,13 @@ from __future__ import annotations
 import re
 
 from orchestration.nlu_text import normalize
+from orchestration.redact import CODE_KINDS_RE, DIGIT_HOMOPHONES
 
 _SECRET_WORDS = (
-    r"password|passwd|passcode|pass phrase|passphrase|pin(?: code| number)?|security code|"
-    r"verification code|one time code|otp|cvv|cvc|api key|access key|token|secret|"
-    r"iban|sort code|routing number|account number|social security(?: number)?|ssn|"
-    r"login code|door code|access code|alarm code|gate code|garage code|lock code|safe code|"
-    r"entry code|keypad code"
+    r"password|passwd|passcode|pass phrase|passphrase|pin(?: code| number)?|"
+    rf"(?:{CODE_KINDS_RE}) code|otp|cvv|cvc|api key|access key|token|secret|"
+    r"iban|sort code|routing number|account number|social security(?: number)?|ssn"
 )
-# words a recogniser writes for spoken digits ("the alarm code is for three two one")
-_DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}
 _NEAR_VALUE = re.compile(
     rf"\b(?P<kind>{_SECRET_WORDS})\b(?:\s+\S+){{0,4}}?\s*(?:\b(?:is|was|are|equals)\b|[:=])",
 )
@@ -85,7 +83,7 @@ def _spoken_code(norm: str) -> bool:
         return False
     digits = ""
     for word in m.group(1).split():
-        word = _DIGIT_HOMOPHONES.get(word, word)
+        word = DIGIT_HOMOPHONES.get(word, word)
         if not word.isdigit():
             break
         digits += word

@@ -35,16 +35,20 @@ _NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", re.I
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 # a run of digits with the separators people and transcribers put between them
 _DIGITS = re.compile(r"(?<![\w+])\+?\(?\d(?:[\d .()/-]{5,}\d)(?![\w])")
+# the codes people read out ("the alarm code is ..."); memory/secrets.py uses them too
+CODE_KINDS = ("security", "verification", "one time", "access", "login", "alarm", "door",
+              "gate", "garage", "lock", "safe", "entry", "keypad")
+CODE_KINDS_RE = "|".join(k.replace(" ", "[- ]") for k in CODE_KINDS)
+# words a recogniser writes for spoken digits ("the alarm code is for 321")
+DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
 # a cue word, then either "is"/":"/"=" and any token, or directly a token with a digit
-# ("PIN 4821"); "the Forgot password link" names no secret
-# a spoken code goes on as digits or number words, including the words a recogniser
-# hears for them ("the alarm code is for three two one")
-_MORE_DIGITS = (r"(?:[ -](?:\d+|zero|oh|one|two|three|four|five|six|seven|eight|nine|"
-                r"for|to|too|won|ate))*")
+# ("PIN 4821"); "the Forgot password link" names no secret. A spoken code goes on as
+# digits or number words, including the words heard for them.
+_MORE_DIGITS = rf"(?:[ -](?:\d+|{'|'.join([*_NUMBER_WORDS, *DIGIT_HOMOPHONES])}))*"
 _SECRET = re.compile(
-    r"\b(password|passcode|passphrase|pin|pin code|cvv|cvc|otp|"
-    r"(?:security|verification|one[- ]time|access|alarm|door|gate|garage|lock|safe|entry|"
-    r"key|keypad) code)\b"
+    rf"\b(password|passcode|passphrase|pin|pin code|cvv|cvc|otp|(?:{CODE_KINDS_RE}) code)\b"
     rf"(?:(\s*(?:is|was|:|=)\s*)([^\s,.;!?]+{_MORE_DIGITS})"
     rf"|(\s+)(\S*\d[^\s,.;!?]*{_MORE_DIGITS}))",
     re.I,
