@@ -85,6 +85,7 @@ class _Reply:
     turn_voiced_at: float | None = None
     # the caller's words this reply answers, and when (audio time) that turn ended
     turn_text: str | None = None
+    turn_audio: bytes = b""  # the audio of that turn, kept in case the caller goes on
     turn_ended_ms: int = 0
     turn_stt_ms: float = 0.0
 
@@ -106,6 +107,7 @@ class _Reply:
 class _Speculation:
     version: int
     task: asyncio.Task[Any]
+    carried: int  # bytes of earlier pieces of the turn it was given (see _carry)
 
 
 class CallSession:
@@ -139,7 +141,9 @@ class CallSession:
         self._reply: _Reply | None = None
         self._interrupted: _Reply | None = None  # a reply cut by a barge-in, maybe resumed
         self._speaker: asyncio.Task[None] | None = None
-        self._carry = ""  # words of a turn the caller went on with before we answered
+        # audio of this turn's earlier pieces: the caller went on after a pause, before we
+        # answered; whisper hears them again with the new piece, as one sentence
+        self._carry = b""
         self._last_voiced_at = 0.0  # wall time of the last voiced frame seen
         self._level_audio = bytearray()  # caller audio not yet measured for audio.levels
         self._committing: asyncio.Task[None] | None = None
@@ -289,7 +293,7 @@ class CallSession:
             if reply.turn_text is not None and gap_ms <= self.config.turn.merge_window_ms:
                 # they carried on almost at once: it was a pause inside one sentence, so the
                 # next piece joins this one instead of answering a half sentence
-                self._carry = reply.turn_text
+                self._carry = reply.turn_audio
                 self._stop_reply()
                 self.emit("turn.merged", reply_id=reply.id, gap_ms=gap_ms)
             else:
@@ -342,8 +346,9 @@ class CallSession:
     def _start_speculation(self) -> None:
         seg = self.segmenter
         self._spec_wanted = False
-        task = self._spawn(self.stt.transcribe(seg.utterance(), self._stt_prompt()), "stt")
-        spec = _Speculation(seg.version, task)
+        task = self._spawn(
+            self.stt.transcribe(self._carry + seg.utterance(), self._stt_prompt()), "stt")
+        spec = _Speculation(seg.version, task, len(self._carry))
         self._spec = spec
         task.add_done_callback(lambda _t: self._speculation_done(spec))
 
@@ -357,21 +362,20 @@ class CallSession:
 
     def _fresh_transcript(self) -> Any | None:
         spec = self._spec
-        if spec is None or spec.version != self.segmenter.version or not spec.task.done():
+        if spec is None or not self._current(spec) or not spec.task.done():
             return None
         if spec.task.cancelled() or spec.task.exception() is not None:
             return None
         return spec.task.result()
 
+    def _current(self, spec: _Speculation) -> bool:
+        """Was ``spec`` given the audio the turn has now (same utterance, same carry)?"""
+        return spec.version == self.segmenter.version and spec.carried == len(self._carry)
+
     def _stt_prompt(self) -> str | None:
-        """What the recogniser is told came before: the agent's vocabulary (an optional
-        ``stt_prompt``), then the words of this turn already heard when the caller went
-        on after a pause, so whisper continues the sentence instead of re-hearing its
-        start in the pre-roll ("Take a note. Take a note. Call Anna ...")."""
-        vocabulary = getattr(self.agent, "stt_prompt", None)
-        parts = [vocabulary if isinstance(vocabulary, str) else "", self._carry]
-        prompt = " ".join(p.strip() for p in parts if p and p.strip())
-        return prompt or None
+        """The agent's vocabulary for the recogniser (an optional ``stt_prompt``)."""
+        prompt = getattr(self.agent, "stt_prompt", None)
+        return prompt if isinstance(prompt, str) and prompt.strip() else None
 
     def _maybe_end_turn(self) -> None:
         seg = self.segmenter
@@ -398,9 +402,9 @@ class CallSession:
         span_ms = seg.span_ms
         speech_ms = seg.speech_ms
         silence_ms = seg.silence_ms
-        version = seg.version
-        spec = self._spec if self._spec is not None and self._spec.version == version else None
-        audio = seg.end_utterance()
+        spec = self._spec if self._spec is not None and self._current(self._spec) else None
+        audio = self._carry + seg.end_utterance()
+        self._carry = b""
         self._spec = None
         self.emit(
             "vad.speech_stopped",
@@ -445,12 +449,11 @@ class CallSession:
                 return
             if text and self.segmenter.state is not VadState.SILENCE and not forced:
                 # the caller went on talking while we transcribed: one turn, not two
-                self._carry = f"{self._carry} {text}".strip()
+                self._carry = audio  # already holds any earlier piece
                 self.emit("stt.partial", text=text, audio_ms=ms_of(audio))
+                if self.segmenter.state is VadState.PAUSED:
+                    self._request_speculation()  # the pause's transcript lacked this piece
                 return
-            if self._carry:
-                text = f"{self._carry} {text}".strip()
-                self._carry = ""
             if not text:
                 self.emit("stt.empty", audio_ms=ms_of(audio))
                 self._goto(TurnState.LISTENING)
@@ -472,6 +475,7 @@ class CallSession:
             reply.turn_voiced_at = voiced_at
             reply.turn_stt_ms = transcript.latency_ms
             reply.turn_text = text
+            reply.turn_audio = audio
             reply.turn_ended_ms = ended_ms
         except Exception as exc:
             log.exception("session %s: turn failed", self.id)
