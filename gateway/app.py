@@ -17,6 +17,7 @@ from gateway.api_workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
 from gateway.browser import handle_browser
 from gateway.config import Settings
+from gateway.limits import RateLimiter
 from gateway.logs import set_trace_lookup
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.pages import pages_router, static_files
@@ -106,7 +107,13 @@ def create_app(
     )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget
     app.include_router(state_router(runtime.bus, settings.data_dir), dependencies=[admin])
-    app.include_router(pages_router(lambda: auth.mint_widget_token("demo-page")[0]))
+    app.include_router(pages_router(
+        lambda: auth.mint_widget_token("demo-page")[0],
+        demo_page=settings.demo_page_on,
+        demo_limiter=(RateLimiter(settings.limits.demo_pages_per_minute_per_address,
+                                  max_keys=settings.limits.max_tracked_keys)
+                      if settings.limits_on else None),
+    ))
     app.include_router(twilio_webhooks(runtime, auth))
     app.mount("/static", static_files(), name="static")
     if tracer is None:

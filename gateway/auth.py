@@ -99,7 +99,7 @@ class Auth:
                 raise InsecureConfiguration(
                     "production mode needs " + ", ".join(missing) + "; refusing to start"
                 )
-            return []
+            return self._production_warnings()
         warnings = [
             f"DEVELOPMENT MODE: {name} is not set"
             + {
@@ -109,6 +109,18 @@ class Auth:
             }[name]
             for name in missing
         ]
+        if not self.settings.limits_on:
+            warnings.append("DEVELOPMENT MODE: no rate or call limits "
+                            "(VOXGATE_LIMITS__ENABLED=true turns them on)")
+        return warnings
+
+    def _production_warnings(self) -> list[str]:
+        warnings = []
+        if self.settings.demo_page_on:
+            warnings.append("the demo page is on (VOXGATE_DEMO_PAGE): GET / hands a widget "
+                            "token to anyone who loads it")
+        if not self.settings.limits_on:
+            warnings.append("rate and call limits are off (VOXGATE_LIMITS__ENABLED=false)")
         return warnings
 
     # --- admin ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,6 +18,19 @@ from pydantic_settings import (
 )
 
 from voice.config import VoiceConfig
+
+
+class LimitSettings(BaseModel):
+    """Per-client caps at the edges (docs/security.md, "Limits")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # unset: on in production, off in development
+    enabled: bool | None = None
+    # GET / (when the demo page is served): each view mints a widget token
+    demo_pages_per_minute_per_address: int = Field(10, ge=1, le=100_000)
+    # keys one limiter remembers at most; past it the least recent is forgotten
+    max_tracked_keys: int = Field(100_000, ge=100, le=10_000_000)
 
 
 class Settings(BaseSettings):
@@ -51,6 +64,10 @@ class Settings(BaseSettings):
     # key that signs widget tokens (browser calls)
     token_secret: SecretStr | None = None
     token_ttl_s: float = Field(3600.0, gt=0, le=7 * 86400)
+    # GET / serves the demo page, which mints a widget token for whoever loads it; unset:
+    # on in development, off (404) in production
+    demo_page: bool | None = None
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     # origins (https://shop.example) whose pages may place widget calls; empty: any
     allowed_origins: list[str] = Field(default_factory=list)
     # mask emails, phone and card numbers, national ids and secrets in every event (and so
@@ -71,6 +88,15 @@ class Settings(BaseSettings):
     # the agents' YAML (default: the packaged orchestration/agents/default.yaml)
     agents_config: Path | None = None
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
+
+    @property
+    def demo_page_on(self) -> bool:
+        return self.demo_page if self.demo_page is not None else self.mode == "development"
+
+    @property
+    def limits_on(self) -> bool:
+        enabled = self.limits.enabled
+        return enabled if enabled is not None else self.mode == "production"
 
     @classmethod
     def settings_customise_sources(

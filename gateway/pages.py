@@ -1,6 +1,7 @@
 """The browser assets under ``web/static``: the demo page, the dashboard and the widget.
 
-    GET /            the demo page, which embeds the widget
+    GET /            the demo page, which embeds the widget (off in production unless
+                     ``demo_page`` is set, and then rate-limited per client address)
     GET /dashboard   the 3D dashboard
     GET /widget.js   the embeddable voice widget's loader
     GET /static/...  the modules, styles and vendored three.js they load
@@ -16,12 +17,13 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 import web
+from gateway.limits import LimitExceeded, RateLimiter, check_rate, client_address
 
 STATIC = Path(web.__file__).parent / "static"
 VENDOR_THREE = STATIC / "vendor" / "three.module.js"
@@ -45,16 +47,35 @@ def static_files() -> StaticFiles:
 
 
 DEMO_WIDGET = 'data-caller="demo-page"'
+DEMO_OFF = (
+    "Not found. This gateway runs in production mode, where the demo page (which hands a "
+    "call token to anyone who loads it) is off; VOXGATE_DEMO_PAGE=true turns it on.\n"
+)
 
 
-def pages_router(mint_widget_token: Callable[[], str] | None = None) -> APIRouter:
+def pages_router(
+    mint_widget_token: Callable[[], str] | None = None,
+    *,
+    demo_page: bool = True,
+    demo_limiter: RateLimiter | None = None,
+) -> APIRouter:
     """``mint_widget_token`` signs a fresh call token into the demo page each time it is
-    served, so a new user can press "call" on ``make run``'s page with no set-up."""
+    served, so a new user can press "call" on ``make run``'s page with no set-up. Since
+    that lets any script open calls, production serves no demo page unless ``demo_page``,
+    and ``demo_limiter`` caps the views per client address."""
     router = APIRouter(tags=["pages"])
     demo_html = (STATIC / "index.html").read_text(encoding="utf-8")
 
     @router.get("/", include_in_schema=False)
-    async def demo() -> HTMLResponse:
+    async def demo(request: Request) -> Response:
+        if not demo_page:
+            return PlainTextResponse(DEMO_OFF, status_code=404)
+        try:
+            check_rate(demo_limiter, client_address(request), "demo pages from this address")
+        except LimitExceeded as exc:
+            return PlainTextResponse(
+                f"{exc}\n", status_code=429, headers={"retry-after": str(exc.retry_after)}
+            )
         html = demo_html
         if mint_widget_token is not None:
             token = escape(mint_widget_token(), quote=True)
