@@ -17,6 +17,7 @@ from gateway.api_workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
 from gateway.browser import handle_browser
 from gateway.config import Settings
+from gateway.health import GatewayReadings
 from gateway.limits import RateLimiter
 from gateway.logs import set_trace_lookup
 from gateway.metrics import CONTENT_TYPE, Metrics
@@ -55,11 +56,16 @@ def create_app(
         log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = bus or EventBus(redactor=redact_data if settings.redact else None)
+    # the gateway's own status for the ops agent ("how is the gateway?"); a caller that
+    # builds its own agents plugs in app.state.readings itself
+    readings = GatewayReadings(settings.data_dir)
     if agent_factory is None:
         agent_factory = (
             basic_agent_factory
             if settings.agent == "basic"
-            else make_agent_factory(bus, settings.data_dir, settings.agents_config)
+            else make_agent_factory(
+                bus, settings.data_dir, settings.agents_config, readings={"gateway": readings}
+            )
         )
     runtime = Runtime(
         settings=settings,
@@ -67,6 +73,7 @@ def create_app(
         bus=bus,
         agent_factory=agent_factory,
     )
+    readings.attach(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +93,7 @@ def create_app(
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.auth = auth
+    app.state.readings = readings
 
     async def require_admin(conn: HTTPConnection) -> None:
         try:

@@ -34,6 +34,7 @@ from orchestration.clock import Clock, SystemClock
 from orchestration.events import EventBus
 from orchestration.flow import FlowDef
 from orchestration.nlu import LocalNlu, NluResult
+from orchestration.ops_readings import ReadingsProvider
 from orchestration.policy import Policy
 from orchestration.runner import ToolRunner
 from orchestration.supervisor import Supervisor
@@ -75,6 +76,7 @@ class AgentSystem:
         http: httpx.AsyncClient | None = None,
         breaker_policy: BreakerPolicy | None = None,
         policy: Policy | None = None,
+        readings: dict[str, ReadingsProvider] | None = None,
     ) -> None:
         self.bus = bus
         self.clock = clock or SystemClock()
@@ -89,7 +91,8 @@ class AgentSystem:
         db = data_dir / "agents.db"
         self.calendar = scheduling.Calendar(db, config.scheduling, today)
         self.tickets = support.Tickets(db)
-        self.ops = ops.OpsMonitor(config.ops, db, self.clock.now, http)
+        # readings providers the host plugs in (the gateway's own status: gateway/health.py)
+        self.ops = ops.OpsMonitor(config.ops, db, self.clock.now, http, readings)
         encoder = (MiniLmEncoder(config.memory.model_dir)
                    if config.memory.search == "embeddings" else None)
         self.memory = MemoryStore(config.memory.path or data_dir / "memory.db", encoder,

@@ -224,15 +224,22 @@ def find_service(text: str, services: Mapping[str, Iterable[str]],
     words = [w for w in text.split() if w not in ("the", "service", "services", "system")]
     grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
     best: tuple[float, str] | None = None
+    exact: tuple[int, str] | None = None
     for name, aliases in services.items():
         for alias in [name, *aliases]:
             alias = alias.lower()
             for gram in grams:
                 if gram == alias:
-                    return name
+                    # the longest alias said wins: "payment gateway" is payments, not
+                    # the gateway
+                    if exact is None or len(alias) > exact[0]:
+                        exact = (len(alias), name)
+                    continue
                 score = similarity(_stem(gram), _stem(alias))
                 if len(alias) >= 4 and score >= threshold and (best is None or score > best[0]):
                     best = (score, name)
+    if exact is not None:
+        return exact[1]
     return best[1] if best else None
 
 

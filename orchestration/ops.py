@@ -1,12 +1,18 @@
 """Ops monitoring: status of configured services, last-known fallback, threshold alerts.
 
-Each service has an HTTP health URL or an entry in a status file (JSON or YAML mapping
-service -> ``{status, <metric>: number, ...}``). A health URL answering 2xx is ``up``
-(its JSON body may say ``status`` and carry metrics such as ``latency_ms``); 5xx is
-``down``. A probe that gets no answer (refused, time-out, unreadable file) is a failed
-probe, not a status: ``ops.probe`` raises a transient error and the flow's fallback
-``ops.cached`` answers with the last known status and its age. Every successful probe is
-stored (``ops_status``), so the fallback survives restarts.
+A service's status comes from, in this order: a readings ``provider`` the host plugs in
+(the gateway plugs in ``gateway``: its own pools, event log, calls and models), an HTTP
+health ``url``, the ``status_file`` (JSON or YAML mapping service -> ``{status,
+<metric>: number, ...}``), else the sample file shipped with the package, whose answers
+are spoken as sample data ("In the sample data, payments is up."). See ops_readings.py.
+
+A health URL answering 2xx is ``up`` (its JSON body may say ``status`` and carry metrics
+such as ``latency_ms``); 5xx is ``down``. A probe that gets no answer (refused, time-out,
+unreadable file, a failing provider) is a failed probe, not a status: ``ops.probe``
+raises a transient error and the flow's fallback ``ops.cached`` answers with the last
+known status and its age. Every successful real probe is stored (``ops_status``), so the
+fallback survives restarts; sample readings are never stored and never raise alerts, so
+they cannot pass for a real service's last known status.
 
 Alert rules (``ops.rules``) compare a metric (or ``status``) with a threshold after
 every successful probe; a rule that fires is recorded (``ops_alerts``) and returned in
@@ -21,14 +27,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestration.ops_readings import (
+    SAMPLE_STATUS,
+    Reading,
+    ReadingsProvider,
+    ReadingUnavailable,
+    from_file,
+    from_provider,
+    numeric,
+    status_word,
+)
 from orchestration.tools import ToolError, ToolRegistry, TransientToolError
 
 
@@ -37,7 +52,15 @@ class ServiceConfig(BaseModel):
 
     aliases: list[str] = Field(default_factory=list)
     url: str | None = None
+    # the name of a readings provider the host plugs in (the gateway plugs in "gateway")
+    provider: str | None = None
     spoken: str | None = None  # how to say its name ("the C I pipeline")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServiceConfig:
+        if self.url is not None and self.provider is not None:
+            raise ValueError("a service takes its status from a url or a provider, not both")
+        return self
 
 
 class AlertRule(BaseModel):
@@ -63,7 +86,7 @@ class OpsConfig(BaseModel):
 class StatusOut(BaseModel):
     service: str
     status: str
-    source: Literal["live", "cached"]
+    source: Literal["live", "cached", "sample"]
     age_s: float = 0.0
     metrics: dict[str, float] = Field(default_factory=dict)
     spoken: str
@@ -110,10 +133,14 @@ def _fires(rule: AlertRule, value: Any) -> bool:
 class OpsMonitor:
     def __init__(self, config: OpsConfig, db_path: Path | str,
                  clock: Callable[[], float] = time.time,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None,
+                 readings: Mapping[str, ReadingsProvider] | None = None,
+                 sample_file: Path = SAMPLE_STATUS) -> None:
         self.config = config
         self.clock = clock
         self.client = client
+        self.readings: dict[str, ReadingsProvider] = dict(readings or {})
+        self.sample_file = sample_file
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -124,47 +151,50 @@ class OpsMonitor:
                          "service TEXT, metric TEXT, value TEXT, threshold TEXT, "
                          "severity TEXT, message TEXT, ts REAL)")
 
+    def plug(self, name: str, provider: ReadingsProvider) -> None:
+        """Plug in the readings provider that services with ``provider: name`` use."""
+        self.readings[name] = provider
+
     def name(self, service: str) -> str:
         cfg = self.config.services.get(service)
         return cfg.spoken if cfg and cfg.spoken else service
 
-    async def _fetch(self, service: str) -> tuple[str, dict[str, float]]:
+    async def _get(self, service: str, url: str) -> Reading:
+        client = self.client or httpx.AsyncClient(timeout=self.config.probe_timeout_s)
+        try:
+            resp = await client.get(url, timeout=self.config.probe_timeout_s)
+        except httpx.HTTPError as exc:
+            raise TransientToolError("ops.probe", f"{service}: no answer ({exc!r})") from None
+        finally:
+            if self.client is None:
+                await client.aclose()
+        status = "up" if resp.is_success else "down"
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return Reading(status_word(body.get("status", status)), numeric(body))
+        return Reading(status)
+
+    async def _fetch(self, service: str) -> tuple[Reading, Literal["live", "sample"]]:
         cfg = self.config.services.get(service)
         if cfg is None:
             raise ToolError("ops.probe", f"unknown service {service!r}")
-        if cfg.url is not None:
-            client = self.client or httpx.AsyncClient(timeout=self.config.probe_timeout_s)
-            try:
-                resp = await client.get(cfg.url, timeout=self.config.probe_timeout_s)
-            except httpx.HTTPError as exc:
-                raise TransientToolError("ops.probe", f"{service}: no answer ({exc!r})") from None
-            finally:
-                if self.client is None:
-                    await client.aclose()
-            status = "up" if resp.is_success else "down"
-            metrics: dict[str, float] = {}
-            try:
-                body = resp.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                status = str(body.get("status", status)).lower()
-                metrics = {k: float(v) for k, v in body.items()
-                           if isinstance(v, int | float) and not isinstance(v, bool)}
-            return ({"ok": "up", "healthy": "up", "pass": "up"}.get(status, status), metrics)
-        if self.config.status_file is None:
-            raise ToolError("ops.probe", f"{service}: no health URL and no status file")
         try:
-            data = yaml.safe_load(self.config.status_file.read_text())
-            entry = data[service]
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-            raise TransientToolError("ops.probe", f"{service}: status file unreadable "
-                                                  f"({type(exc).__name__})") from None
-        if isinstance(entry, str):
-            return entry.lower(), {}
-        return (str(entry.get("status", "unknown")).lower(),
-                {k: float(v) for k, v in entry.items()
-                 if isinstance(v, int | float) and not isinstance(v, bool)})
+            if cfg.provider is not None:
+                provider = self.readings.get(cfg.provider)
+                if provider is None:
+                    raise ToolError("ops.probe", f"{service}: no readings provider "
+                                                 f"{cfg.provider!r} is plugged in")
+                return from_provider(provider, service), "live"
+            if cfg.url is not None:
+                return await self._get(service, cfg.url), "live"
+            if self.config.status_file is not None:
+                return from_file(self.config.status_file, service), "live"
+            return from_file(self.sample_file, service), "sample"
+        except ReadingUnavailable as exc:
+            raise TransientToolError("ops.probe", str(exc)) from None
 
     def _store(self, service: str, status: str, metrics: dict[str, float]) -> None:
         with self._lock:
@@ -202,11 +232,18 @@ class OpsMonitor:
         return fired
 
     async def probe(self, service: str) -> StatusOut:
-        status, metrics = await self._fetch(service)
-        self._store(service, status, metrics)
-        alerts = self._alerts(service, status, metrics)
-        return StatusOut(service=service, status=status, source="live", metrics=metrics,
-                         spoken=f"{self.name(service)} is {status}.", alerts=alerts,
+        reading, source = await self._fetch(service)
+        metrics = dict(reading.metrics)
+        if source == "sample":
+            return StatusOut(service=service, status=reading.status, source=source,
+                             metrics=metrics, spoken=f"In the sample data, "
+                                                     f"{self.name(service)} is {reading.status}.")
+        self._store(service, reading.status, metrics)
+        alerts = self._alerts(service, reading.status, metrics)
+        detail = f" {reading.detail}" if reading.detail else ""
+        return StatusOut(service=service, status=reading.status, source=source,
+                         metrics=metrics, spoken=f"{self.name(service)} is {reading.status}."
+                                                 f"{detail}", alerts=alerts,
                          alerts_spoken=" ".join(f"Alert: {a['message']}." for a in alerts))
 
     def cached(self, service: str) -> StatusOut:
@@ -228,7 +265,7 @@ class OpsMonitor:
         async def one(name: str) -> StatusOut:
             try:
                 return await self.probe(name)
-            except TransientToolError:
+            except ToolError:  # transient (no answer) or not readable here at all
                 try:
                     return self.cached(name)
                 except ToolError:
@@ -236,14 +273,16 @@ class OpsMonitor:
                                      spoken=f"{self.name(name)} is unknown.")
 
         results = await asyncio.gather(*(one(n) for n in names))
-        down = [r.service for r in results if r.status != "up"]
+        down = [r for r in results if r.status != "up"]
         alerts = [a for r in results for a in r.alerts]
+        up_sample = sum(r.source == "sample" for r in results if r.status == "up")
+        sample = f" ({up_sample} of them in the sample data)" if up_sample else ""
         if not down:
-            spoken = f"All {len(results)} services are up."
+            spoken = f"All {len(results)} services are up{sample}."
         else:
-            spoken = " ".join(r.spoken for r in results if r.status != "up")
-            spoken += f" The other {len(results) - len(down)} services are up."
-        return SummaryOut(spoken=spoken, down=down, alerts=alerts,
+            spoken = " ".join(r.spoken for r in down)
+            spoken += f" The other {len(results) - len(down)} services are up{sample}."
+        return SummaryOut(spoken=spoken, down=[r.service for r in down], alerts=alerts,
                           alerts_spoken=" ".join(f"Alert: {a['message']}." for a in alerts))
 
     def recorded_alerts(self) -> list[dict[str, Any]]:

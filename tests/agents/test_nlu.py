@@ -167,3 +167,14 @@ def test_every_method_runs(nlu: LocalNlu) -> None:
     for method in ("keywords", "tfidf", "hybrid"):
         other = LocalNlu(intents, NluConfig(method=method), {}, today=lambda: TODAY)
         assert other.parse("I want to book an appointment").intent == "book"
+
+
+@pytest.mark.parametrize(("heard", "service"), [
+    ("Is the payment gateway up?", "payments"),  # the longer alias wins over "gateway"
+    ("How is the gateway doing?", "voxgate"),
+    ("Is vox gate healthy?", "voxgate"),
+    ("What's the status of the payments service?", "payments"),
+])
+def test_the_service_named(nlu: LocalNlu, heard: str, service: str) -> None:
+    result = nlu.parse(heard)
+    assert (result.intent, result.slots.get("service")) == ("status_check", service)

@@ -1,6 +1,7 @@
 """Ops dialogues against real health endpoints on 127.0.0.1 and a status file: the asked
 service's status is spoken, a dead probe falls back to the last known status, threshold
-alerts are announced and recorded."""
+alerts are announced and recorded. With the default configuration: the demo services
+from the shipped sample, the gateway itself from the real gateway's readings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.server import ServerThread
 from orchestration.clock import FakeClock
 from tests.agents.helpers import Line, make_system
 from tests.agents.servers import LoopbackHttp
@@ -85,3 +90,32 @@ async def test_status_file(tmp_path: Path) -> None:
     said = await Line(sys_, rec).say("Is the web site working?")
     assert "website is degraded." in said
     assert "error rate is 0.2, over the threshold of 0.05" in said
+
+
+async def test_default_configuration_answers_from_the_sample_data(tmp_path: Path) -> None:
+    # no url and no status file: `make run` answers its own demo question from the
+    # shipped sample, and says so
+    sys_, rec = make_system(tmp_path)
+    line = Line(sys_, rec)
+    said = await line.say("What's the status of the payments service?")
+    assert "In the sample data, payments is up." in said, said
+    said = await line.say("Give me a status report")
+    assert "sample data" in said and "can't get that status" not in said, said
+
+
+@pytest.mark.slow
+async def test_default_configuration_answers_for_the_gateway_itself(tmp_path: Path) -> None:
+    sys_, rec = make_system(tmp_path / "agents")
+    app = create_app(Settings(data_dir=tmp_path / "gateway"), agent_factory=sys_.agent)
+    sys_.ops.plug("gateway", app.state.readings)  # what create_app does for its own agents
+    line = Line(sys_, rec)
+    said = await line.say("How is the gateway doing?")
+    assert "The gateway is starting. Its speech models are still loading." in said, said
+    with ServerThread(app):  # the real lifespan: models loaded, event log open
+        said = await line.say("What's the status of the gateway?")
+    assert "The gateway is up. 0 live calls, speech recognition idle, speech synthesis " \
+           "idle; the event log is writable" in said, said
+    assert "sample" not in said
+    probe = line.events("tool.succeeded")[-1]
+    assert probe["tool"] == "ops.probe"
+    assert sys_.ops.cached("voxgate").metrics["models_loaded"] == 1.0
