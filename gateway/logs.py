@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import structlog
 
-from orchestration.redact import redact_text
+from memory.redact import redact_text
 
 TraceLookup = Callable[[str], str | None]
 

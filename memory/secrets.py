@@ -1,9 +1,9 @@
 """What must never reach long-term memory: card numbers, passwords, codes, id numbers.
 
-``find_secret(text)`` names the first kind of secret in a text, or None. It reads the
-text the way the NLU does (number words become digits, so "four one one one ..." is a
-card number too) and errs towards refusing: a note that is refused can be said again
-without the secret; a stored secret cannot be unsaid.
+``find_secret(text)`` names the first kind of secret in a text, or None. It reads
+spoken digits as digits (``memory/spoken.py``: "four one one one ..." is a card number
+too) and errs towards refusing: a note that is refused can be said again without the
+secret; a stored secret cannot be unsaid.
 
 Rules, each tested in tests/memory/test_secrets.py:
 
@@ -11,20 +11,22 @@ Rules, each tested in tests/memory/test_secrets.py:
   number, Luhn-valid or not (a caller reading an account number is as sensitive);
 * a US social security number shape (ddd-dd-dddd);
 * a secret word (password, passcode, PIN, a code people read out -- security,
-  verification, one-time, door, alarm ...: ``orchestration.redact.CODE_KINDS`` --, CVV,
+  verification, one-time, door, alarm ...: ``memory.spoken.CODE_KINDS`` --, CVV,
   API key, token, secret, IBAN, sort code, routing / account number, social security)
   followed within four words by "is", "was", ":" / "=" or by a digit;
 * a run of 4-8 digits right after "code", "pin" or "passcode" (optionally "is"/"was");
 * "code is" then 3-8 digits where words a recogniser writes for digits count ("the
-  alarm code is for 321": "for" is a misheard "four").
+  alarm code is for 321": "for" is a misheard "four");
+* anything the redactor (``memory/redact.py``) masks as a card, a national id, an IBAN
+  or a secret: what is never shown is never stored either.
 """
 
 from __future__ import annotations
 
 import re
 
-from orchestration.nlu_text import normalize
-from orchestration.redact import CODE_KINDS_RE, DIGIT_HOMOPHONES
+from memory.redact import find_personal_data
+from memory.spoken import CODE_KINDS_RE, DIGIT_HOMOPHONES, read_digits
 
 _SECRET_WORDS = (
     r"password|passwd|passcode|pass phrase|passphrase|pin(?: code| number)?|"
@@ -52,16 +54,27 @@ def _kind(word: str) -> str:
     return "code"
 
 
+# what the redactor's kinds are called here; emails and phone numbers are not secrets
+_REDACTED_KINDS = {"card": "card number", "national id": "id number",
+                   "iban": "account number", "secret": "code"}
+
+
+def _normalize(text: str) -> str:
+    """Lower case, spoken digits as digits, punctuation gone except inside numbers."""
+    norm = read_digits(text).text.lower()
+    return " ".join(re.findall(r"[a-z0-9]+(?:[:./-][0-9]+)*|[:=]", norm))
+
+
 def find_secret(text: str) -> str | None:
     """The kind of secret ``text`` holds ("card number", "password", "code", ...), or None."""
     raw = text.lower()
     if _SSN.search(raw):
         return "id number"
-    # digits as written, and digits as spoken ("four one one one" -> "4 1 1 1")
-    for form in (raw, normalize(text)):
+    norm = _normalize(text)
+    # digits as written, and digits as spoken ("four one one one" -> "4111")
+    for form in (raw, norm):
         if _DIGIT_RUN.search(form):
             return "card number"
-    norm = normalize(text)
     for form in (raw, norm):
         for pattern in (_NEAR_VALUE, _NEAR_DIGIT):
             m = pattern.search(form)
@@ -73,6 +86,9 @@ def find_secret(text: str) -> str | None:
         return "code"
     if _spoken_code(norm):
         return "code"
+    for _, _, _, kind in find_personal_data(text):
+        if kind in _REDACTED_KINDS:
+            return _REDACTED_KINDS[kind]
     return None
 
 
@@ -89,7 +105,3 @@ def _spoken_code(norm: str) -> bool:
         digits += word
     return 3 <= len(digits) <= 8
 
-
-def redact(text: str) -> str:
-    """``text`` with digit runs of 4+ replaced by "[redacted]" (for logs and events)."""
-    return re.sub(r"(?<!\d)(?:\d[ -]?){3,}\d(?!\d)", "[redacted]", text)

@@ -13,7 +13,8 @@ hoped for from the prompt:
   the model's ``escalate`` tool; a model or tool failing ``max_failures`` times in a row
   escalates too;
 * memory goes through the call's router (secrets refused), the caller id is filled in
-  by us, never by the model, and turns sent to the model have digit runs redacted;
+  by us, never by the model, and turns sent to the model pass the redactor (cards,
+  phones, codes, said as digits or as words);
 * every tool call runs on the orchestration ``ToolRunner`` (breakers, time boxes) with
   the usual ``tool.called`` / ``tool.succeeded`` / ``tool.failed`` events.
 """
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from memory.secrets import redact
+from memory.redact import redact_text
 from orchestration.agent import AgentAction, AgentInput, CallInfo, Dtmf, Say, UserTurn
 from orchestration.agents_config import AgentsConfigError
 from orchestration.breaker import BreakerOpen
@@ -186,7 +187,7 @@ class LlmSupervisor(Supervisor):
             self.history.append({"role": "tool", "tool_call_id": call_id,
                                  "content": json.dumps({"ok": False,
                                                         "error": "the caller did not confirm"})})
-        self.history.append({"role": "user", "content": redact(text)})
+        self.history.append({"role": "user", "content": redact_text(text)})
         for _ in range(self.brain.config.max_tool_rounds):
             messages = [{"role": "system", "content": self._system_prompt()}, *self.history[-16:]]
             try:

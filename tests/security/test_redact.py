@@ -1,14 +1,16 @@
-"""Redaction of personal data in text and event payloads."""
+"""Redaction of personal data in text and event payloads, written or spoken."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from orchestration.redact import contains_secret, redact_data, redact_text
+from memory.redact import contains_secret, find_personal_data, redact_text
+from orchestration.events import EventBus
+from orchestration.redact import redact_data
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,22 @@ from orchestration.redact import contains_secret, redact_data, redact_text
         ("PIN 4821 please", "PIN [secret] please"),
         ("the alarm code is for 321", "the alarm code is [secret]"),
         ("gate code: four three two one.", "gate code: [secret]."),
+        # digits said as words, as a recogniser writes them
+        ("my card is four one one one one one one one one one one one one one one one",
+         "my card is [card ...1111]"),
+        ("it's four one one one, one one one one, one one one one, one one one one.",
+         "it's [card ...1111]."),
+        ("card four triple one, double one double one, 1111 one one one one please",
+         "card [card ...1111] please"),
+        ("call me on five five five, oh one nine nine, thanks",
+         "call me on [phone ...0199], thanks"),
+        ("my number is 415 five five five 0199", "my number is [phone ...0199]"),
+        ("One eight hundred, five five five, oh one ninety nine.", "[phone ...0199]."),
+        ("my social is one two three, four five, six seven eight nine",
+         "my social is [national id]"),
+        ("The PIN is four eight two one", "The PIN is [secret]"),
+        ("verification code double seven three two oh one", "verification code [secret]"),
+        ("my gate code is to one two three", "my gate code is [secret]"),
     ],
 )
 def test_personal_data_is_masked(text: str, expected: str) -> None:
@@ -47,6 +65,11 @@ def test_personal_data_is_masked(text: str, expected: str) -> None:
         "on 12/25/2024",
         "Use the Forgot password link on the sign-in page.",
         "Reset your PIN in the app.",
+        "I need two tickets for five people at three thirty",
+        "Oh, one more thing: my flight is at four fifteen.",
+        "Room one oh one, floor three",
+        "in twenty twenty four we had nineteen calls",
+        "double check the triple room",
     ],
 )
 def test_ordinary_speech_is_left_alone(text: str) -> None:
@@ -97,3 +120,82 @@ def test_any_valid_card_number_is_masked(length: int, rnd: random.Random) -> Non
 def test_redaction_never_fails_and_is_idempotent(text: str) -> None:
     once = redact_text(text)
     assert redact_text(once) == once
+
+
+def test_spoken_digits_are_masked_on_the_event_bus() -> None:
+    bus = EventBus(redactor=redact_data)
+    event = bus.emit("s1", "stt.final", {
+        "text": "my card is four one one one one one one one one one one one one one one one",
+        "session_id": "s1"})
+    assert event.data == {"text": "my card is [card ...1111]", "session_id": "s1"}
+
+
+ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+TEENS = ["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+         "seventeen", "eighteen", "nineteen"]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def say(digits: str, data: st.DataObject) -> list[tuple[str, bool]]:
+    """The ways a person says ``digits``: (words, said as a word) for each unit."""
+    units: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(digits):
+        d, rest = digits[i], digits[i:]
+        ways = ["word", "written"]
+        if rest[:2] == d * 2:
+            ways.append("double")
+        if rest[:3] == d * 3:
+            ways.append("triple")
+        if len(rest) >= 2 and d == "1":
+            ways.append("teen")
+        if len(rest) >= 2 and d >= "2" and rest[1] != "0":
+            ways.append("tens")
+        if len(rest) >= 3 and d != "0" and rest[1:3] == "00":
+            ways.append("hundred")
+        way = data.draw(st.sampled_from(ways))
+        if way == "word":
+            word = data.draw(st.sampled_from(["zero", "oh"])) if d == "0" else ONES[int(d)]
+            units.append((word, word != "oh"))
+            i += 1
+        elif way == "written":
+            units.append((d, False))
+            i += 1
+        elif way in ("double", "triple"):
+            units.append((f"{way} {ONES[int(d)]}", True))
+            i += 2 if way == "double" else 3
+        elif way == "teen":
+            units.append((TEENS[int(rest[1])], True))
+            i += 2
+        elif way == "tens":
+            units.append((f"{TENS[int(d)]} {ONES[int(rest[1])]}", True))
+            i += 2
+        else:
+            units.append((f"{ONES[int(d)]} hundred", True))
+            i += 3
+    return units
+
+
+@given(st.data())
+def test_any_digit_run_said_as_words_is_masked_like_the_digits(data: st.DataObject) -> None:
+    length = data.draw(st.integers(min_value=4, max_value=19))
+    digits = "".join(data.draw(st.lists(st.sampled_from("0123456789"), min_size=length,
+                                        max_size=length)))
+    if data.draw(st.booleans()) and length >= 13:
+        digits = luhn_complete(digits[:-1])  # half of the long ones are card numbers
+    cuts = sorted(data.draw(st.sets(st.integers(1, length - 1), max_size=4)))
+    groups = [digits[a:b] for a, b in zip([0, *cuts], [*cuts, length], strict=True)]
+    said = [say(g, data) for g in groups]
+    assume(any(word for group in said for _, word in group))
+    spoken = ", ".join(" ".join(u for u, _ in group) for group in said)
+    written = " ".join(groups)
+    prefix = data.draw(st.sampled_from(["", "the number is ", "it's ", "my PIN is ", "Call "]))
+    suffix = data.draw(st.sampled_from(["", ".", ", thanks.", " please"]))
+    as_said, as_written = prefix + spoken + suffix, prefix + written + suffix
+    masks = [(r, k) for _, _, r, k in find_personal_data(as_written)]
+    assert [(r, k) for _, _, r, k in find_personal_data(as_said)] == masks
+    whole = [(len(prefix), len(prefix) + len(written))]
+    if [(a, b) for a, b, _, _ in find_personal_data(as_written)] == whole:
+        assert redact_text(as_said) == redact_text(as_written)
+    if not masks:
+        assert redact_text(as_said) == as_said  # words not masked stay as they were said
