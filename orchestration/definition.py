@@ -1,144 +1,57 @@
 """Workflow definitions: pydantic models checked as a whole when they are built.
 
-A workflow is a state machine. Its states are of five kinds:
-
-- ``task``: call a tool (or a ``chain`` of tools, each fed the previous output), with
-  optional retry, time box, fallbacks, compensation and checkpoint; then go to ``next``.
-- ``parallel``: fan out named ``branches`` (or one ``each`` call per item of
-  ``for_each``) under ``max_concurrency``, aggregate under a ``policy``.
-- ``wait``: wait for signals (intents, slots, DTMF, tool results); ``on`` transitions
-  with guards, ``timers`` that move on after a delay, ``sla`` levels that escalate.
-- ``choice``: rules with guards over the context, first match wins, then ``default``.
-- ``end``: finish with a status and an output.
+A workflow is a state machine of the six kinds in ``state_kinds`` (task, parallel, wait,
+choice, say, end). Back-office workflows and the voice agents' conversations are both
+written this way; a conversation adds ``intents`` (the caller's intents routed to it) and
+``slots`` (cleared when it starts).
 
 Whether built in Python or loaded from YAML, a definition with an unknown target, an
-unreachable or trap state, a task without a tool, a bad guard or a bad cron expression is
-rejected here, before anything runs (``problems()`` lists each with its path).
+unreachable or trap state, a task without a tool, a wait without a way out, a bad guard,
+template or text piece, or a bad cron expression is rejected here, before anything runs
+(``problems()`` lists each with its path). ``loader.check_tools`` adds the checks that
+need a tool registry.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from croniter import croniter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from orchestration.expr import ExpressionError, check_template, parse
+from orchestration.expr import ExpressionError, check_template, parse, text_pieces
 from orchestration.graph import graph_problems
+from orchestration.state_kinds import (
+    KINDS,
+    AnyState,
+    ChoiceState,
+    Duration,
+    EndState,
+    ParallelState,
+    Remember,
+    RetrySpec,
+    Rule,
+    SayState,
+    SlaLevel,
+    State,
+    TaskState,
+    Template,
+    TimerSpec,
+    ToolCall,
+    Transition,
+    WaitState,
+    _Model,
+    edges,
+    infer_kind,
+)
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def _duration(value: object) -> object:
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*", value)
-        if m is None:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 2h, 1d)")
-        return float(m.group(1)) * _UNITS[m.group(2)]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RetrySpec(_Model):
-    max_attempts: int = Field(3, ge=1, le=100)
-    backoff: Literal["exponential", "linear"] = "exponential"
-    base: Duration = 0.5
-    cap: Duration = 30.0
-    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
-
-
-# A tool's input: a mapping whose "$expr" values are filled in, or one "$expr" string
-# naming a whole mapping ("$steps.lookup" passes a previous step's output on).
-Template = dict[str, Any] | str
-
-
-class ToolCall(_Model):
-    tool: str
-    input: Template = Field(default_factory=dict)
-    retry: RetrySpec | None = None
-    timeout: Duration | None = None
-
-
-class TaskState(_Model):
-    kind: Literal["task"] = "task"
-    tool: str | None = None
-    chain: list[str] = Field(default_factory=list)
-    input: Template = Field(default_factory=dict)
-    fallbacks: list[str] = Field(default_factory=list)
-    retry: RetrySpec | None = None
-    timeout: Duration | None = None
-    compensate: ToolCall | None = None
-    checkpoint: bool = False
-    next: str | None = None
-    on_error: str | None = None  # a state, or "rollback"; unset: the workflow fails
-
-    @property
-    def tools(self) -> list[str]:
-        return ([self.tool] if self.tool else []) + list(self.chain)
-
-
-class ParallelState(_Model):
-    kind: Literal["parallel"] = "parallel"
-    branches: dict[str, ToolCall] = Field(default_factory=dict)
-    for_each: str | None = None  # an expression giving a list; ``item`` is each element
-    each: ToolCall | None = None
-    max_concurrency: int = Field(4, ge=1, le=1000)
-    policy: Literal["all", "quorum", "best_effort"] = "all"
-    quorum: int | None = Field(None, ge=1)
-    next: str | None = None
-    on_error: str | None = None
-
-
-class Transition(_Model):
-    signal: str  # exact name, or a prefix ending in "*": "intent.*"
-    guard: str | None = None
-    target: str
-
-
-class TimerSpec(_Model):
-    after: Duration
-    target: str
-
-
-class SlaLevel(_Model):
-    after: Duration
-    escalate: ToolCall
-    target: str | None = None  # leave the state too, or stay and keep waiting
-
-
-class WaitState(_Model):
-    kind: Literal["wait"] = "wait"
-    on: list[Transition] = Field(default_factory=list)
-    timers: list[TimerSpec] = Field(default_factory=list)
-    sla: list[SlaLevel] = Field(default_factory=list)
-
-
-class Rule(_Model):
-    guard: str
-    target: str
-
-
-class ChoiceState(_Model):
-    kind: Literal["choice"] = "choice"
-    rules: list[Rule] = Field(default_factory=list)
-    default: str | None = None
-
-
-class EndState(_Model):
-    kind: Literal["end"] = "end"
-    status: Literal["succeeded", "failed"] = "succeeded"
-    output: dict[str, Any] = Field(default_factory=dict)
-
-
-State = Annotated[
-    TaskState | ParallelState | WaitState | ChoiceState | EndState, Field(discriminator="kind")
+__all__ = [
+    "KINDS", "AnyState", "ChoiceState", "Duration", "EndState", "InputField", "ParallelState",
+    "Remember", "RetrySpec", "Rule", "SayState", "Schedule", "SlaLevel", "State", "TaskState",
+    "Template", "TimerSpec", "ToolCall", "Transition", "WaitState", "WorkflowDef", "edges",
+    "problems",
 ]
 
 
@@ -154,11 +67,6 @@ class Schedule(_Model):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
-_KIND_HINTS = (("tool", "task"), ("chain", "task"), ("branches", "parallel"),
-               ("each", "parallel"), ("on", "wait"), ("timers", "wait"), ("sla", "wait"),
-               ("rules", "choice"), ("status", "end"))
-
-
 class WorkflowDef(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -169,6 +77,8 @@ class WorkflowDef(_Model):
     permissions: list[str] = Field(default_factory=list)
     saga: bool = False  # on failure, compensate every done step in reverse order
     schedule: Schedule | None = None
+    intents: list[str] = Field(default_factory=list)  # a conversation: intents routed to it
+    slots: list[str] = Field(default_factory=list)  # a conversation: cleared when it starts
 
     @model_validator(mode="before")
     @classmethod
@@ -178,8 +88,7 @@ class WorkflowDef(_Model):
             states = {}
             for name, body in data["states"].items():
                 if isinstance(body, dict) and "kind" not in body:
-                    hint = next((k for key, k in _KIND_HINTS if key in body), "task")
-                    body = {"kind": hint, **body}
+                    body = {"kind": infer_kind(body), **body}
                 states[name] = body
             data = {**data, "states": states}
         return data
@@ -191,64 +100,141 @@ class WorkflowDef(_Model):
             raise ValueError("\n".join(f"{path}: {msg}" for path, msg in found))
         return self
 
+    @property
+    def conversational(self) -> bool:
+        """Does it talk with a caller (say, turns, slots, memory)? Then it runs bound to a
+        call (``call_run.CallRun``)."""
+        return bool(self.intents) or any(_talks(st) for st in self.states.values())
 
-def edges(state: TaskState | ParallelState | WaitState | ChoiceState | EndState
-          ) -> list[tuple[str, str, str]]:
-    """(path inside the state, target, label) for every way out of ``state``."""
-    out: list[tuple[str, str, str]] = []
-    if isinstance(state, TaskState | ParallelState):
-        if state.next:
-            out.append(("next", state.next, "ok"))
-        if state.on_error and state.on_error != "rollback":
-            out.append(("on_error", state.on_error, "error"))
-    elif isinstance(state, WaitState):
-        out += [(f"on[{i}].target", t.target, t.signal + (f" [{t.guard}]" if t.guard else ""))
-                for i, t in enumerate(state.on)]
-        out += [(f"timers[{i}].target", t.target, f"after {t.after:g}s")
-                for i, t in enumerate(state.timers)]
-        out += [(f"sla[{i}].target", s.target, f"SLA {s.after:g}s")
-                for i, s in enumerate(state.sla) if s.target]
-    elif isinstance(state, ChoiceState):
-        out += [(f"rules[{i}].target", r.target, r.guard) for i, r in enumerate(state.rules)]
-        if state.default:
-            out.append(("default", state.default, "default"))
-    return out
+
+def _talks(st: AnyState) -> bool:
+    if isinstance(st, SayState):
+        return True
+    if isinstance(st, WaitState):
+        return bool(st.say or st.slot or st.else_ or any(t.on_turn for t in st.on))
+    return isinstance(st, EndState) and bool(st.say or st.remember or st.status == "escalated")
+
+
+# --- the checks --------------------------------------------------------------------------
+
+_SET_NAME = re.compile(r"(?:slots\.)?[a-z_][a-z0-9_]*")
+
+
+def _expressions(st: AnyState) -> Iterator[tuple[str, str, Any]]:
+    """(path, kind, text) of every expression in a state: kind is ``guard`` (one
+    expression), ``template`` (``$`` values in a mapping) or ``text`` ({pieces})."""
+    for key, expr in st.set.items():
+        yield f"set.{key}", "guard", expr
+    if isinstance(st, TaskState):
+        yield "input", "template", st.input
+        if st.compensate:
+            yield "compensate.input", "template", st.compensate.input
+    elif isinstance(st, ParallelState):
+        for b, call in st.branches.items():
+            yield f"branches.{b}.input", "template", call.input
+        if st.for_each:
+            yield "for_each", "guard", st.for_each
+        if st.each:
+            yield "each.input", "template", st.each.input
+    elif isinstance(st, WaitState):
+        yield "say", "text", st.say
+        for i, t in enumerate(st.on):
+            if t.guard is not None:
+                yield f"on[{i}].guard", "guard", t.guard
+        for i, s in enumerate(st.sla):
+            yield f"sla[{i}].escalate.input", "template", s.escalate.input
+    elif isinstance(st, ChoiceState):
+        for i, r in enumerate(st.rules):
+            yield f"rules[{i}].guard", "guard", r.guard
+    elif isinstance(st, SayState):
+        yield "say", "text", st.say
+    else:
+        yield "output", "template", st.output
+        yield "say", "text", st.say
+        if st.remember is not None:
+            yield "remember.text", "text", st.remember.text
+            yield "remember.data", "template", st.remember.data
 
 
 def _expr_problems(wf: WorkflowDef) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-
-    def guard(path: str, text: str | None, template: Any = None) -> None:
-        try:
-            if text is not None:
-                parse(text)
-            if template is not None:
-                check_template(template)
-        except ExpressionError as exc:
-            found.append((path, f"bad expression: {exc}"))
-
     for name, st in wf.states.items():
-        base = f"states.{name}"
-        if isinstance(st, TaskState):
-            guard(f"{base}.input", None, st.input)
-            if st.compensate:
-                guard(f"{base}.compensate.input", None, st.compensate.input)
-        elif isinstance(st, ParallelState):
-            for b, call in st.branches.items():
-                guard(f"{base}.branches.{b}.input", None, call.input)
-            guard(f"{base}.for_each", st.for_each)
-            if st.each:
-                guard(f"{base}.each.input", None, st.each.input)
-        elif isinstance(st, WaitState):
-            for i, t in enumerate(st.on):
-                guard(f"{base}.on[{i}].guard", t.guard)
-            for i, s in enumerate(st.sla):
-                guard(f"{base}.sla[{i}].escalate.input", None, s.escalate.input)
-        elif isinstance(st, ChoiceState):
-            for i, r in enumerate(st.rules):
-                guard(f"{base}.rules[{i}].guard", r.guard)
-        else:
-            guard(f"{base}.output", None, st.output)
+        for path, kind, value in _expressions(st):
+            try:
+                if kind == "guard":
+                    parse(value)
+                elif kind == "template":
+                    check_template(value)
+                else:
+                    for piece in text_pieces(value):
+                        parse(piece)
+            except ExpressionError as exc:
+                found.append((f"states.{name}.{path}", f"bad expression: {exc}"))
+    return found
+
+
+def _task_problems(wf: WorkflowDef, base: str, st: TaskState) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if not st.tools:
+        found.append((f"{base}.tool", "a task needs a tool (or a chain of tools)"))
+    if not st.next:
+        found.append((f"{base}.next", "a task needs a next state"))
+    if st.on_error == "rollback" and not any(
+        isinstance(s, TaskState) and s.checkpoint for s in wf.states.values()
+    ):
+        found.append((f"{base}.on_error", "rollback needs a task with checkpoint: true"))
+    return found
+
+
+def _parallel_problems(base: str, st: ParallelState) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if not st.branches and not (st.for_each and st.each):
+        found.append((f"{base}.branches", "a parallel state needs branches, or for_each with "
+                      "each"))
+    if not st.next:
+        found.append((f"{base}.next", "a parallel state needs a next state"))
+    if st.policy == "quorum" and st.quorum is None:
+        found.append((f"{base}.quorum", "policy quorum needs a quorum count"))
+    if st.quorum is not None and st.branches and st.quorum > len(st.branches):
+        found.append((f"{base}.quorum", f"quorum {st.quorum} is more than the "
+                      f"{len(st.branches)} branches"))
+    return found
+
+
+def _wait_problems(base: str, st: WaitState) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if st.slot and not st.next:
+        found.append((f"{base}.next", "a wait with a slot needs next: where to go once the "
+                      "slot is known"))
+    if st.next and not st.slot:
+        found.append((f"{base}.next", "next on a wait needs a slot to wait for"))
+    for i, t in enumerate(st.on):
+        if t.signal is not None and (t.intent is not None or t.changed):
+            found.append((f"{base}.on[{i}]", "a transition matches a signal or a caller's "
+                          "turn (intent, changed), not both"))
+        elif t.signal is None and t.intent is None and not t.changed and t.guard is None:
+            found.append((f"{base}.on[{i}]", "a transition needs a signal, an intent, changed "
+                          "slots or a guard (else: for any other turn)"))
+    if not (st.on or st.timers or any(s.target for s in st.sla) or st.else_ or st.slot):
+        found.append((base, "a wait state needs a transition or a timer"))
+    return found
+
+
+def _state_problems(wf: WorkflowDef, name: str, st: AnyState) -> list[tuple[str, str]]:
+    base = f"states.{name}"
+    found = [(f"{base}.{path}", f"unknown target state {target!r}")
+             for path, target, _ in edges(st) if target not in wf.states]
+    found += [(f"{base}.set.{key}", "set a variable name or slots.<name>")
+              for key in st.set if not _SET_NAME.fullmatch(key)]
+    if isinstance(st, TaskState):
+        found += _task_problems(wf, base, st)
+    elif isinstance(st, ParallelState):
+        found += _parallel_problems(base, st)
+    elif isinstance(st, WaitState):
+        found += _wait_problems(base, st)
+    elif isinstance(st, ChoiceState) and not st.default:
+        found.append((f"{base}.default", "a choice needs a default, so no input can leave it "
+                      "stuck"))
     return found
 
 
@@ -257,37 +243,7 @@ def problems(wf: WorkflowDef) -> list[tuple[str, str]]:
     if wf.start not in wf.states:
         found.append(("start", f"unknown state {wf.start!r}"))
     for name, st in wf.states.items():
-        base = f"states.{name}"
-        for path, target, _ in edges(st):
-            if target not in wf.states:
-                found.append((f"{base}.{path}", f"unknown target state {target!r}"))
-        if isinstance(st, TaskState):
-            if not st.tools:
-                found.append((f"{base}.tool", "a task needs a tool (or a chain of tools)"))
-            if not st.next:
-                found.append((f"{base}.next", "a task needs a next state"))
-            if st.on_error == "rollback" and not any(
-                isinstance(s, TaskState) and s.checkpoint for s in wf.states.values()
-            ):
-                found.append((f"{base}.on_error", "rollback needs a task with checkpoint: true"))
-        elif isinstance(st, ParallelState):
-            if not st.branches and not (st.for_each and st.each):
-                found.append((f"{base}.branches", "a parallel state needs branches, "
-                              "or for_each with each"))
-            if not st.next:
-                found.append((f"{base}.next", "a parallel state needs a next state"))
-            if st.policy == "quorum" and st.quorum is None:
-                found.append((f"{base}.quorum", "policy quorum needs a quorum count"))
-            if st.quorum is not None and st.branches and st.quorum > len(st.branches):
-                found.append((f"{base}.quorum", f"quorum {st.quorum} is more than the "
-                              f"{len(st.branches)} branches"))
-        elif isinstance(st, WaitState) and not (
-            st.on or st.timers or any(s.target for s in st.sla)
-        ):
-            found.append((base, "a wait state needs a transition or a timer"))
-        elif isinstance(st, ChoiceState) and not st.default:
-            found.append((f"{base}.default", "a choice needs a default, so no input can "
-                          "leave it stuck"))
+        found += _state_problems(wf, name, st)
     if wf.schedule is not None and not croniter.is_valid(wf.schedule.cron):
         found.append(("schedule.cron", f"not a cron expression: {wf.schedule.cron!r}"))
     found += _expr_problems(wf)
@@ -296,4 +252,4 @@ def problems(wf: WorkflowDef) -> list[tuple[str, str]]:
     # reachability: from start forwards, and to an end state backwards
     succ = {n: [t for _, t, _ in edges(s)] for n, s in wf.states.items()}
     finals = [n for n, s in wf.states.items() if isinstance(s, EndState)]
-    return found + graph_problems(wf.start, succ, finals)
+    return graph_problems(wf.start, succ, finals)

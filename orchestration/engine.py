@@ -1,15 +1,24 @@
 """The workflow engine: runs definitions as event-sourced state machines.
 
-The engine never keeps state that is not in the log. Each instance's state is its view
-(``views.project`` folded over its stream), and every decision is written as events
+The engine never keeps state that is not in the log. A run's state is its view, folded
+from its events by ``views.fold_workflow``, and every decision is written as events
 before the engine acts on it: a step's ``step.started`` is durable before the tool is
-called, its ``step.completed`` and the next ``state.entered`` are written in one
-transaction. So after a crash ``resume`` continues from the state the log shows and never
-re-runs a step whose completion was recorded (a step caught in flight runs again:
-tools should be idempotent, and the log says which steps were in flight).
+called; its ``step.completed`` and the next ``workflow.transition`` follow together. So
+after a crash a run continues from the state the log shows and never re-runs a step whose
+completion was recorded (a step caught in flight runs again: tools that change the world
+take an idempotency key, and the log says which steps were in flight).
 
-Appends carry the version the engine last saw, so two processes advancing one instance
-cannot both win: the second gets ``ConcurrentWriteError`` and nothing of it is written.
+Two kinds of run (``runs.RunHandle``):
+
+- back-office instances, on their own stream ``wf:<id>`` (``start``, ``signal``,
+  ``tick``, ``resume``...). Appends carry the version the engine last saw, so two
+  processes advancing one instance cannot both win: the second gets
+  ``ConcurrentWriteError`` and nothing of it is written;
+- call-bound runs (``call_run.CallRun``): a voice agent's conversation, whose events go
+  to the call's stream. The host starts one with ``begin``, asks ``match`` whether a
+  caller's turn answers the state it waits in (writing nothing), moves it on with
+  ``answer``, and hears what it says through the run's ``say`` listener as each text is
+  produced. A call resumed in a fresh process calls ``carry_on``.
 """
 
 from __future__ import annotations
@@ -23,35 +32,26 @@ from typing import Any
 
 from orchestration.breaker import Breakers
 from orchestration.clock import Clock, SystemClock
-from orchestration.definition import (
-    ChoiceState,
-    EndState,
-    ParallelState,
-    TaskState,
-    WaitState,
-    WorkflowDef,
-)
+from orchestration.definition import WaitState, WorkflowDef
+from orchestration.engine_steps import EngineSteps, WorkflowError
 from orchestration.errors import OrchestrationError
-from orchestration.expr import evaluate, parse, resolve, truthy
-from orchestration.fanout import BranchOutcome, fan_out, needed
+from orchestration.expr import parse, render, resolve, truthy
 from orchestration.input_schema import InputInvalid, validate_input
-from orchestration.instance import Run
+from orchestration.instance import load_run
 from orchestration.loader import DefinitionError, check_tools
 from orchestration.policy import Policy
 from orchestration.retry import RetryBudget
 from orchestration.runner import ToolRunner, describe
-from orchestration.saga import COMPENSATION_RETRY, Compensation, compensate
+from orchestration.runs import RunHandle, StoreRun, Turn
+from orchestration.state_kinds import Transition
 from orchestration.store import ConcurrentWriteError, EventStore, NewEvent
 from orchestration.tools import ToolRegistry
+from orchestration.vault import Sealing
 from orchestration.views import TERMINAL
 
 __all__ = ["Engine", "InputInvalid", "SignalResult", "WorkflowError"]
 
 ACTIVE = frozenset({"running", "compensating", "rolling_back"})
-
-
-class WorkflowError(OrchestrationError):
-    """A request the engine cannot carry out (unknown workflow or instance, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +66,27 @@ def _matches(pattern: str, signal: str) -> bool:
     return signal.startswith(pattern[:-1]) if pattern.endswith("*") else signal == pattern
 
 
-class Engine:
+def _answers(t: Transition, turn: Turn, ctx: Mapping[str, Any]) -> bool:
+    """Does a caller's turn take transition ``t``? Every condition it gives must hold."""
+    if t.intents and turn.intent not in t.intents:
+        return False
+    if t.changed and not set(t.changed) & set(turn.changed):
+        return False
+    return t.guard is None or truthy(parse(t.guard), ctx)
+
+
+class Engine(EngineSteps):
     def __init__(
-        self, store: EventStore, registry: ToolRegistry,
-        definitions: Iterable[WorkflowDef] = (), *, clock: Clock | None = None,
-        rng: random.Random | None = None, breakers: Breakers | None = None,
-        budget: RetryBudget | None = None, ids: Callable[[], str] | None = None,
-        policy: Policy | None = None,
+        self, store: EventStore, registry: ToolRegistry, definitions: Iterable[WorkflowDef] = (), *,
+        clock: Clock | None = None, rng: random.Random | None = None,
+        breakers: Breakers | None = None, budget: RetryBudget | None = None,
+        ids: Callable[[], str] | None = None, policy: Policy | None = None,
+        sealing: Sealing | None = None,
     ) -> None:
+        """``sealing``: mask each back-office event before it is written, keeping the
+        originals the run needs in a vault (``instance.py``, ``vault.py``)."""
         self.store = store
+        self.sealing = sealing
         self.registry = registry
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -106,18 +118,20 @@ class Engine:
             raise WorkflowError(f"no workflow instance {instance_id!r}")
         return view
 
-    # --- public operations ---------------------------------------------------------
+    # --- back-office runs ------------------------------------------------------------
 
     async def start(
         self, name: str, input: Mapping[str, Any] | None = None, instance_id: str | None = None
     ) -> str:
         defn = self.definition(name)
+        if defn.conversational:
+            raise WorkflowError(f"workflow {name!r} talks with a caller (say, turns, slots, "
+                                "memory): it runs bound to a call")
         data = validate_input(defn, input or {})
         ident = instance_id or self._ids()
-        run = Run(defn, ident, self.store, self.clock)
-        run.emit("workflow.started", {"name": name, "version": defn.version, "input": data})
-        run.emit("state.entered", {"state": defn.start})
+        run = StoreRun(defn, ident, self.store, self.clock, sealing=self.sealing)
         async with self._lock(ident):
+            self._open(run, data)
             try:
                 run.commit()
             except ConcurrentWriteError:
@@ -167,188 +181,71 @@ class Engine:
                 await self._fire(self._load(ident), tid)
         return len(due)
 
+    # --- call-bound runs -------------------------------------------------------------
+
+    async def begin(self, run: RunHandle, input: Mapping[str, Any] | None = None) -> None:
+        """Start a run bound to a call: its first states run until it waits or ends."""
+        self._open(run, validate_input(run.defn, input or {}))
+        run.commit()
+        await self._advance(run)
+
+    async def carry_on(self, run: RunHandle) -> None:
+        """Continue a run rebuilt from the log (a step in flight runs again); a run that
+        waits keeps waiting."""
+        await self._advance(run)
+
+    def waiting(self, run: RunHandle) -> WaitState | None:
+        """The state the run waits in for a caller's turn, if it does."""
+        st = run.defn.states.get(run.view["state"] or "")
+        return st if run.view["status"] == "waiting" and isinstance(st, WaitState) else None
+
+    def match(self, run: RunHandle, turn: Turn) -> str | None:
+        """The state a caller's turn leads to from the one the run waits in, or None if
+        the turn does not answer it. Writes nothing."""
+        st = self.waiting(run)
+        if st is None:
+            return None
+        run.turn = turn
+        ctx = run.context()
+        target = next((t.target for t in st.on if t.on_turn and _answers(t, turn, ctx)), None)
+        if target is None and st.slot and ctx.get("slots", {}).get(st.slot) is not None:
+            target = st.next
+        return target if target is not None else st.else_
+
+    async def answer(self, run: RunHandle, turn: Turn, target: str | None = None) -> bool:
+        """Move on with a caller's turn (to ``target`` if ``match`` gave it already);
+        False, and nothing written, if the turn does not answer the waiting state."""
+        target = target or self.match(run, turn)
+        if target is None:
+            return False
+        run.turn = turn
+        self._goto(run, target, "turn", intent=turn.intent)
+        run.commit()
+        await self._advance(run)
+        return True
+
+    def prompt(self, run: RunHandle) -> str:
+        """The question the run waits on, as it is said now ("" if none)."""
+        st = self.waiting(run)
+        return render(st.say, run.context()) if st is not None and st.say else ""
+
     # --- internals -----------------------------------------------------------------
+
+    def _open(self, run: RunHandle, data: dict[str, Any]) -> None:
+        run.emit("workflow.started", {"run": run.ident, "name": run.defn.name,
+                                      "version": run.defn.version, "input": data})
+        self._goto(run, run.defn.start, "start")
 
     def _lock(self, ident: str) -> asyncio.Lock:
         return self._locks.setdefault(ident, asyncio.Lock())
 
-    def _load(self, ident: str) -> Run:
+    def _load(self, ident: str) -> StoreRun:
         view = self.state(ident)
-        return Run(self.definition(view["name"]), ident, self.store, self.clock, view)
+        defn = self.definition(view["name"])
+        loaded = load_run(defn, ident, self.store, self.clock, view, self.sealing)
+        return StoreRun(defn, ident, self.store, self.clock, loaded.view, self.sealing)
 
-    async def _advance(self, run: Run) -> None:
-        v = run.view
-        while True:
-            if v["status"] == "compensating":
-                await self._finish_saga(run)
-            elif v["status"] == "rolling_back":
-                await self._rollback(run, v["rollback_to"])
-            if v["status"] != "running":
-                return
-            name = v["state"]
-            st = run.defn.states[name]
-            if isinstance(st, TaskState):
-                await self._task(run, name, st)
-            elif isinstance(st, ParallelState):
-                await self._parallel(run, name, st)
-            elif isinstance(st, ChoiceState):
-                target = next((r.target for r in st.rules if truthy(parse(r.guard), v["ctx"])),
-                              st.default or "")
-                self._goto(run, target, reason="rule")
-            elif isinstance(st, WaitState):
-                self._enter_wait(run, name, st)
-            else:
-                self._end(run, st)
-            run.commit()
-
-    def _goto(self, run: Run, target: str, **why: Any) -> None:
-        left = run.view["state"]
-        for tid, t in run.view["timers"].items():
-            if t.get("state") == left:
-                run.emit("timer.cancelled", {"timer": tid})
-        run.emit("state.entered", {"state": target, "from": left, **why})
-
-    def _end(self, run: Run, st: EndState) -> None:
-        output = resolve(st.output, run.view["ctx"])
-        run.emit("workflow.completed", {"status": st.status, "output": output})
-
-    async def _task(self, run: Run, name: str, st: TaskState) -> None:
-        raw = resolve(st.input, run.view["ctx"])
-        run.emit("step.started", {"step": name, "tool": st.tools[0]})
-        run.commit()
-        try:
-            res = await self.runner.run(
-                st.tools, raw, emit=run.emit, fallbacks=st.fallbacks, retry_spec=st.retry,
-                time_box=st.timeout, granted=run.defn.permissions, who=_who(run),
-            )
-        except OrchestrationError as exc:
-            run.emit("step.failed", {"step": name, "error": describe(exc),
-                                     "transient": bool(getattr(exc, "transient", False))})
-            await self._on_error(run, name, st.on_error, describe(exc))
-            return
-        run.emit("step.completed", {"step": name, "tool": res.tool, "fallback": res.fallback,
-                                    "output": res.output})
-        if st.checkpoint:
-            run.emit("checkpoint.saved", {"step": name})
-        self._goto(run, st.next or "")
-
-    async def _parallel(self, run: Run, name: str, st: ParallelState) -> None:
-        ctx = run.view["ctx"]
-        if st.for_each and st.each:
-            items = evaluate(parse(st.for_each), ctx)
-            if not isinstance(items, list):
-                run.emit("step.failed", {"step": name, "error": "for_each is not a list"})
-                await self._on_error(run, name, st.on_error, "for_each is not a list")
-                return
-            calls = {str(i): (st.each, {**ctx, "item": it}) for i, it in enumerate(items)}
-        else:
-            calls = {b: (spec, ctx) for b, spec in st.branches.items()}
-        done = run.view["branches"].get(name, {})
-        run.emit("step.started", {"step": name, "branches": len(calls), "done": len(done)})
-        run.commit()
-
-        def branch(spec: Any, bctx: Mapping[str, Any]) -> Callable[[], Any]:
-            async def go() -> dict[str, Any]:
-                res = await self.runner.run([spec.tool], resolve(spec.input, bctx),
-                                            emit=run.emit, retry_spec=spec.retry,
-                                            time_box=spec.timeout, granted=run.defn.permissions,
-                                            who=_who(run))
-                return res.output
-            return go
-
-        def on_done(o: BranchOutcome) -> None:
-            if o.ok:
-                run.emit("branch.completed", {"step": name, "branch": o.name, "output": o.output})
-            else:
-                run.emit("branch.failed", {"step": name, "branch": o.name, "error": o.error})
-            run.commit()  # each branch is durable: a resumed fan-out skips it
-
-        pending = {b: branch(*c) for b, c in calls.items() if b not in done}
-        await fan_out(pending, limit=st.max_concurrency, policy=st.policy, quorum=st.quorum,
-                      on_done=on_done)
-        outcomes = run.view["branches"].get(name, {})
-        ok = sum(1 for o in outcomes.values() if o["ok"])
-        need = needed(st.policy, len(calls), st.quorum)
-        output = {"ok": ok >= need, "policy": st.policy, "succeeded": ok,
-                  "failed": len(outcomes) - ok, "branches": outcomes}
-        if ok >= need:
-            run.emit("step.completed", {"step": name, "output": output})
-            self._goto(run, st.next or "")
-        else:
-            error = f"{ok} of {len(calls)} branches succeeded, policy {st.policy} needs {need}"
-            run.emit("step.failed", {"step": name, "error": error, "output": output})
-            await self._on_error(run, name, st.on_error, error)
-
-    async def _on_error(self, run: Run, step: str, on_error: str | None, error: str) -> None:
-        if on_error == "rollback":
-            run.commit()
-            await self._rollback(run, None)
-        elif on_error:
-            self._goto(run, on_error, reason="error", error=error)
-        elif run.defn.saga:
-            run.emit("saga.compensating", {"step": step, "error": error})
-            run.commit()
-            await self._finish_saga(run)
-        else:
-            run.emit("workflow.failed", {"step": step, "error": error})
-
-    async def _compensate(self, run: Run, steps: list[str]) -> None:
-        def emit_now(type: str, data: dict[str, Any]) -> None:
-            run.emit(type, data)
-            if type.startswith("compensation."):
-                run.commit()  # a resumed saga skips what is already undone
-
-        for step in reversed(steps):
-            st = run.defn.states.get(step)
-            if not isinstance(st, TaskState) or st.compensate is None:
-                continue
-            if run.view["compensations"].get(step) == "done":
-                continue
-            spec = st.compensate
-            raw = resolve(spec.input, run.view["ctx"])
-
-            async def undo(tool: str = spec.tool, raw: Any = raw, t: Any = spec.timeout) -> Any:
-                return await self.runner.one(tool, raw, emit=run.emit, time_box=t,
-                                             granted=run.defn.permissions)
-
-            await compensate([Compensation(step, undo)], clock=self.clock, rng=self.rng,
-                             emit=emit_now, policy=spec.retry or COMPENSATION_RETRY)
-
-    async def _finish_saga(self, run: Run) -> None:
-        await self._compensate(run, list(run.view["done"]))
-        failed = sorted(s for s, r in run.view["compensations"].items() if r == "failed")
-        run.emit("workflow.compensated", {"error": run.view["error"], "not_undone": failed})
-        run.commit()
-
-    async def _rollback(self, run: Run, checkpoint: str | None) -> None:
-        cps = run.view["checkpoints"]
-        chosen = [c for c in cps if checkpoint is None or c["step"] == checkpoint]
-        if not chosen:
-            raise WorkflowError(f"workflow {run.ident!r} has no checkpoint "
-                                f"{checkpoint or ''}".rstrip())
-        cp = chosen[-1]
-        if run.view["status"] != "rolling_back":
-            run.emit("rollback.started", {"checkpoint": cp["step"]})
-            run.commit()
-        await self._compensate(run, run.view["done"][cp["done"]:])
-        st = run.defn.states[cp["step"]]
-        assert isinstance(st, TaskState)
-        run.emit("rollback.completed", {"checkpoint": cp["step"], "state": st.next})
-        run.commit()
-
-    def _enter_wait(self, run: Run, name: str, st: WaitState) -> None:
-        if not any(t.get("state") == name for t in run.view["timers"].values()):
-            now = self.clock.now()
-            for i, tm in enumerate(st.timers):
-                run.emit("timer.set", {"timer": f"{name}.timer{i}", "state": name,
-                                       "kind": "timer", "due": now + tm.after,
-                                       "target": tm.target})
-            for i, sla in enumerate(st.sla):
-                run.emit("timer.set", {"timer": f"{name}.sla{i}", "state": name, "kind": "sla",
-                                       "due": now + sla.after, "level": i})
-        run.emit("workflow.waiting", {"state": name})
-
-    async def _signal(self, run: Run, signal: str, data: dict[str, Any]) -> SignalResult:
+    async def _signal(self, run: StoreRun, signal: str, data: dict[str, Any]) -> SignalResult:
         v = run.view
         if v["status"] == "paused" and signal in ("resume", "abort"):
             if signal == "resume":
@@ -368,10 +265,10 @@ class Engine:
         run.commit()
         failed: list[str] = []
         for t in st.on:
-            if not _matches(t.signal, signal):
+            if t.signal is None or not _matches(t.signal, signal):
                 continue
-            if t.guard is None or truthy(parse(t.guard), v["ctx"]):
-                self._goto(run, t.target, signal=signal)
+            if t.guard is None or truthy(parse(t.guard), run.context()):
+                self._goto(run, t.target, "signal", signal=signal)
                 run.commit()
                 await self._advance(run)
                 return SignalResult(True, v["status"], v["state"])
@@ -380,44 +277,36 @@ class Engine:
                else f"no transition for {signal!r} in state {v['state']!r}")
         return self._reject(run, signal, why)
 
-    def _reject(self, run: Run, signal: str, why: str) -> SignalResult:
+    def _reject(self, run: StoreRun, signal: str, why: str) -> SignalResult:
         run.emit("transition.rejected", {"state": run.view["state"], "signal": signal,
                                          "reason": why})
         run.commit()
         return SignalResult(False, run.view["status"], run.view["state"], why)
 
-    async def _fire(self, run: Run, tid: str) -> None:
+    async def _fire(self, run: StoreRun, tid: str) -> None:
         timer = run.view["timers"].get(tid)
         if timer is None:
             return  # fired or cancelled meanwhile
         run.emit("timer.fired", {"timer": tid, "kind": timer["kind"]})
         run.commit()
         st = run.defn.states[timer["state"]]
-        target = timer.get("target")
+        target: str | None = timer.get("target")
         if timer["kind"] == "sla" and isinstance(st, WaitState):
-            level = st.sla[timer["level"]]
-            try:
-                res = await self.runner.run([level.escalate.tool],
-                                            resolve(level.escalate.input, run.view["ctx"]),
-                                            emit=run.emit, retry_spec=level.escalate.retry,
-                                            granted=run.defn.permissions, who=_who(run))
-                run.emit("sla.escalated", {"level": timer["level"], "state": timer["state"],
-                                           "tool": res.tool, "output": res.output})
-            except OrchestrationError as exc:
-                run.emit("sla.escalated", {"level": timer["level"], "state": timer["state"],
-                                           "error": describe(exc)})
-            target = level.target
+            target = await self._escalate(run, st, timer)
         if target and run.view["state"] == timer["state"]:
-            self._goto(run, target, timer=tid)
+            self._goto(run, target, "timer", timer=tid)
         run.commit()
         await self._advance(run)
 
-
-def _who(run: Run) -> dict[str, Any]:
-    """What policy rules may know about who is acting: the workflow and its caller."""
-    data = run.view["ctx"].get("input", {})
-    roles = data.get("roles", [])
-    return {
-        "agent": run.defn.name,
-        "caller": {"id": data.get("caller"), "roles": roles if isinstance(roles, list) else []},
-    }
+    async def _escalate(self, run: StoreRun, st: WaitState, timer: dict[str, Any]) -> str | None:
+        level = st.sla[int(timer["level"])]
+        base = {"level": timer["level"], "state": timer["state"]}
+        try:
+            res = await self.runner.run([level.escalate.tool],
+                                        resolve(level.escalate.input, run.context()),
+                                        emit=run.emit, retry_spec=level.escalate.retry,
+                                        granted=run.defn.permissions, who=run.who())
+            run.emit("sla.escalated", {**base, "tool": res.tool, "output": res.output})
+        except OrchestrationError as exc:
+            run.emit("sla.escalated", {**base, "error": describe(exc)})
+        return level.target

@@ -24,7 +24,12 @@ from typing import Any
 
 from orchestration.errors import OrchestrationError
 
-ROOTS = frozenset({"input", "steps", "slots", "signal", "vars", "item"})
+# what a workflow's expressions may name: its input, step outputs, slots, the signal
+# received, variables, the item of a fan-out, the run itself; and in a call, the slots
+# as they are said (spoken), the caller's turn, the caller and the agents' configuration
+ROOTS = frozenset({"input", "steps", "slots", "signal", "vars", "item", "run", "spoken",
+                   "turn", "caller", "config"})
+_PIECE = re.compile(r"\{([^{}]+)\}")
 
 
 class ExpressionError(OrchestrationError):
@@ -297,6 +302,25 @@ def resolve(template: Any, ctx: Mapping[str, Any]) -> Any:
     if isinstance(template, list):
         return [resolve(v, ctx) for v in template]
     return template
+
+
+def text_pieces(text: str) -> list[str]:
+    """The ``{expression}`` pieces of a text to speak."""
+    return _PIECE.findall(text)
+
+
+def render(text: str, ctx: Mapping[str, Any]) -> str:
+    """Fill a text's ``{expression}`` pieces; a missing value renders as nothing.
+
+    Spaces are collapsed, a doubled stop dropped ("...budget?." -> "...budget?") and the
+    first letter capitalised: "{spoken.date} at ..." may start with "tomorrow".
+    """
+    out = text
+    for piece in text_pieces(text):
+        value = evaluate(parse(piece), ctx)
+        out = out.replace("{" + piece + "}", "" if value is None else str(value), 1)
+    out = re.sub(r"([.?!])\.", r"\1", " ".join(out.split()))
+    return out[:1].upper() + out[1:]
 
 
 def check_template(template: Any) -> None:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from orchestration.definition import (
+    KINDS,
     ParallelState,
     TaskState,
     WaitState,
@@ -56,7 +57,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("task", "parallel", "wait", "choice", "end") and out.startswith("states."):
+        elif part in KINDS and out.startswith("states."):
             continue  # pydantic's discriminator tag, not a key in the file
         else:
             out += ("." if out else "") + str(part)

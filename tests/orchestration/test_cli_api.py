@@ -114,7 +114,7 @@ async def test_rest_endpoints(tmp_path: Path) -> None:
                                 json={"event": "approve", "data": {"role": "approver"}})
         assert yes.status_code == 200 and yes.json()["status"] == "succeeded"
         events = (await client.get(f"/api/runs/{run_id}/events?after=0&limit=3")).json()
-        assert [e["type"] for e in events] == ["workflow.started", "state.entered",
+        assert [e["type"] for e in events] == ["workflow.started", "workflow.transition",
                                                "step.started"]
         assert (await client.get("/api/runs/missing")).status_code == 404
         assert [r["id"] for r in (await client.get("/api/runs?status=succeeded")).json()] == [

@@ -68,8 +68,9 @@ async def test_sequential_steps_chain_outputs(store: SQLiteEventStore, kit: Tool
     assert view["status"] == "succeeded" and view["output"] == {"result": 12}
     assert kit.calls == ["inc:a", "inc:b", "double", "double"]
     assert view["done"] == ["a", "b", "c"]
-    assert types(store, ident)[:6] == ["workflow.started", "state.entered", "step.started",
-                                       "step.completed", "checkpoint.saved", "state.entered"]
+    assert types(store, ident)[:6] == ["workflow.started", "workflow.transition",
+                                       "step.started", "step.completed", "checkpoint.saved",
+                                       "workflow.transition"]
 
 
 async def test_inputs_failing_their_schema_are_refused_and_nothing_is_written(

@@ -49,8 +49,8 @@ def test_guards(text: str, value: Any) -> None:
     ("text", "message"),
     [
         ("steps.a ==", "unexpected end of expression, expected a value"),
-        ("os.system('x')", "unknown name 'os'; names start with one of: input, item, signal, "
-                           "slots, steps, vars"),
+        ("os.system('x')", "unknown name 'os'; names start with one of: caller, config, "
+                           "input, item, run, signal, slots, spoken, steps, turn, vars"),
         ("__import__('os')", "unknown function '__import__'; known: len, exists, lower, first, "
                              "join"),
         ("input.a == 1 1", "unexpected '1' after a complete expression"),

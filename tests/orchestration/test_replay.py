@@ -28,15 +28,17 @@ STREAMS = st.sampled_from(["wf:1", "wf:2", "call:x", "call:y", "sched:s", "break
 def _event(stream: str, draw: Any) -> NewEvent:
     if stream.startswith("wf:"):
         kind = draw(st.sampled_from([
-            "workflow.started", "state.entered", "step.started", "step.completed",
+            "workflow.started", "workflow.transition", "step.started", "step.completed",
             "step.failed", "checkpoint.saved", "rollback.completed", "signal.received",
             "timer.set", "timer.fired", "transition.rejected", "branch.completed",
             "branch.failed", "compensation.completed", "workflow.completed", "saga.compensating",
-            "workflow.resumed", "vars.set"]))
+            "workflow.resumed", "vars.set", "slots.changed", "state.entered"]))
         step = draw(WORDS)
         data: dict[str, Any] = {
             "workflow.started": {"name": "n", "input": {"k": draw(st.integers())}},
-            "state.entered": {"state": step},
+            "workflow.transition": {"run": "1", "workflow": "n", "from": None, "to": step,
+                                    "via": "rule"},
+            "state.entered": {"state": step},  # as logs written before issue 12 have it
             "step.started": {"step": step},
             "step.completed": {"step": step, "output": {"v": draw(st.integers())}},
             "step.failed": {"step": step, "error": "e"},
@@ -54,6 +56,7 @@ def _event(stream: str, draw: Any) -> NewEvent:
             "saga.compensating": {"step": step, "error": "x"},
             "workflow.resumed": {},
             "vars.set": {"vars": {step: draw(st.integers())}},
+            "slots.changed": {"slots": {step: draw(st.sampled_from([None, "x"]))}},
         }[kind]
         return NewEvent(stream, kind, data, float(draw(st.integers(0, 10))))
     if stream.startswith("sched:"):
@@ -62,8 +65,29 @@ def _event(stream: str, draw: Any) -> NewEvent:
     if stream.startswith("breaker:"):
         return NewEvent(stream, "breaker.state", {"from": "closed", "to": draw(st.sampled_from(
             ["open", "half_open", "closed"]))})
+    if stream.startswith("call:"):
+        return _call_event(stream, draw)
     return NewEvent(stream, draw(st.sampled_from(["call.started", "turn.final", "call.ended"])),
                     {"text": draw(st.text(max_size=5))})
+
+
+def _call_event(stream: str, draw: Any) -> NewEvent:
+    """A call's own events and its conversation's (a run of its flow included)."""
+    run = draw(st.sampled_from(["r1", "r2"]))
+    step = draw(WORDS)
+    kind, data = draw(st.sampled_from([
+        ("call.started", {"text": "hi"}), ("turn.final", {"text": "yes"}),
+        ("call.ended", {}), ("agent.handoff", {"from": "supervisor", "to": "scheduling"}),
+        ("slots.changed", {"slots": {step: draw(st.sampled_from([None, "2026-12-01"]))}}),
+        ("agent.failure", {"count": 1}), ("agent.turn", {"failures": 0, "bus_seq": 3}),
+        ("agent.reply", {"text": "Shall I book it?"}), ("call.escalated", {"reason": "r"}),
+        ("workflow.started", {"run": run, "name": "scheduling", "input": {}}),
+        ("workflow.transition", {"run": run, "workflow": "scheduling", "to": step}),
+        ("step.completed", {"run": run, "step": step, "output": {"v": 1}}),
+        ("vars.set", {"run": run, "vars": {step: 2}}),
+        ("workflow.waiting", {"run": run, "state": step}),
+    ]))
+    return NewEvent(stream, kind, data, float(draw(st.integers(0, 10))))
 
 
 @st.composite
