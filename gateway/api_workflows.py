@@ -70,11 +70,12 @@ def workflows_router(
     data_dir: str | Path | None = None, *, orchestrator: Orchestrator | None = None,
     bus: EventBus | None = None, tick_s: float = 1.0,
     on_append: AppendObserver | None = None,
-    on_logged: Callable[[list[StoredEvent]], None] | None = None,
+    on_logged: Callable[[list[StoredEvent]], None] | None = None, redact: bool = True,
 ) -> APIRouter:
     """The workflow API. ``on_logged`` sees every batch the orchestrator commits to the
-    log (the metrics count back-office workflow runs with it)."""
-    orch = orchestrator or Orchestrator(data_dir)
+    log (the metrics count back-office workflow runs with it); ``redact`` masks the runs'
+    events as the bus masks the calls' (the ``redact`` setting)."""
+    orch = orchestrator or Orchestrator(data_dir, redact=redact)
     if on_logged is not None:
         orch.store.observe(on_logged)
 

@@ -110,7 +110,7 @@ def create_app(
     app.state.metrics = metrics
     app.include_router(
         workflows_router(settings.data_dir, bus=runtime.bus, on_append=metrics.log_appended,
-                         on_logged=metrics.observe_log),
+                         on_logged=metrics.observe_log, redact=settings.redact),
         dependencies=[admin],
     )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget

@@ -1,27 +1,36 @@
 """One workflow instance in memory: its definition, its view and the events not yet
 written. ``commit`` appends them with the stream version last seen (optimistic
-concurrency) and folds the stored events into the view, exactly as replay would."""
+concurrency) and folds the stored events into the view, exactly as replay would.
+
+With ``sealing`` (the gateway's ``redact`` setting, on by default) the log gets each
+event masked and the vault its original (``orchestration/vault.py``); the run's own view
+is folded from the originals, so the run works on the real values while everything
+written, shown or replayed is masked.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from orchestration.clock import Clock
 from orchestration.definition import WorkflowDef
-from orchestration.store import EventStore, NewEvent, View
-from orchestration.views import new_workflow_view, project
+from orchestration.store import EventStore, NewEvent, View, decode, encode
+from orchestration.vault import Sealing
+from orchestration.views import TERMINAL, new_workflow_view, project
 
 
 class Run:
     def __init__(
         self, defn: WorkflowDef, ident: str, store: EventStore, clock: Clock,
-        view: View | None = None,
+        view: View | None = None, sealing: Sealing | None = None,
     ) -> None:
         self.defn = defn
         self.ident = ident
         self.stream = f"wf:{ident}"
         self.store = store
         self.clock = clock
+        self.sealing = sealing
         self.view: View = view if view is not None else new_workflow_view(ident)
         self.version: int = self.view.get("events", 0)
         self.pending: list[NewEvent] = []
@@ -33,7 +42,29 @@ class Run:
         if not self.pending:
             return
         events, self.pending = self.pending, []
-        stored = self.store.append(events, {self.stream: self.version})
-        for event in stored:
+        logged = events if self.sealing is None else [self.sealing.seal(e) for e in events]
+        stored = self.store.append(logged, {self.stream: self.version})
+        for event, new, written in zip(stored, events, logged, strict=True):
+            if new is not written:  # masked in the log: the run goes on with the original
+                event = replace(event, data=decode(encode(new.data)))
             project(self.view, event)
         self.version = stored[-1].version
+        if self.sealing is not None and self.view["status"] in TERMINAL:
+            self.sealing.vault.forget(self.stream)  # a finished run needs its originals no more
+
+
+def load_run(
+    defn: WorkflowDef, ident: str, store: EventStore, clock: Clock, view: View,
+    sealing: Sealing | None = None,
+) -> Run:
+    """The run of ``view`` (as stored) ready to go on: with sealing, its view is folded
+    again from its events with their originals put back from the vault."""
+    stream = f"wf:{ident}"
+    original = None if sealing is None or view["status"] in TERMINAL else sealing.unseal(stream)
+    if original is not None:
+        live: View | None = None
+        for event in store.read(stream=stream):
+            live = project(live, replace(event, data=original(event.data)))
+        if live is not None:
+            view = live
+    return Run(defn, ident, store, clock, view, sealing)

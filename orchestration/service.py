@@ -1,8 +1,9 @@
 """The orchestrator: one data directory's log, tools, workflows, engine and scheduler.
 
 This is what the CLI and the REST API drive. The data directory holds ``events.db`` (the
-event log) and, optionally, ``workflows/*.yaml`` with the operator's own definitions,
-loaded and checked beside the shipped catalog.
+event log), ``vault.db`` (the unmasked values active runs need: ``orchestration/vault.py``)
+and, optionally, ``workflows/*.yaml`` with the operator's own definitions, loaded and
+checked beside the shipped catalog.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from orchestration.llm import TextModel
 from orchestration.loader import load_dir
 from orchestration.policy import Policy
 from orchestration.pools import ObservedBulkhead
+from orchestration.redact import redact_data
 from orchestration.replay import ReplayReport, replay
 from orchestration.sample_data import LocalSystems
 from orchestration.schedule import Scheduler
 from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import NewEvent
 from orchestration.tools import ToolRegistry
+from orchestration.vault import Sealing, Vault
 from orchestration.views import project
 
 log = logging.getLogger(__name__)
@@ -44,11 +47,14 @@ class Orchestrator:
     def __init__(
         self, data_dir: str | Path | None = None, *, clock: Clock | None = None,
         rng: random.Random | None = None, registry: ToolRegistry | None = None,
-        model: TextModel | None = None, policy: Policy | None = None,
+        model: TextModel | None = None, policy: Policy | None = None, redact: bool = True,
     ) -> None:
+        """``redact``: mask the runs' events before they are written (the gateway passes
+        its ``redact`` setting, ``VOXGATE_REDACT``; off only for a private debugging run)."""
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.clock = clock or SystemClock()
         self.store = SQLiteEventStore(self.data_dir / "events.db", project, clock=self.clock.now)
+        self.sealing = Sealing(redact_data, Vault(self.data_dir / "vault.db")) if redact else None
         self.systems = LocalSystems()
         # text tools share the "llm" pool: a slow model cannot tie up every worker
         pools = {"tools": ObservedBulkhead("tools", 8, 64, self._pool_event),
@@ -59,7 +65,7 @@ class Orchestrator:
         if own.is_dir():
             definitions.update(load_dir(own, self.registry))
         self.engine = Engine(self.store, self.registry, definitions.values(), clock=self.clock,
-                             rng=rng,
+                             rng=rng, sealing=self.sealing,
                              policy=policy or Policy.load(
                                  clock=lambda: datetime.fromtimestamp(self.clock.now())))
         self.scheduler = Scheduler(self.engine)
@@ -112,6 +118,8 @@ class Orchestrator:
 
     async def recover(self) -> list[str]:
         """Resume every instance a crash left active; call once at start-up."""
+        if self.sealing is not None:
+            self.sealing.prune(self.store)
         return await self.engine.resume_all()
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
@@ -144,3 +152,5 @@ class Orchestrator:
         for pool in self.registry.bulkheads.values():
             pool.shutdown(wait=False)
         self.store.close()
+        if self.sealing is not None:
+            self.sealing.vault.close()
