@@ -137,12 +137,11 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        ready = runtime.ready.is_set()
-        body = {
-            "status": "ok" if ready else "starting",
-            "sessions": len(runtime.sessions),
-            "models": runtime.voice.load_ms,
-        }
+        # 503 unless serving: a load balancer stops sending calls to a draining gateway
+        ready = runtime.ready.is_set() and not runtime.draining
+        status = "draining" if runtime.draining else "ok" if ready else "starting"
+        body = {"status": status, "sessions": len(runtime.sessions),
+                "models": runtime.voice.load_ms}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.post("/api/tokens", dependencies=[admin])

@@ -35,7 +35,7 @@ from gateway.browser_protocol import (
 from gateway.inbox import Inbox
 from gateway.logs import bind_session
 from gateway.outbox import Outbox
-from gateway.runtime import CapacityError, Runtime
+from gateway.runtime import CallRefused, Draining, Runtime
 from orchestration.events import Event
 from voice.audio import FrameAssembler, StreamResampler, chunks
 from voice.session import CallSession
@@ -43,7 +43,6 @@ from voice.session import CallSession
 log = logging.getLogger(__name__)
 
 OUT_CHUNK_BYTES = 3200  # 100 ms of 16 kHz PCM16 per binary message
-CLOSE_TRY_AGAIN = 1013
 
 
 class BrowserTransport:
@@ -77,6 +76,11 @@ class BrowserTransport:
 
 async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
     await ws.accept()
+    if runtime.draining:
+        refusal = Draining()
+        await ws.send_text(ErrorMessage(refusal.code, str(refusal)).to_json())
+        await ws.close(refusal.close_code, str(refusal)[:120])
+        return
     outbox = Outbox(ws.send_text, ws.send_bytes)
     writer = asyncio.create_task(outbox.run(), name="browser-writer")
     validator = ClientValidator()
@@ -93,9 +97,9 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
         transport = BrowserTransport(outbox)
         try:
             session = runtime.new_session(transport, "browser", start.caller)
-        except CapacityError as exc:
-            outbox.put(ErrorMessage("capacity", str(exc)).to_json())
-            close_code = CLOSE_TRY_AGAIN
+        except CallRefused as exc:
+            outbox.put(ErrorMessage(exc.code, str(exc)).to_json())
+            close_code = exc.close_code
             return
         sid = session.id
         bind_session(session.id)

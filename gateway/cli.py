@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,11 +20,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
 ) -> None:
-    """Run the gateway (HTTP, WebSockets, the demo agent)."""
+    """Run the gateway (HTTP, WebSockets, the demo agent). SIGTERM drains: new calls are
+    refused, live calls hear a goodbye, then the process exits 0 (docs/voice.md)."""
     import uvicorn
 
     from gateway.app import create_app
     from gateway.config import load_settings
+    from gateway.drain import DrainingServer
     from gateway.logs import configure_logging
 
     overrides: dict[str, object] = {}
@@ -33,15 +36,23 @@ def serve(
         overrides["port"] = port
     settings = load_settings(config, **overrides)
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    server_config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         # a backstop: the handlers enforce their own, smaller limits with clear errors
         ws_max_size=1 << 20,
         log_config=None,  # uvicorn's records go through our JSON handler too
+        # after the drain, connections still open (dashboards) get this long to close
+        timeout_graceful_shutdown=5,
     )
+    server = DrainingServer(server_config, app.state.runtime)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises SIGINT
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE: the port is taken, the app failed
 
 
 @app.command()

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     start_timeout_s: float = Field(10.0, gt=0)
     # a call whose client sends nothing for this long is dropped
     idle_timeout_s: float = Field(30.0, gt=0)
+    # on SIGTERM (`voxgate serve`): new calls are refused, each live call hears this and is
+    # hung up, and the process exits once they have ended or after drain_timeout_s
+    drain_timeout_s: float = Field(10.0, gt=0, le=600)
+    drain_goodbye_text: str = Field(
+        "Sorry, this line is closing for maintenance. Please call again. Goodbye!",
+        min_length=1, max_length=500,
+    )
     log_level: str = "info"
     # production refuses to start without the three secrets below; development runs
     # without them and says so loudly (docs/security.md)

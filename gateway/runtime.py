@@ -1,26 +1,51 @@
 """What every connection handler shares: settings, the voice models, the bus, the agent
-factory and the registry of live calls."""
+factory and the registry of live calls; and the drain that ends them on shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from gateway.config import Settings
-from orchestration.agent import AgentFactory, CallInfo
+from orchestration.agent import AgentAction, AgentFactory, CallInfo, HangUp, Say
 from orchestration.events import EventBus
 from voice.recorder import CallRecorder
 from voice.services import VoiceServices
 from voice.session import CallSession
 from voice.transport import Transport
+from voice.turns import TurnState
 
 log = logging.getLogger(__name__)
 
+DRAIN_REASON = "server shutting down"
 
-class CapacityError(Exception):
+
+class CallRefused(Exception):
+    """The gateway will not take a new call now. ``code`` names why (the browser
+    protocol's error code) and ``close_code`` is the WebSocket close status to send."""
+
+    code = "refused"
+    close_code = 1013  # RFC 6455 registry: Try Again Later
+
+
+class CapacityError(CallRefused):
     """The gateway already carries ``max_sessions`` calls."""
+
+    code = "capacity"
+
+
+class Draining(CallRefused):
+    """The gateway is shutting down: it finishes its calls and takes no new ones."""
+
+    code = "draining"
+    close_code = 1012  # Service Restart: what uvicorn itself sends when it shuts down
+
+    def __init__(self, message: str = "the gateway is shutting down; call again") -> None:
+        super().__init__(message)
 
 
 @dataclass
@@ -34,6 +59,8 @@ class Runtime:
     # <Connect action> webhook to decide between <Dial> and <Hangup>
     transfers: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # set by drain(): /healthz answers 503, new calls are refused
+    draining: bool = False
 
     def new_session(
         self,
@@ -42,6 +69,8 @@ class Runtime:
         caller: str | None = None,
         call_sid: str | None = None,
     ) -> CallSession:
+        if self.draining:
+            raise Draining()
         if len(self.sessions) >= self.settings.max_sessions:
             raise CapacityError(
                 f"the gateway is at capacity ({self.settings.max_sessions} calls)"
@@ -71,3 +100,42 @@ class Runtime:
             await session.close(reason)
         finally:
             self.sessions.pop(session.id, None)
+
+    async def drain(self) -> None:
+        """Refuse new calls, have every live call say goodbye and hang up, and force-end
+        whatever is still live after ``settings.drain_timeout_s``."""
+        if self.draining:
+            return
+        self.draining = True
+        started = time.monotonic()
+        live = list(self.sessions.values())
+        log.warning("draining: %d live call(s) get a goodbye, then the process exits", len(live))
+        for session in live:
+            say_goodbye(session, self.settings.drain_goodbye_text, DRAIN_REASON)
+        ended = [asyncio.create_task(s.ended.wait(), name="drain-wait") for s in live]
+        if ended:
+            _, waiting = await asyncio.wait(ended, timeout=self.settings.drain_timeout_s)
+            for task in waiting:
+                task.cancel()
+        left = [s for s in live if not s.ended.is_set()]
+        for session in left:
+            await self.end_session(session, f"{DRAIN_REASON}: no goodbye in time")
+        log.warning("drained in %.1f s (%d call(s) cut at the deadline)",
+                    time.monotonic() - started, len(left))
+
+
+def say_goodbye(session: CallSession, text: str, reason: str) -> None:
+    """Cut whatever ``session`` is saying, say ``text``, then hang up with ``reason``."""
+    if session.ended.is_set():
+        return
+    # CallSession has no public "say this, then hang up" yet (asked of voice/session.py's
+    # owner as ``CallSession.say_and_hang_up(text, reason)``). Until it lands, start the
+    # reply the way the session's own silence timeout does.
+    if session.turns.state is not TurnState.THINKING:
+        session.turns.go(TurnState.THINKING)
+    session._start_reply(_goodbye(text, reason))
+
+
+async def _goodbye(text: str, reason: str) -> AsyncIterator[AgentAction]:
+    yield Say(text)
+    yield HangUp(reason)

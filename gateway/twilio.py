@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.inbox import Inbox
 from gateway.logs import bind_session
 from gateway.outbox import Outbox
-from gateway.runtime import CapacityError, Runtime
+from gateway.runtime import CallRefused, Draining, Runtime
 from gateway.twilio_protocol import (
     ClearMessage,
     ConnectedMessage,
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 # Twilio does not read close codes, but our own client and logs do.
 CLOSE_PROTOCOL_ERROR = 1008
-CLOSE_TRY_AGAIN = 1013
 OUT_CHUNK_BYTES = 160 * 5  # 100 ms of mu-law per media message
 # a stream that keeps sending garbage is not a phone call: past this many bad messages
 # it is closed
@@ -77,6 +76,10 @@ class TwilioTransport:
 
 async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
     await ws.accept()
+    if runtime.draining:  # refused before Twilio sends a byte; see Runtime.drain
+        refusal = Draining()
+        await ws.close(refusal.close_code, str(refusal))
+        return
     settings = runtime.settings
     outbox = Outbox(ws.send_text, ws.send_bytes)
     writer = asyncio.create_task(outbox.run(), name="twilio-writer")
@@ -96,9 +99,9 @@ async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
         transport = TwilioTransport(outbox, start.stream_sid, runtime, start.call_sid)
         try:
             session = runtime.new_session(transport, "twilio", caller, start.call_sid)
-        except CapacityError as exc:
+        except CallRefused as exc:
             log.warning("refusing twilio call %s: %s", start.call_sid, exc)
-            await ws.close(CLOSE_TRY_AGAIN, str(exc)[:120])
+            await ws.close(exc.close_code, str(exc)[:120])
             return
         log.info("twilio call %s started session %s", start.call_sid, session.id)
         bind_session(session.id)

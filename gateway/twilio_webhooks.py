@@ -51,6 +51,11 @@ def twilio_webhooks(runtime: Runtime, auth: Auth) -> APIRouter:
     @router.post("/twilio/voice")
     async def voice(request: Request) -> Response:
         form = await _verified_form(request, runtime, auth)
+        if runtime.draining:
+            # shutting down: no stream is opened, the caller hears a busy tone
+            busy = VoiceResponse()
+            busy.reject(reason="busy")
+            return Response(str(busy), media_type=XML)
         stream = f"{public_ws_base(runtime, request)}/ws/twilio"
         action = f"{public_http_base(runtime, request)}/twilio/after-stream"
         return Response(
