@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from orchestration.definition import WorkflowDef
@@ -53,11 +53,15 @@ class Conversation:
         self.bus = bus
         self.session = session
         self.view: View = view if view is not None else new_conversation()
+        # called with each event once it is folded (the host reacts to its runs' steps)
+        self.observers: list[Callable[[str, Mapping[str, Any]], None]] = []
 
     def emit(self, type: str, data: Mapping[str, Any] | None = None) -> None:
         plain = _plain(data or {})
         event = self.bus.emit(self.session, type, plain)
         fold_conversation(self.view, type, plain, event.ts)
+        for observer in self.observers:
+            observer(type, plain)
 
     @property
     def run(self) -> View | None:
@@ -74,7 +78,7 @@ class CallHost:
     context: ContextHook | None = None  # adds what expressions read beyond the run's own
     say: Callable[[str], None] | None = None
     remember: Callable[[str, str, Mapping[str, Any]], None] | None = None
-    who: dict[str, Any] = field(default_factory=dict)
+    who: Callable[[], dict[str, Any]] | None = None  # the caller, for the policy rules
     runner: ToolRunner | None = None
 
 
@@ -133,7 +137,7 @@ class CallRun:
         return self.host.context(ctx) if self.host.context is not None else ctx
 
     def who(self) -> dict[str, Any]:
-        return {"agent": self.defn.name, **self.host.who}
+        return {"agent": self.defn.name, **(self.host.who() if self.host.who else {})}
 
     def say(self, text: str) -> None:
         if self.host.say is not None and text:

@@ -169,3 +169,60 @@ def test_an_engine_refuses_python_definitions_whose_tools_it_lacks() -> None:
     assert err.value.problems == [
         ("states.a.tool", "tool 'calendar.book' needs permissions ['calendar.write'] that the "
                           "workflow does not grant")]
+
+
+CONVERSATION = """
+name: chat
+intents: [book]
+slots: [date]
+start: hello
+states:
+  hello: {say: "Hello.", next: when, set: {greeted: "true"}}
+  when: {slot: date, say: "Which day?", next: confirm}
+  confirm:
+    say: "{spoken.date}, shall I book it?"
+    on:
+      - {changed: [date], target: confirm}
+      - {intent: [affirm], guard: "vars.greeted", target: done}
+    else: human
+  done: {say: "Booked."}
+  human: {status: escalated, reason: "caller unsure"}
+"""
+
+
+def test_conversation_states_infer_their_kinds_and_draw() -> None:
+    wf = load_text(CONVERSATION, "chat.yaml")
+    assert [s.kind for s in wf.states.values()] == ["say", "wait", "wait", "end", "end"]
+    assert wf.conversational and wf.intents == ["book"] and wf.slots == ["date"]
+    edges = {(e["from"], e["to"]): (e["kind"], e["label"]) for e in to_graph(wf)["edges"]}
+    assert edges[("hello", "when")] == ("next", "next")
+    assert edges[("when", "confirm")] == ("slot", "date known")
+    assert edges[("confirm", "done")] == ("turn", "affirm [vars.greeted]")
+    assert edges[("confirm", "confirm")] == ("turn", "changed date")
+    assert edges[("confirm", "human")] == ("else", "else")
+    assert "    when : when (asks for date)" in to_mermaid(wf)
+    assert not load_text(GOOD, "booking.yaml", registry()).conversational
+
+
+def test_conversation_states_are_checked() -> None:
+    found = problems("""
+name: x
+start: a
+states:
+  a: {kind: wait, slot: date, say: "{spoken.date", else: b}
+  b: {kind: wait, say: "Why {turn.foo ==}?", next: c, on: [{signal: s, intent: yes, target: c}]}
+  c: {kind: wait, on: [{target: d}], set: {"vars.x": "1", "slots.y": "2 +"}}
+  d: {kind: say, say: "bye", next: nowhere}
+""")
+    assert found == [
+        ("states.a.next", "a wait with a slot needs next: where to go once the slot is known"),
+        ("states.b.next", "next on a wait needs a slot to wait for"),
+        ("states.b.on[0]", "a transition matches a signal or a caller's turn (intent, "
+                           "changed), not both"),
+        ("states.c.set.vars.x", "set a variable name or slots.<name>"),
+        ("states.c.on[0]", "a transition needs a signal, an intent, changed slots or a guard "
+                           "(else: for any other turn)"),
+        ("states.d.next", "unknown target state 'nowhere'"),
+        ("states.b.say", "bad expression: unexpected end of expression, expected a value"),
+        ("states.c.set.slots.y", "bad expression: unexpected character '+' at 2"),
+    ]
