@@ -27,6 +27,10 @@ class UserTurn:
     text: str
     audio_ms: int
     index: int
+    # the index of an earlier turn this one replaces: the caller went on talking after the
+    # agent had started answering that turn, the answer was cut, and ``text`` is the whole
+    # sentence; the agent undoes what the cut turn did and answers this one instead
+    supersedes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

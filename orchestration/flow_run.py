@@ -14,6 +14,7 @@ are bound to the call instead of the registry: ``memory.remember`` and
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -110,6 +111,15 @@ class FlowRun:
         self.escalate_reason = ""
         self.failed_tools = 0
         self.turn = TurnInfo("")
+
+    def copy(self) -> FlowRun:
+        """The run's progress as an independent copy (the flow and the call are shared):
+        the supervisor keeps one from before each turn, to undo a turn that is superseded."""
+        run = FlowRun(self.flow, self.call)
+        run.state, run.outcome, run.turn = self.state, self.outcome, self.turn
+        run.escalate_reason, run.failed_tools = self.escalate_reason, self.failed_tools
+        run.steps, run.vars = copy.deepcopy(self.steps), copy.deepcopy(self.vars)
+        return run
 
     # --- context ----------------------------------------------------------------------
 

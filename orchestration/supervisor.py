@@ -16,18 +16,37 @@ A finished task hands control back (``agent.handoff`` to ``supervisor``) with "a
 else?". Escalation, on request, on repeated failure or on DTMF 0, is a
 ``call.escalated`` event, a spoken handoff and a ``Transfer`` to the configured target.
 Each turn ends with ``agent.turn {intent, agent, ms}``: the orchestration time.
+
+The conversation's state is kept from before each turn. A turn that supersedes the last
+one (the caller carried on after a pause, the voice session cut our answer and sends the
+whole sentence) first puts that state back (``agent.rollback``), so the cut half is not
+answered twice: its failure is not counted, its flow step is undone, its goodbye did not
+happen. Effects outside the call (a booking made, a note saved) stay. A turn that arrives
+after a goodbye or a transfer means the caller cut it before it happened: the call goes on
+(``agent.reopened``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from memory.router import MemoryRouter
-from memory.short_term import CallMemory
-from orchestration.agent import AgentAction, AgentInput, CallInfo, Dtmf, HangUp, Say, Transfer
+from memory.short_term import CallMemory, Turn
+from orchestration.agent import (
+    AgentAction,
+    AgentInput,
+    CallInfo,
+    Dtmf,
+    HangUp,
+    Say,
+    Transfer,
+    UserTurn,
+)
 from orchestration.flow_run import CallContext, FlowRun, TurnInfo
 from orchestration.nlu import UNKNOWN, NluResult
 from orchestration.nlu_slots import speak_date, speak_time
@@ -37,6 +56,20 @@ if TYPE_CHECKING:
 
 SLOT_NAMES = ("date", "time", "service", "note", "number")
 SUPERVISOR = "supervisor"
+
+
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """The call's conversational state just before one input (``turn``: its index, None
+    for a key press, which nothing supersedes)."""
+
+    turn: int | None
+    active: FlowRun | None
+    failures: int
+    ended: str
+    slots: dict[str, Any]
+    history: tuple[Turn, ...]
+    caller: dict[str, Any]
 
 
 class Supervisor:
@@ -54,7 +87,8 @@ class Supervisor:
             config={}, today=system.today, services=system.spoken_services)
         self.active: FlowRun | None = None
         self.failures = 0
-        self.ended = False
+        self.ended = ""  # "goodbye" or "transfer" once we asked to end the call
+        self._before: _Before | None = None
 
     def emit(self, type: str, data: Mapping[str, Any]) -> None:
         self.sys.bus.emit(self.call.session_id, type, data)
@@ -91,9 +125,8 @@ class Supervisor:
         yield Say(text)
 
     async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
-        if self.ended:
-            return
         started = time.perf_counter()
+        self._begin(item)
         if isinstance(item, Dtmf):
             if item.digit == "0":
                 actions = self._escalate("dtmf 0")
@@ -113,6 +146,38 @@ class Supervisor:
         self.emit("agent.turn", {
             "intent": result.intent, "agent": self.active.flow.name if self.active else SUPERVISOR,
             "ms": round((time.perf_counter() - started) * 1e3, 3)})
+
+    # --- undoing a superseded turn ---------------------------------------------------
+
+    def _begin(self, item: AgentInput) -> None:
+        """Undo the turn ``item`` supersedes, reopen an ended call, keep the state."""
+        before = self._before
+        turn = item if isinstance(item, UserTurn) else None
+        if turn is not None and turn.supersedes is not None and before is not None \
+                and before.turn == turn.supersedes:
+            self._restore(before)
+            self.emit("agent.rollback", {"turn": turn.index, "superseded": turn.supersedes})
+        if self.ended:
+            # we said goodbye or handed over, yet the caller is still talking to us: they
+            # cut it before it happened (a session closes once it does)
+            self.emit("agent.reopened", {"after": self.ended})
+            self.ended = ""
+            self.active = None  # the question it left open is not what they last heard
+        self._before = _Before(
+            turn.index if turn is not None else None,
+            self.active.copy() if self.active is not None else None,
+            self.failures, self.ended, copy.deepcopy(self.memory.slots),
+            tuple(self.memory.turns), dict(self.ctx.caller))
+
+    def _restore(self, before: _Before) -> None:
+        self.active = before.active.copy() if before.active is not None else None
+        self.failures, self.ended = before.failures, before.ended
+        self.memory.slots.clear()
+        self.memory.slots.update(copy.deepcopy(before.slots))
+        self.memory.turns.clear()
+        self.memory.turns.extend(before.history)
+        self.ctx.caller.clear()
+        self.ctx.caller.update(before.caller)
 
     # --- one turn ---------------------------------------------------------------------
 
@@ -144,7 +209,7 @@ class Supervisor:
                 yield a
             return
         if nlu.intent == "goodbye" and sure:
-            self.ended = True
+            self.ended = "goodbye"
             yield Say(c.goodbye)
             yield HangUp("caller said goodbye")
             return
@@ -221,7 +286,7 @@ class Supervisor:
         yield Say(f"{self.config.not_understood} {prompt or self.config.help}")
 
     async def _escalate(self, reason: str) -> AsyncIterator[AgentAction]:
-        self.ended = True
+        self.ended = "transfer"
         target = self.config.transfer_target
         self.emit("call.escalated", {
             "reason": reason, "target": target, "failures": self.failures,

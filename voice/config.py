@@ -52,6 +52,8 @@ class TurnConfig(BaseModel):
     max_reprompts: int = Field(2, ge=0, le=10)
     reprompt_text: str = "Are you still there?"
     goodbye_text: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
+    # what the caller hears when the agent answered a turn with nothing at all
+    no_reply_text: str = "Sorry, could you say that again?"
     # longest single user turn; longer speech is cut into turns of this size
     max_turn_s: float = Field(30.0, gt=1, le=120)
 

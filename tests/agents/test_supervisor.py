@@ -38,7 +38,11 @@ async def test_escalation_on_request(tmp_path: Path, ask: str) -> None:
         "reason": "caller asked for a person", "target": "operator", "failures": 0,
         "agent": "scheduling"}]
     assert line.actions[-1] == Transfer("operator", reason="caller asked for a person")
-    assert await line.say("hello?") == ""  # the call is handed over
+    # a turn after the transfer means the caller cut it before it happened: answered at
+    # the front desk, not as a yes to the read-back they walked away from
+    assert "booked" not in await line.say("hello?")
+    assert line.events("agent.reopened") == [{"after": "transfer"}]
+    assert not sys_.calendar.all()
 
 
 async def test_dtmf_zero_escalates_and_menu_digits_route(tmp_path: Path) -> None:

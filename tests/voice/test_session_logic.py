@@ -7,143 +7,21 @@ models and the real server are exercised end to end in tests/gateway/test_calls.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
 
-from orchestration.agent import AgentAction, AgentInput, CallInfo, Say, UserTurn
-from orchestration.events import EventBus, EventRecorder
-from tests.speech import load_prompt
-from voice.audio import FRAME_BYTES, ms_of
-from voice.config import VoiceConfig
-from voice.session import CallSession
+from tests.voice.fakes import (
+    SPEECH,
+    FakeSTT,
+    FakeTTS,
+    ack_all,
+    feed,
+    make_session,
+    settle,
+    silence,
+)
+from voice.audio import ms_of
 from voice.turns import TurnState
-
-
-@dataclass
-class FakeTranscript:
-    text: str
-    latency_ms: float = 1.0
-
-
-class FakeSTT:
-    """Returns scripted texts in order; counts calls."""
-
-    def __init__(self, texts: list[str]) -> None:
-        self.texts = texts
-        self.calls = 0
-        self.prompts: list[str | None] = []
-        self.audio_ms: list[int] = []
-
-    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> FakeTranscript:
-        self.calls += 1
-        self.prompts.append(prompt)
-        self.audio_ms.append(ms_of(pcm))
-        await asyncio.sleep(0)
-        return FakeTranscript(self.texts[0] if self.texts else "")
-
-
-class FakeTTS:
-    """10 ms of silence per character, at 16 kHz."""
-
-    sample_rate = 16000
-
-    async def synthesize(self, text: str) -> bytes:
-        await asyncio.sleep(0)
-        return b"\0\0" * 160 * len(text)
-
-
-@dataclass
-class FakeTransport:
-    """Records what the session sends; plays marks back only when told to."""
-
-    protocol: str = "test"
-    out_rate: int = 16000
-    log: list[tuple[str, object]] = field(default_factory=list)
-    marks: list[str] = field(default_factory=list)
-    ended: str | None = None
-
-    async def send_audio(self, pcm: bytes) -> None:
-        self.log.append(("audio", len(pcm)))
-
-    async def send_mark(self, name: str) -> None:
-        self.log.append(("mark", name))
-        self.marks.append(name)
-
-    async def clear(self) -> None:
-        self.log.append(("clear", None))
-
-    async def transfer(self, target: str) -> None:
-        self.log.append(("transfer", target))
-
-    async def end(self, reason: str) -> None:
-        self.ended = reason
-
-    def count(self, kind: str) -> int:
-        return sum(1 for k, _ in self.log if k == kind)
-
-
-class ScriptedAgent:
-    def __init__(self, reply: list[str]) -> None:
-        self.reply = reply
-        self.turns: list[str] = []
-
-    async def greeting(self) -> AsyncIterator[AgentAction]:
-        yield Say("Hello there.")
-
-    async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
-        if isinstance(item, UserTurn):
-            self.turns.append(item.text)
-        for text in self.reply:
-            yield Say(text)
-
-
-def make_session(
-    stt_texts: list[str], reply: list[str], **turn: object
-) -> tuple[CallSession, FakeTransport, ScriptedAgent, EventRecorder]:
-    config = VoiceConfig()
-    config.turn = config.turn.model_copy(update=turn)
-    bus = EventBus()
-    recorder = EventRecorder(bus)
-    transport = FakeTransport()
-    agent = ScriptedAgent(reply)
-    session = CallSession(
-        call=CallInfo("s1", "test"),
-        transport=transport,
-        agent=agent,
-        stt=FakeSTT(stt_texts),
-        tts=FakeTTS(),
-        splitter=lambda text, _n: [t.strip() + "." for t in text.split(".") if t.strip()],
-        bus=bus,
-        config=config,
-    )
-    return session, transport, agent, recorder
-
-
-async def feed(session: CallSession, pcm: bytes) -> None:
-    for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
-        session.feed(pcm[i : i + FRAME_BYTES])
-        await asyncio.sleep(0)
-
-
-def silence(ms: int) -> bytes:
-    return b"\0" * (ms * 32)
-
-
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
-
-
-async def ack_all(session: CallSession, transport: FakeTransport) -> None:
-    for name in list(transport.marks):
-        session.on_mark(name)
-    transport.marks.clear()
-    await settle()
-
-
-SPEECH, _ = load_prompt("conf-locked")  # "This conference is locked." ~1.5 s
 
 
 async def test_greeting_then_turn_then_reply() -> None:
@@ -153,7 +31,7 @@ async def test_greeting_then_turn_then_reply() -> None:
     assert transport.count("audio") == 1 and transport.marks == ["r1:1"]
     assert session.turns.state is TurnState.AGENT_SPEAKING
     await ack_all(session, transport)
-    assert session.turns.state is TurnState.LISTENING
+    assert session.turns.state.value == "listening"  # (mypy narrowed the state above)
 
     await feed(session, silence(200) + SPEECH + silence(1200))
     await settle()

@@ -1,0 +1,230 @@
+"""Speaking the agent's replies: one ``Reply`` per answer, and the ``Speaker`` that turns
+its sentences into audio on the transport, a mark after each, and waits for the far end
+to play them. A reply's queue holds sentences (``str``) and the agent's other actions
+(hang up, transfer), which the session carries out once what came before was heard.
+
+A reply that answers the caller always says something: an agent that yields no action
+at all, or fails before saying anything, leaves the caller hearing ``fallback`` (with an
+``agent.silent`` / ``agent.error`` event), not silence and a reprompt 7 s later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from voice.audio import levels, ms_of, resample
+from voice.recorder import CallRecorder
+from voice.transport import Transport
+
+log = logging.getLogger(__name__)
+
+LEVEL_HOP_MS = 40  # two frames
+Emit = Callable[..., None]
+
+
+class TextToSpeech(Protocol):
+    @property
+    def sample_rate(self) -> int: ...
+
+    async def synthesize(self, text: str) -> bytes: ...
+
+
+@dataclass(slots=True)
+class Segment:
+    """One synthesised piece of a reply and the mark that says it was heard."""
+
+    text: str
+    mark: str
+    ms: int
+
+
+@dataclass(slots=True)
+class Reply:
+    id: str
+    # the input it answers: "turn", "dtmf" or "text"; "" for the greeting and the
+    # session's own lines (reprompts, apologies)
+    answers: str = ""
+    # sentences to speak (str) and the agent's other actions, in order
+    pending: deque[Any] = field(default_factory=deque)
+    sent: list[Segment] = field(default_factory=list)
+    played: set[str] = field(default_factory=set)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    feeder: asyncio.Task[None] | None = None
+    agent_done: bool = False
+    cleared: bool = False
+    speaking: str | None = None  # the sentence being synthesised right now
+    marks: int = 0
+    # when it answers a turn: wall time of the turn's last voiced frame, and STT figures
+    turn_voiced_at: float | None = None
+    turn_stt_ms: float = 0.0
+    # the turn it answers (index and words), and when (audio time) that turn ended
+    turn_index: int | None = None
+    turn_text: str = ""
+    turn_audio: bytes = b""  # the audio of that turn, kept in case the caller goes on
+    turn_ended_ms: int = 0
+
+    def audible(self) -> bool:
+        """Has the far end got audio of ours that it has not played yet?"""
+        return any(s.mark not in self.played for s in self.sent)
+
+    def played_text(self) -> str:
+        return " ".join(s.text for s in self.sent if s.mark in self.played)
+
+    def unplayed_sentences(self) -> list[str]:
+        left = [s.text for s in self.sent if s.mark not in self.played]
+        if self.speaking is not None:
+            left.append(self.speaking)
+        return left
+
+    def rewind(self) -> list[str]:
+        """Queue again what the caller did not hear (a resume after a backchannel), before
+        the hang-up or transfer that may still be queued; returns it."""
+        left = self.unplayed_sentences()
+        self.sent = [s for s in self.sent if s.mark in self.played]
+        self.pending.extendleft(reversed(left))
+        self.speaking = None
+        self.cleared = False
+        return left
+
+
+async def stream(reply: Reply, actions: AsyncIterator[Any], text_of: Callable[[Any], str | None],
+                 split: Callable[[str], list[str]], emit: Emit, fallback: str) -> None:
+    """Queue the agent's actions on ``reply`` as they come, text cut into sentences
+    (``text_of`` says what an action speaks, None for other actions)."""
+    count = 0
+    try:
+        async for action in actions:
+            count += 1
+            text = text_of(action)
+            if text is None:
+                reply.pending.append(action)
+            else:
+                emit("agent.reply", reply_id=reply.id, text=text)
+                reply.pending.extend(split(text))
+            reply.wake.set()
+    except Exception as exc:  # the agent's bug must not leave the caller in silence
+        log.exception("reply %s: the agent failed", reply.id)
+        emit("agent.error", reply_id=reply.id, error=repr(exc)[:200], actions=count)
+        if count == 0 and reply.answers:
+            reply.pending.append(fallback)
+    else:
+        if count == 0 and reply.answers:
+            emit("agent.silent", reply_id=reply.id, answers=reply.answers, turn=reply.turn_index)
+            reply.pending.append(fallback)
+    finally:
+        reply.agent_done = True
+        reply.wake.set()
+
+
+class Speaker:
+    def __init__(self, session_id: str, transport: Transport, tts: TextToSpeech, emit: Emit,
+                 recorder: CallRecorder | None, on_audio: Callable[[], None]) -> None:
+        self.id = session_id
+        self.transport = transport
+        self.tts = tts
+        self.emit = emit
+        self.recorder = recorder
+        self.on_audio = on_audio  # agent audio is about to go out
+        self.waiters: dict[str, asyncio.Future[None]] = {}
+
+    def on_mark(self, reply: Reply | None, name: str) -> None:
+        # marks echoed for audio we cleared were never heard: Twilio returns them on clear
+        if reply is not None and not reply.cleared and name.startswith(reply.id + ":"):
+            reply.played.add(name)
+        fut = self.waiters.pop(name, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def say(self, reply: Reply, text: str) -> None:
+        """Synthesise and send one sentence."""
+        reply.speaking = text
+        started = time.monotonic()
+        pcm = resample(await self.tts.synthesize(text), self.tts.sample_rate,
+                       self.transport.out_rate)
+        reply.speaking = None
+        await self._send(reply, text, pcm, started)
+
+    async def _send(self, reply: Reply, text: str, pcm: bytes, started: float) -> None:
+        rate = self.transport.out_rate
+        reply.marks += 1
+        mark = f"{reply.id}:{reply.marks}"
+        segment = Segment(text, mark, ms_of(pcm, rate))
+        self.waiters[mark] = asyncio.get_running_loop().create_future()
+        reply.sent.append(segment)
+        self.emit("tts.started", reply_id=reply.id, text=text, audio_ms=segment.ms,
+                  synth_ms=round((time.monotonic() - started) * 1000, 1))
+        self.emit("audio.levels", dir="out", hop_ms=LEVEL_HOP_MS,
+                  levels=levels(pcm, rate, LEVEL_HOP_MS), reply_id=reply.id)
+        self.on_audio()
+        await self.transport.send_audio(pcm)
+        await self.transport.send_mark(mark)
+        if self.recorder is not None:
+            self.recorder.agent(pcm, rate)
+        if reply.turn_voiced_at is not None:
+            # the server's view of the response latency, split into its parts
+            self.emit("turn.latency", reply_id=reply.id,
+                      total_ms=round((time.monotonic() - reply.turn_voiced_at) * 1000, 1),
+                      stt_ms=round(reply.turn_stt_ms, 1),
+                      tts_ms=round((time.monotonic() - started) * 1000, 1))
+            reply.turn_voiced_at = None
+
+    async def play(self, reply: Reply, act: Callable[[Any], Awaitable[bool]]) -> bool:
+        """Speak ``reply`` as its actions come, until the agent is done and the far end has
+        played it all; ``act`` carries out any other action once what came before it was
+        heard (a barge-in meanwhile leaves the action queued, for a resume) and says
+        whether that ended the call. True if the call goes on."""
+        while True:
+            if not reply.pending:
+                if reply.agent_done:
+                    break
+                reply.wake.clear()
+                await reply.wake.wait()
+                continue
+            item = reply.pending[0]
+            if isinstance(item, str):
+                reply.pending.popleft()
+                await self.say(reply, item)
+                continue
+            await self.drain(reply)
+            reply.pending.popleft()
+            if await act(item):
+                return False
+        await self.drain(reply)
+        return True
+
+    async def drain(self, reply: Reply) -> None:
+        """Wait until the far end has played everything sent for this reply."""
+        # a far end that never echoes marks must not hold the call forever
+        budget = sum(s.ms for s in reply.sent if s.mark not in reply.played) / 1000 + 5.0
+        for segment in list(reply.sent):
+            fut = self.waiters.get(segment.mark)
+            if fut is None:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), timeout=budget)
+            except TimeoutError:
+                log.warning("session %s: mark %s never came back", self.id, segment.mark)
+                reply.played.add(segment.mark)
+            finally:
+                self.waiters.pop(segment.mark, None)
+
+    def forget(self, reply: Reply) -> None:
+        """Stop waiting for the marks of a reply that was stopped."""
+        for segment in reply.sent:
+            fut = self.waiters.pop(segment.mark, None)
+            if fut is not None:
+                fut.cancel()
+
+    def close(self) -> None:
+        for fut in self.waiters.values():
+            if not fut.done():
+                fut.cancel()
+
+
+__all__ = ["Reply", "Segment", "Speaker", "TextToSpeech", "stream"]
