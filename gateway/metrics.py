@@ -140,7 +140,7 @@ class Metrics:
         elif kind == "breaker.state":
             state = _BREAKER_STATES.get(str(data.get("state")), -1)
             self.breakers.labels(str(data.get("name", data.get("tool", "?")))).set(state)
-        elif kind in ("workflow.transition", "state.entered"):
+        elif kind == "workflow.transition":
             self.transitions.labels(source).inc()
         elif kind == "policy.denied":
             self.denials.labels(str(data.get("rule", data.get("policy", "?")))).inc()

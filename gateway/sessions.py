@@ -114,11 +114,12 @@ def fold(summary: Summary | None, event: EventDict) -> Summary:
         s["tool_calls"] += 1
     elif is_denial(t, d):
         s["denials"] += 1
-    elif t in ("workflow.transition", "workflow.started", "state.entered"):
-        # the voice agents' flows name themselves as `agent`; engine workflows as `name`
+    elif t in ("workflow.transition", "workflow.started"):
+        # a transition names its workflow, a run's start its definition as `name`; a call's
+        # runs also name their agent
         name = (d.get("workflow") or d.get("name") or d.get("agent")
                 or (s["workflow"] or {}).get("name"))
-        state = d.get("to") or d.get("state") or (s["workflow"] or {}).get("state")
+        state = d.get("to") or (s["workflow"] or {}).get("state")
         s["workflow"] = {"name": name, "state": state}
     elif t == "turn.latency":
         s["latency"] = {k: d.get(k) for k in ("total_ms", "stt_ms", "tts_ms")}

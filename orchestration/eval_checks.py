@@ -272,7 +272,7 @@ def audit_run(events: Sequence[StoredEvent], view: Mapping[str, Any] | None) -> 
                           stream)
     problems += _followed(events, "compensation.started",
                           {"compensation.completed", "compensation.failed"}, "step", stream)
-    problems += _followed(events, "signal.received", {"state.entered", "workflow.resumed",
+    problems += _followed(events, "signal.received", {"workflow.transition", "workflow.resumed",
                                                       "workflow.failed", "transition.rejected"},
                           None, stream)
     if view is None:

@@ -101,7 +101,7 @@ def test_a_broken_call_log_is_named() -> None:
 def test_workflow_run_audit() -> None:
     good = stream("wf:1", ("workflow.started", {}), ("step.started", {"step": "a"}),
                   ("step.completed", {"step": "a"}), ("signal.received", {}),
-                  ("state.entered", {}), ("workflow.completed", {"status": "failed"}),
+                  ("workflow.transition", {}), ("workflow.completed", {"status": "failed"}),
                   bus=False)
     assert audit_run(good, {"status": "failed", "last_seq": 105}) == []
     cut = good[:2]

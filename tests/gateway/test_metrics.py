@@ -66,7 +66,7 @@ def test_back_office_workflow_runs_are_counted_from_the_log(server: ServerThread
     run = started.json()
     assert run["status"] == "succeeded"
     events = httpx.get(f"{server.url}/api/runs/{run['id']}/events").json()
-    entered = sum(1 for e in events if e["type"] == "state.entered")
+    entered = sum(1 for e in events if e["type"] == "workflow.transition")
     tools = [e["data"]["tool"] for e in events
              if e["type"] == "step.completed" and "tool" in e["data"]]
     assert entered >= 2 and tools

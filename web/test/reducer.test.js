@@ -57,8 +57,8 @@ test("handoffs build the agent hierarchy; tools, escalations and denials are hig
   assert.deepEqual(s.tools, ["calendar.book"]);
   assert.deepEqual(s.workflow, { name: "booking", state: "confirm" });
   assert.deepEqual(s.highlights.map((h) => h.kind), ["handoff", "tool", "denial", "handoff", "escalation"]);
-  // the voice agents' events: a flow names itself as `agent`; refusals are denials
-  apply(state, ev("workflow.transition", { agent: "scheduling", from: "route", to: "ask_date", via: "start" }, 8, "h"));
+  // the voice agents' events: a flow's run names its workflow (and agent); refusals are denials
+  apply(state, ev("workflow.transition", { run: "scheduling-1", workflow: "scheduling", agent: "scheduling", from: "route", to: "ask_date", via: "default" }, 8, "h"));
   assert.deepEqual(s.workflow, { name: "scheduling", state: "ask_date" });
   apply(state, ev("tool.gave_up", { agent: "ops", tool: "ops.restart", error: "PermissionDenied: needs permissions not granted" }, 9, "h"));
   apply(state, ev("tool.gave_up", { agent: "ops", tool: "ops.status", error: "ToolTimeout: 2 s" }, 10, "h"));

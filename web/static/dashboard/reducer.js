@@ -11,7 +11,7 @@ const TIMELINE = 400;
 const LATENCIES = 60;
 const HIGHLIGHTS = 40;
 const ESCALATIONS = new Set(["call.escalated", "call.transfer"]);
-const WORKFLOW = new Set(["workflow.transition", "workflow.started", "state.entered"]);
+const WORKFLOW = new Set(["workflow.transition", "workflow.started"]);
 
 // Mirrors gateway/sessions.is_denial.
 export function isDenial(type, data = {}) {
@@ -155,9 +155,10 @@ export function foldSummary(s, event) {
   } else if (isDenial(t, d)) {
     s.denials += 1;
   } else if (WORKFLOW.has(t)) {
-    // the voice agents' flows name themselves as `agent`; engine workflows as `name`
+    // a transition names its workflow, a run's start its definition as `name`; a call's
+    // runs also name their agent
     const name = d.workflow || d.name || d.agent || (s.workflow || {}).name || null;
-    const st = d.to || d.state || (s.workflow || {}).state || null;
+    const st = d.to || (s.workflow || {}).state || null;
     s.workflow = { name, state: st };
   } else if (t === "turn.latency") {
     s.latency = { total_ms: d.total_ms ?? null, stt_ms: d.stt_ms ?? null, tts_ms: d.tts_ms ?? null };
@@ -254,7 +255,7 @@ export function describe(event) {
     case "tool.called":
       return d.tool || d.name || "";
     case "workflow.transition":
-      return `${d.agent || d.workflow || d.name || ""}: ${d.from || "start"} → ${d.to}`;
+      return `${d.workflow || d.name || d.agent || ""}: ${d.from || "start"} → ${d.to}`;
     case "session.ended":
       return d.reason || "";
     case "call.transfer":
