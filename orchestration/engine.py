@@ -77,15 +77,17 @@ def _answers(t: Transition, turn: Turn, ctx: Mapping[str, Any]) -> bool:
 
 class Engine(EngineSteps):
     def __init__(
-        self, store: EventStore, registry: ToolRegistry, definitions: Iterable[WorkflowDef] = (), *,
+        self, store: EventStore | None, registry: ToolRegistry,
+        definitions: Iterable[WorkflowDef] = (), *,
         clock: Clock | None = None, rng: random.Random | None = None,
         breakers: Breakers | None = None, budget: RetryBudget | None = None,
         ids: Callable[[], str] | None = None, policy: Policy | None = None,
         sealing: Sealing | None = None,
     ) -> None:
-        """``sealing``: mask each back-office event before it is written, keeping the
-        originals the run needs in a vault (``instance.py``, ``vault.py``)."""
-        self.store = store
+        """``store``: the log of back-office runs (None for an engine that runs call-bound
+        runs only); ``sealing``: mask each back-office event before it is written, keeping
+        the originals the run needs in a vault (``instance.py``, ``vault.py``)."""
+        self._store = store
         self.sealing = sealing
         self.registry = registry
         self.clock = clock or SystemClock()
@@ -101,8 +103,15 @@ class Engine(EngineSteps):
         self._ids = ids or (lambda: uuid.uuid4().hex[:12])
         self._locks: dict[str, asyncio.Lock] = {}
 
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            raise WorkflowError("this engine has no event log: it runs call-bound runs only")
+        return self._store
+
     def _breaker_event(self, name: str, type: str, data: dict[str, Any]) -> None:
-        self.store.append([NewEvent(f"breaker:{name}", type, data, self.clock.now())])
+        if self._store is not None:
+            self._store.append([NewEvent(f"breaker:{name}", type, data, self.clock.now())])
 
     def definition(self, name: str) -> WorkflowDef:
         try:

@@ -228,3 +228,12 @@ async def test_the_log_gets_the_masked_event_the_live_run_the_value(tmp_path: Pa
     assert line.said == ["Noted: call Bob on 415 555 0199"]
     assert line.stored()["run"]["ctx"]["steps"]["save"] == {"text": "call Bob on [phone ...0199]"}
     line.close()
+
+
+async def test_an_engine_without_a_log_runs_call_bound_runs_only(line: Line) -> None:
+    engine = Engine(None, line.kit.registry, [ASK])
+    run = line.run(ASK)
+    await engine.begin(run)
+    assert run.view["state"] == "when" and line.said == ["Hello.", "Which day?"]
+    with pytest.raises(WorkflowError, match="no event log"):
+        engine.state("r1")
