@@ -254,7 +254,8 @@ def _rollback(v: View, checkpoint: str) -> None:
 
 def new_conversation() -> View:
     return {"agent": None, "run": None, "runs": 0, "slots": {}, "failures": 0, "ended": None,
-            "caller": {"name": None, "returning": False}, "said": "", "resumed": 0}
+            "caller": {"name": None, "returning": False}, "said": "", "resumed": 0,
+            "before": None}
 
 
 def _run_event(c: View, type: str, d: Data, ts: float) -> None:
@@ -301,6 +302,31 @@ def _resumed(c: View, d: Data) -> None:
     c["resumed"] += 1
 
 
+# kept through a rollback: run names stay unique in a call (idempotency keys use them)
+_KEPT = ("before", "runs", "resumed")
+
+
+def _input(c: View, d: Data) -> None:
+    """An input starts: keep the state before it, to put back if a later turn replaces
+    this one (the caller went on talking, ``agent.rollback``)."""
+    c["before"] = {"turn": d.get("turn"),
+                   "state": _copy({k: v for k, v in c.items() if k not in _KEPT})}
+
+
+def _rolled_back_to(c: View, d: Data) -> None:
+    before = c.get("before")
+    if before is not None and before["turn"] == d.get("superseded"):
+        c.update(_copy(before["state"]))
+
+
+def _reopened(c: View, d: Data) -> None:
+    # the caller cut our goodbye or transfer: the call goes on, the question that run
+    # left open is not what they last heard
+    c["ended"] = None
+    c["run"] = None
+    c["agent"] = None
+
+
 _CONVERSATION: dict[str, Callable[[View, Data], None]] = {
     "agent.handoff": _handoff,
     "slots.changed": lambda c, d: _slots(c["slots"], d),
@@ -312,6 +338,9 @@ _CONVERSATION: dict[str, Callable[[View, Data], None]] = {
     "memory.write": _memory_write,
     "agent.reply": _reply,
     "session.resumed": _resumed,
+    "agent.input": _input,
+    "agent.rollback": _rolled_back_to,
+    "agent.reopened": _reopened,
 }
 
 

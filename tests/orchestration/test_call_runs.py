@@ -237,3 +237,25 @@ async def test_an_engine_without_a_log_runs_call_bound_runs_only(line: Line) -> 
     assert run.view["state"] == "when" and line.said == ["Hello.", "Which day?"]
     with pytest.raises(WorkflowError, match="no event log"):
         engine.state("r1")
+
+
+async def test_a_superseded_turn_is_undone_in_the_conversation(line: Line) -> None:
+    c = line.conversation
+    c.emit("agent.input", {"turn": 1})
+    c.emit("slots.changed", {"slots": {"date": "2026-12-01"}})
+    c.emit("agent.failure", {"count": 1})
+    c.emit("agent.input", {"turn": 2})
+    await line.engine.begin(line.run(ASK, "ask-1"))  # the cut turn started a run
+    c.emit("slots.changed", {"slots": {"time": "15:00"}})
+    c.emit("agent.goodbye", {"reason": "caller said goodbye"})
+    c.emit("agent.rollback", {"turn": 3, "superseded": 1})  # not the last: nothing undone
+    assert c.view["ended"] is not None
+    c.emit("agent.rollback", {"turn": 3, "superseded": 2})
+    assert c.view["slots"] == {"date": "2026-12-01"} and c.view["failures"] == 1
+    assert c.view["ended"] is None and c.view["run"] is None
+    assert c.view["runs"] == 1  # the next run is ask-2: run names stay unique
+    c.emit("agent.input", {"turn": 3})
+    c.emit("agent.goodbye", {"reason": "caller said goodbye"})
+    c.emit("agent.reopened", {"after": "goodbye"})
+    assert c.view["ended"] is None and c.view["agent"] is None
+    assert line.stored() == json.loads(json.dumps(c.view))

@@ -86,6 +86,9 @@ def _call_event(stream: str, draw: Any) -> NewEvent:
         ("step.completed", {"run": run, "step": step, "output": {"v": 1}}),
         ("vars.set", {"run": run, "vars": {step: 2}}),
         ("workflow.waiting", {"run": run, "state": step}),
+        ("agent.input", {"turn": draw(st.integers(1, 3))}),
+        ("agent.rollback", {"turn": 3, "superseded": draw(st.integers(1, 3))}),
+        ("agent.reopened", {"after": "goodbye"}),
     ]))
     return NewEvent(stream, kind, data, float(draw(st.integers(0, 10))))
 
