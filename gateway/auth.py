@@ -1,8 +1,10 @@
 """Who may do what at the edges.
 
-* Admin API, ``/ws/state``, ``/metrics`` and the dashboard's data: ``Authorization: Bearer
-  $VOXGATE_ADMIN_TOKEN`` (WebSockets may pass it as ``?token=`` since browsers cannot set
-  headers on them).
+* Admin API, ``/metrics`` and the dashboard's data: ``Authorization: Bearer
+  $VOXGATE_ADMIN_TOKEN``, never in the URL (where access logs and proxies keep it).
+  ``/ws/state`` takes that header too, and from browsers, which cannot set headers on a
+  WebSocket, a single-use ticket (``POST /api/ws-ticket``, then ``?ticket=``) or the
+  subprotocols ``voxgate.v1, bearer.<token>``.
 * Browser and widget calls: a signed, expiring widget token (``?token=`` on
   ``/ws/browser``) minted by ``POST /api/tokens`` (admin only) or, for the gateway's own
   demo page, by the server as it renders the page. Optional allowed origins.
@@ -21,6 +23,8 @@ import hmac
 import logging
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +41,11 @@ WIDGET_AUDIENCE = "voxgate:call"
 CLOSE_UNAUTHORIZED = 4401  # WebSocket close codes 4000-4999 are the application's own
 CLOSE_FORBIDDEN = 4403
 MIN_SECRET_CHARS = 32
+# WebSocket subprotocols (RFC 6455 section 1.9): a client offers ``voxgate.v1`` and
+# ``bearer.<admin token>``; the server selects ``voxgate.v1`` (never echoing the token),
+# since a browser fails a handshake that selects none of what it offered
+SUBPROTOCOL = "voxgate.v1"
+BEARER_PREFIX = "bearer."
 
 
 class AuthError(GatewayError):
@@ -58,6 +67,43 @@ class WidgetGrant:
     expires_at: float
 
 
+class Tickets:
+    """Single-use tickets that open ``/ws/state`` for ``ttl_s`` seconds, so a browser
+    never puts the admin token in a WebSocket URL. Only the newest ``max_open`` unused
+    tickets are kept."""
+
+    def __init__(
+        self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic, max_open: int = 1000
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.max_open = max_open
+        self._open: OrderedDict[str, float] = OrderedDict()  # ticket -> expiry, oldest first
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def issue(self) -> str:
+        now = self.clock()
+        while self._open and next(iter(self._open.values())) <= now:
+            self._open.popitem(last=False)
+        ticket = secrets.token_urlsafe(32)
+        self._open[ticket] = now + self.ttl_s
+        while len(self._open) > self.max_open:
+            self._open.popitem(last=False)
+        return ticket
+
+    def redeem(self, ticket: str) -> None:
+        expires = self._open.pop(ticket, None)
+        if expires is None or expires <= self.clock():
+            raise AuthError("unknown, used or expired ticket (POST /api/ws-ticket for a new one)")
+
+
+def ws_subprotocol(conn: HTTPConnection) -> str | None:
+    """The subprotocol to select on accepting a WebSocket: ``voxgate.v1`` if offered."""
+    return SUBPROTOCOL if SUBPROTOCOL in conn.scope.get("subprotocols", ()) else None
+
+
 def _secret(value: Any) -> str | None:
     if value is None:
         return None
@@ -77,6 +123,7 @@ class Auth:
         # HS256 wants a 256-bit key whatever length the configured secret has
         self._key = hashlib.sha256(self._key.encode()).hexdigest()
         self.origins = {o.rstrip("/") for o in settings.allowed_origins}
+        self.tickets = Tickets(settings.ws_ticket_ttl_s)
 
     def validate(self) -> list[str]:
         """Raise in production if a secret is missing; return development-mode warnings."""
@@ -128,14 +175,31 @@ class Auth:
     def check_admin(self, conn: HTTPConnection) -> None:
         if self.admin_token is None:
             return  # development mode, announced at start-up
-        header = conn.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            given = conn.query_params.get("token", "")
+        websocket = conn.scope["type"] == "websocket"
+        how = (
+            "Authorization: Bearer <token>, a ticket from POST /api/ws-ticket (?ticket=), "
+            f"or the subprotocols {SUBPROTOCOL}, {BEARER_PREFIX}<token>"
+            if websocket
+            else "Authorization: Bearer <token>"
+        )
+        if "token" in conn.query_params:
+            raise AuthError(f"the admin token is not accepted in the URL (logs keep URLs): {how}")
+        scheme, _, given = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            given = ""
+        if websocket and not given:
+            if "ticket" in conn.query_params:
+                self.tickets.redeem(conn.query_params["ticket"])
+                return
+            given = _subprotocol_bearer(conn)
         if not given:
-            raise AuthError("admin token required: Authorization: Bearer <token>")
+            raise AuthError(f"admin token required: {how}")
         if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
             raise AuthError("invalid admin token")
+
+    def issue_ticket(self) -> tuple[str, float]:
+        """A ticket for ``/ws/state`` and how many seconds it stays valid."""
+        return self.tickets.issue(), self.tickets.ttl_s
 
     # --- widget tokens ----------------------------------------------------------------
 
@@ -188,3 +252,14 @@ class Auth:
             raise AuthError("missing X-Twilio-Signature", status=403)
         if not RequestValidator(self.twilio_token).validate(url, params, signature):
             raise AuthError("invalid X-Twilio-Signature", status=403)
+
+
+def _subprotocol_bearer(conn: HTTPConnection) -> str:
+    offered: list[str] = list(conn.scope.get("subprotocols", ()))
+    bearers = [p.removeprefix(BEARER_PREFIX) for p in offered if p.startswith(BEARER_PREFIX)]
+    if not bearers:
+        return ""
+    if SUBPROTOCOL not in offered:
+        raise AuthError(f"offer {SUBPROTOCOL} beside {BEARER_PREFIX}<token>: it is the "
+                        "subprotocol the server selects")
+    return bearers[0]

@@ -244,9 +244,11 @@ class _Call:
     ) -> None:
         self.protocol = protocol
         self.twilio = protocol == "twilio"
-        # the widget token opens a browser call; the admin token the event stream
+        # the widget token opens a browser call; the admin token the event stream, in a
+        # header: never in a URL, where logs keep it
         self.url = _with_token(_endpoint(url, f"/ws/{protocol}"), token)
-        self.state_url = _with_token(_endpoint(url, "/ws/state"), admin_token)
+        self.state_url = _endpoint(url, "/ws/state")
+        self.state_headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else None
         # a production gateway checks Twilio's signature on the stream upgrade
         self.headers = ({"X-Twilio-Signature": twilio_signature(self.url, twilio_auth_token)}
                         if self.twilio and twilio_auth_token else None)
@@ -590,7 +592,7 @@ class _Call:
         state_ws = None
         if self.twilio:
             try:
-                state_ws = await _open(self.state_url)
+                state_ws = await _open(self.state_url, self.state_headers)
             except CallError as exc:
                 self.result.errors.append(f"no events (transcripts) for this call: {exc}")
         try:

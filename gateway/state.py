@@ -8,8 +8,8 @@
     GET /api/flows[/{name}]             the voice agents' dialogue flows as graphs
 
 Live sessions come from the bus (``SessionTracker``), finished ones from the event log
-(``SessionLog``). Every endpoint depends on ``viewer``: the one place where the bearer
-token of a later issue will be checked.
+(``SessionLog``). The app mounts this router behind the admin check (``gateway.auth``):
+the bearer header, or for ``/ws/state`` a ticket or the ``bearer.<token>`` subprotocol.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from gateway.api_flows import flows_router
+from gateway.auth import ws_subprotocol
 from gateway.sessions import EventDict, SessionLog, SessionTracker, Summary
 from orchestration.events import EventBus
 from orchestration.store import encode
@@ -37,7 +38,8 @@ QUEUE_LIMIT = 5000  # messages a slow viewer may lag behind before it is resynch
 
 
 async def viewer() -> None:
-    """Who may watch: everyone for now (authentication is a later issue)."""
+    """A hook for checks of this router's own; who may watch at all is the admin check the
+    app mounts the router behind (``gateway/app.py``)."""
 
 
 class _Viewer:
@@ -192,7 +194,9 @@ def state_router(bus: EventBus, data_dir: Path, *, poll_s: float = 0.25) -> APIR
 
     @router.websocket("/ws/state")
     async def ws_state(ws: WebSocket) -> None:
-        await ws.accept()
+        # the router's dependencies have checked the viewer; a browser that offered
+        # voxgate.v1 (with its bearer subprotocol) needs it selected
+        await ws.accept(subprotocol=ws_subprotocol(ws))
         session = ws.query_params.get("session") or None
         v = _Viewer(asyncio.get_running_loop(), session)
         tail: RunTail | None = holder.get("tail")

@@ -96,17 +96,19 @@ def test_minting_tokens_needs_the_admin_token(server: ServerThread) -> None:
     assert httpx.post(f"{server.url}/api/tokens", json={}).status_code == 401
 
 
-async def state_stream(url: str) -> dict[str, object]:
-    async with connect(url) as sock:
+async def state_stream(url: str, headers: dict[str, str] | None = None) -> dict[str, object]:
+    async with connect(url, additional_headers=headers) as sock:
         first = json.loads(await asyncio.wait_for(sock.recv(), 5))
         assert isinstance(first, dict)
         return first
 
 
 def test_state_stream_needs_the_admin_token(server: ServerThread) -> None:
+    """(tests/security/test_admin_token.py tries the other ways in.)"""
     with pytest.raises(InvalidStatus):
         asyncio.run(state_stream(ws(server, "/ws/state")))
-    first = asyncio.run(state_stream(ws(server, f"/ws/state?token={ADMIN}")))
+    bearer = {"authorization": f"Bearer {ADMIN}"}
+    first = asyncio.run(state_stream(ws(server, "/ws/state"), bearer))
     assert first["type"] == "snapshot"
 
 

@@ -2,6 +2,9 @@
 // (docs/security.md). A 401 calls onUnauthorized once (the page asks for the token).
 // Endpoints: docs/dashboard.md.
 
+// Offered on /ws/state; the gateway selects it (docs/protocol.md, section 3).
+export const SUBPROTOCOL = "voxgate.v1";
+
 export class Api {
   constructor(base = location.origin, { token = null, onUnauthorized = null } = {}) {
     this.base = new URL(base, location.href);
@@ -13,9 +16,9 @@ export class Api {
     return new URL(path.replace(/^\//, ""), this.base.href.endsWith("/") ? this.base : `${this.base}/`);
   }
 
-  async _get(path) {
+  async _get(path, method = "GET") {
     const headers = this.token ? { authorization: `Bearer ${this.token}` } : {};
-    const response = await fetch(this._url(path), { headers });
+    const response = await fetch(this._url(path), { method, headers });
     if (response.status === 401 && this.onUnauthorized) {
       const ask = this.onUnauthorized;
       this.onUnauthorized = null; // ask once
@@ -28,7 +31,7 @@ export class Api {
       } catch {
         /* not JSON */
       }
-      throw new Error(`GET ${path}: ${response.status} ${detail}`);
+      throw new Error(`${method} ${path}: ${response.status} ${detail}`);
     }
     return response.json();
   }
@@ -53,19 +56,39 @@ export class Api {
     return this._get(`/api/flows/${encodeURIComponent(name)}`);
   }
 
+  // A single-use ticket that opens /ws/state once, within seconds: the admin token itself
+  // never goes in a WebSocket URL, where access logs and proxies would keep it.
+  async wsTicket() {
+    return (await this._get("/api/ws-ticket", "POST")).ticket;
+  }
+
   // The live stream: calls onMessage(parsed) for each message, onStatus(connected) when the
   // connection opens or drops, and reconnects with backoff (each reconnect starts with a
-  // fresh snapshot, so nothing is missed). Returns a function that closes it for good.
+  // fresh snapshot, so nothing is missed, and with a fresh ticket). Returns a function that
+  // closes it for good; `this.socket` is the current connection.
   stream({ session = null, onMessage, onStatus = () => {} }) {
     let ws = null;
     let closed = false;
     let delay = 250;
-    const open = () => {
+    const retry = () => {
+      if (!closed) setTimeout(open, (delay = Math.min(delay * 2, 5000)));
+    };
+    const open = async () => {
       const url = this._url("/ws/state");
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
       if (session) url.searchParams.set("session", session);
-      if (this.token) url.searchParams.set("token", this.token); // browsers send no headers on WebSockets
-      ws = new WebSocket(url);
+      if (this.token) {
+        // browsers send no headers on WebSockets: a ticket, fetched with the bearer header
+        try {
+          url.searchParams.set("ticket", await this.wsTicket());
+        } catch {
+          onStatus(false);
+          retry();
+          return;
+        }
+      }
+      if (closed) return;
+      ws = this.socket = new WebSocket(url, [SUBPROTOCOL]);
       ws.onopen = () => {
         delay = 250;
         onStatus(true);
@@ -81,7 +104,7 @@ export class Api {
       };
       ws.onclose = () => {
         onStatus(false);
-        if (!closed) setTimeout(open, (delay = Math.min(delay * 2, 5000)));
+        retry();
       };
     };
     open();
