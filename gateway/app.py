@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, WebSocket, WebSocketException
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from gateway.api_tokens import tokens_router
 from gateway.api_workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
 from gateway.browser import handle_browser
@@ -36,12 +35,6 @@ from orchestration.redact import redact_data
 from voice.services import VoiceServices
 
 log = logging.getLogger(__name__)
-
-
-class TokenRequest(BaseModel):
-    caller: str | None = Field(None, max_length=200)
-    origin: str | None = Field(None, max_length=300)
-    ttl_s: float | None = Field(None, gt=0, le=7 * 86400)
 
 
 def create_app(
@@ -100,10 +93,14 @@ def create_app(
             auth.check_admin(conn)
         except AuthError as exc:
             if conn.scope["type"] == "websocket":
+                # the handshake is refused with HTTP 403: the reason reaches only the log
+                log.warning("%s refused: %s", conn.url.path, exc)
                 raise WebSocketException(CLOSE_UNAUTHORIZED, str(exc)) from None
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
     admin = Depends(require_admin)
+    # widget tokens and /ws/state tickets (POST /api/tokens, /api/ws-ticket)
+    app.include_router(tokens_router(auth, admin))
     # workflows, their REST API, and the event log every call event is appended to
     metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
     metrics.attach(runtime.bus)
@@ -143,12 +140,6 @@ def create_app(
         body = {"status": status, "sessions": len(runtime.sessions),
                 "models": runtime.voice.load_ms}
         return JSONResponse(body, status_code=200 if ready else 503)
-
-    @app.post("/api/tokens", dependencies=[admin])
-    async def mint_token(body: TokenRequest) -> dict[str, Any]:
-        """A signed, expiring token a page passes to /ws/browser (?token=)."""
-        token, expires = auth.mint_widget_token(body.caller, body.origin, body.ttl_s)
-        return {"token": token, "expires_at": expires}
 
     @app.websocket("/ws/twilio")
     async def ws_twilio(ws: WebSocket) -> None:

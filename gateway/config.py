@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # key that signs widget tokens (browser calls)
     token_secret: SecretStr | None = None
     token_ttl_s: float = Field(3600.0, gt=0, le=7 * 86400)
+    # how long a ticket from POST /api/ws-ticket opens /ws/state (once)
+    ws_ticket_ttl_s: float = Field(30.0, gt=0, le=600)
     # GET / serves the demo page, which mints a widget token for whoever loads it; unset:
     # on in development, off (404) in production
     demo_page: bool | None = None
