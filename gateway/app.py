@@ -16,6 +16,7 @@ from gateway.api_workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
 from gateway.browser import handle_browser
 from gateway.config import Settings
+from gateway.debug import debug_router
 from gateway.health import GatewayReadings
 from gateway.limits import RateLimiter
 from gateway.logs import set_trace_lookup
@@ -112,6 +113,8 @@ def create_app(
     )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget
     app.include_router(state_router(runtime.bus, settings.data_dir), dependencies=[admin])
+    # leak-hunting figures for the soak benchmark and the fault tests
+    app.include_router(debug_router(runtime), dependencies=[admin])
     app.include_router(pages_router(
         lambda: auth.mint_widget_token("demo-page")[0],
         demo_page=settings.demo_page_on,

@@ -32,7 +32,7 @@ from gateway.browser_protocol import (
     StopMessage,
     TextMessage,
 )
-from gateway.inbox import Inbox
+from gateway.inbox import Inbox, disconnect_reason
 from gateway.logs import bind_session
 from gateway.outbox import Outbox
 from gateway.runtime import CallRefused, Draining, Runtime
@@ -114,8 +114,8 @@ async def handle_browser(ws: WebSocket, runtime: Runtime) -> None:
         reason, close_code = await _pump(
             ws, session, transport, validator, outbox, start, runtime.settings.idle_timeout_s
         )
-    except WebSocketDisconnect:
-        reason = "client disconnected"
+    except WebSocketDisconnect as exc:
+        reason = disconnect_reason(exc.code)
     except Exception:
         log.exception("browser call failed")
         reason, close_code = "internal error", CLOSE_INTERNAL_ERROR
@@ -207,4 +207,4 @@ async def _pump(
             return "idle timeout", CLOSE_NORMAL
         if inbox.why == "stopped":
             return (transport.end_reason or session.end_reason or "ended"), CLOSE_NORMAL
-        return "client disconnected", CLOSE_NORMAL
+        return disconnect_reason(inbox.close_code), CLOSE_NORMAL

@@ -10,6 +10,16 @@ from typing import Any, Literal
 from starlette.websockets import WebSocket
 
 Why = Literal["disconnected", "idle", "stopped"]
+# RFC 6455 7.1.5: no close frame with a status arrived. uvicorn reports a TCP connection
+# lost after the handshake as 1005 (its websockets-sansio protocol) or 1006 (the others).
+NO_CLOSE_STATUS = (1005, 1006)
+
+
+def disconnect_reason(code: int | None) -> str:
+    """Why a call ended when its client's connection did, for ``session.ended``."""
+    if code is None or code in NO_CLOSE_STATUS:
+        return "caller vanished (connection lost, no close frame)"
+    return f"client closed the connection (close code {code})"
 
 
 class Inbox:
@@ -24,6 +34,7 @@ class Inbox:
         self._stops = [asyncio.ensure_future(stop.wait()) for stop in stops]
         self._receive: asyncio.Future[Any] | None = None
         self.why: Why = "disconnected"
+        self.close_code: int | None = None  # the client's, when why is "disconnected"
 
     def __aiter__(self) -> Inbox:
         return self
@@ -46,6 +57,7 @@ class Inbox:
         self._receive = None
         if message["type"] == "websocket.disconnect":
             self.why = "disconnected"
+            self.close_code = message.get("code")
             raise StopAsyncIteration
         return message
 

@@ -13,7 +13,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.inbox import Inbox
+from gateway.inbox import Inbox, disconnect_reason
 from gateway.logs import bind_session
 from gateway.outbox import Outbox
 from gateway.runtime import CallRefused, Draining, Runtime
@@ -107,8 +107,8 @@ async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
         bind_session(session.id)
         await session.start()
         reason = await _pump(ws, session, transport, settings.idle_timeout_s)
-    except WebSocketDisconnect:
-        reason = "twilio disconnected"
+    except WebSocketDisconnect as exc:
+        reason = disconnect_reason(exc.code)
     finally:
         if session is not None:
             await runtime.end_session(session, reason)
@@ -178,4 +178,4 @@ async def _pump(
             return "idle timeout"
         if inbox.why == "stopped":
             return session.end_reason or "agent ended the call"
-        return "twilio disconnected"
+        return disconnect_reason(inbox.close_code)

@@ -288,5 +288,5 @@ async def browser_vanishes_mid_reply(server: ServerThread) -> None:
 def test_browser_client_vanishing_mid_reply(server: ServerThread, recorder: EventRecorder) -> None:
     asyncio.run(with_good_call(server, browser_vanishes_mid_reply(server)))
     reasons = [e.data["reason"] for e in recorder.of_type("session.ended")]
-    assert "client disconnected" in reasons, reasons
+    assert "caller vanished (connection lost, no close frame)" in reasons, reasons
     assert not server.runtime.sessions, "a session outlived its connection"
