@@ -69,19 +69,20 @@ async def _guard(fn: Callable[[], Awaitable[T]]) -> T:
 def workflows_router(
     data_dir: str | Path | None = None, *, orchestrator: Orchestrator | None = None,
     bus: EventBus | None = None, tick_s: float = 1.0,
-    on_append: AppendObserver | None = None,
+    log_observer: AppendObserver | None = None,
     on_logged: Callable[[list[StoredEvent]], None] | None = None, redact: bool = True,
 ) -> APIRouter:
     """The workflow API. ``on_logged`` sees every batch the orchestrator commits to the
-    log (the metrics count back-office workflow runs with it); ``redact`` masks the runs'
-    events as the bus masks the calls' (the ``redact`` setting)."""
+    log (the metrics count back-office workflow runs with it); ``log_observer`` hears how
+    the bus's log writer fares (appends, failures, drops, backlog); ``redact`` masks the
+    runs' events as the bus masks the calls' (the ``redact`` setting)."""
     orch = orchestrator or Orchestrator(data_dir, redact=redact)
     if on_logged is not None:
         orch.store.observe(on_logged)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sink = attach_bus(bus, orch.store, on_append=on_append) if bus is not None else None
+        sink = attach_bus(bus, orch.store, observer=log_observer) if bus is not None else None
         ticker = await orch.start_background(tick_s) if tick_s > 0 else None
         try:
             yield

@@ -107,7 +107,7 @@ def create_app(
     metrics.attach(runtime.bus)
     app.state.metrics = metrics
     app.include_router(
-        workflows_router(settings.data_dir, bus=runtime.bus, on_append=metrics.log_appended,
+        workflows_router(settings.data_dir, bus=runtime.bus, log_observer=metrics,
                          on_logged=metrics.observe_log, redact=settings.redact),
         dependencies=[admin],
     )

@@ -3,7 +3,9 @@
 Nothing in the call path updates a metric: every figure here is derived from the events
 the pipeline emits anyway (``turn.latency``, ``stt.final``, ``tool.failed``...), so the
 metrics can never disagree with the event log. Pool gauges (bulkheads) are read at scrape
-time. ``GET /metrics`` serves the text format.
+time. The event log's own health (backlog, failed writes, dropped events) comes from its
+writer, which cannot report through the log it is failing to write. ``GET /metrics``
+serves the text format.
 """
 
 from __future__ import annotations
@@ -98,6 +100,25 @@ class Metrics:
             buckets=_FAST_BUCKETS,
             registry=r,
         )
+        # the event log writer's health (orchestration/buslog.py reports it, see attach_bus)
+        self.log_backlog_size = Gauge(
+            "voxgate_event_log_backlog", "Call events emitted and not yet in the event log",
+            registry=r,
+        )
+        self.log_write_failures = Counter(
+            "voxgate_event_log_write_failures",
+            "Appends to the event log that failed (locked, disk full, ...) and are retried",
+            registry=r,
+        )
+        self.log_drops = Counter(
+            "voxgate_event_log_dropped",
+            "Call events that will never be in the event log: poison (the log cannot store "
+            "it), backlog_full, shutdown (the log was still unwritable)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("poison", "backlog_full", "shutdown"):
+            self.log_drops.labels(reason)  # every reason shows, at 0 until it happens
         r.register(_PoolCollector(pools))
 
     def observe(self, event: Event) -> None:
@@ -147,8 +168,19 @@ class Metrics:
         elif kind == "gateway.bad_message":
             self.bad_messages.labels(str(data.get("protocol", "?"))).inc()
 
+    # the event log writer's observer (orchestration.buslog.AppendObserver)
+
     def log_appended(self, seconds: float, count: int) -> None:
         self.log_append.observe(seconds)
+
+    def log_write_failed(self) -> None:
+        self.log_write_failures.inc()
+
+    def log_dropped(self, count: int, reason: str) -> None:
+        self.log_drops.labels(reason).inc(count)
+
+    def log_backlog(self, size: int) -> None:
+        self.log_backlog_size.set(size)
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         return bus.subscribe(self.observe)

@@ -25,15 +25,19 @@ from typing import Any
 
 from orchestration.store import (
     ConcurrentWriteError,
+    EventRejected,
     LogBusyError,
     LogCorruptedError,
     LogError,
+    LogFullError,
     NewEvent,
     Projector,
     StoredEvent,
     View,
     decode,
     encode,
+    encode_event,
+    projection_failed,
 )
 
 log = logging.getLogger(__name__)
@@ -133,9 +137,7 @@ class SQLiteEventStore:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise LogBusyError(
-                    f"{self.path} is locked by another writer ({exc}); nothing was written"
-                ) from exc
+                raise self._unwritable(exc) from exc
             try:
                 self._pending_cache: dict[str, tuple[int, View | None]] = {}
                 out = self._append_locked(events, expected or {})
@@ -144,12 +146,14 @@ class SQLiteEventStore:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
             except BaseException as exc:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise LogError(f"{self.path}: {exc}; nothing was written") from exc
-                if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-                    exc, sqlite3.OperationalError
-                ):
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._unwritable(exc) from exc
+                if isinstance(exc, sqlite3.DataError | OverflowError):
+                    raise EventRejected(f"{self.path}: {exc}; nothing was written") from exc
+                if isinstance(exc, sqlite3.DatabaseError):
                     raise self._corrupted(exc) from exc
                 raise
         for observer in tuple(self._observers):
@@ -158,6 +162,28 @@ class SQLiteEventStore:
             except Exception:  # a broken observer must not look like a failed write
                 log.exception("event log observer %r failed", observer)
         return out
+
+    def _unwritable(self, exc: sqlite3.OperationalError) -> LogError:
+        """Why the log cannot be written just now: busy (locked), full, or its disk."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return LogBusyError(
+                f"{self.path} is locked by another writer ({exc}); nothing was written")
+        if name == "SQLITE_FULL":
+            return LogFullError(
+                f"{self.path}: the disk holding the event log is full ({exc}); nothing was "
+                "written")
+        return LogError(f"{self.path}: cannot write the event log ({name}: {exc}); nothing "
+                        "was written")
+
+    def _rollback(self) -> None:
+        # SQLite has rolled back already after some errors (a full disk): ROLLBACK would
+        # then fail, and its error would hide the one that matters
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("event log %s: rollback failed (%s)", self.path, exc)
 
     def observe(self, observer: Callable[[list[StoredEvent]], None]) -> Callable[[], None]:
         """Call ``observer`` with each batch once committed; returns the unsubscribe."""
@@ -199,19 +225,22 @@ class SQLiteEventStore:
         rows = []
         out = []
         project = self._project
-        for new in events:
+        for i, new in enumerate(events):
             seq += 1
             version = versions.get(new.stream, 0) + 1
             versions[new.stream] = version
             ts = self._clock() if new.ts is None else new.ts
-            text = encode(new.data)
+            text = encode_event(new, i)
             rows.append(
                 (seq, ts, new.stream, version, new.type, text,
                  row_crc(seq, ts, new.stream, version, new.type, text))
             )
             stored = StoredEvent(seq, ts, new.stream, version, new.type, decode(text))
             out.append(stored)
-            view = project(views.get(new.stream), stored)
+            try:
+                view = project(views.get(new.stream), stored)
+            except Exception as exc:
+                raise projection_failed(stored, i, exc) from exc
             if view is not None:
                 views[new.stream] = view
         db.executemany("INSERT INTO events VALUES(?,?,?,?,?,?,?)", rows)

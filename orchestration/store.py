@@ -51,6 +51,26 @@ class LogBusyError(LogError):
     """The log stayed locked by another process for longer than the busy timeout."""
 
 
+class LogFullError(LogError):
+    """The disk (or the size limit) holding the log is full; nothing was written."""
+
+
+class EventRejected(LogError):
+    """An event the log cannot take, whatever the state of the disk: its data cannot be
+    written as JSON (NaN, a cycle, a value whose ``repr`` fails), it is over
+    ``MAX_EVENT_BYTES``, or its projection fails. Nothing of the batch was written.
+    ``index`` is its place in the batch when the store knows it."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+# one event's data as JSON; a bigger one (a whole recording by mistake) is refused rather
+# than slowing every later read of its stream
+MAX_EVENT_BYTES = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     stream: str
@@ -121,6 +141,27 @@ def encode(data: Mapping[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), default=_jsonable, allow_nan=False)
 
 
+def encode_event(event: NewEvent, index: int) -> str:
+    """``event``'s data as the log stores it, or ``EventRejected`` saying why not."""
+    try:
+        text = encode(event.data)
+    except Exception as exc:  # json's ValueError/TypeError/RecursionError, a failing repr
+        raise EventRejected(
+            f"event {index} ({event.type} on {event.stream}) cannot be stored as JSON: "
+            f"{type(exc).__name__}: {exc}; nothing was written", index) from exc
+    if len(text) > MAX_EVENT_BYTES:
+        raise EventRejected(
+            f"event {index} ({event.type} on {event.stream}) is {len(text)} bytes as JSON, "
+            f"over the {MAX_EVENT_BYTES} byte limit; nothing was written", index)
+    return text
+
+
+def projection_failed(event: StoredEvent, index: int, exc: Exception) -> EventRejected:
+    return EventRejected(
+        f"event {index} ({event.type} on {event.stream}) breaks its view's projection: "
+        f"{type(exc).__name__}: {exc}; nothing was written", index)
+
+
 def decode(text: str) -> dict[str, Any]:
     value = json.loads(text)
     if not isinstance(value, dict):
@@ -150,21 +191,35 @@ class MemoryEventStore:
             versions = dict(self._versions)
             stored: list[StoredEvent] = []
             seq = len(self._events)
-            for new in events:  # encode everything first: a bad value changes nothing
+            for i, new in enumerate(events):  # encode all first: a bad value changes nothing
                 seq += 1
                 version = versions.get(new.stream, 0) + 1
                 versions[new.stream] = version
                 stored.append(StoredEvent(
                     seq, self._clock() if new.ts is None else new.ts, new.stream, version,
-                    new.type, decode(encode(new.data)),
+                    new.type, decode(encode_event(new, i)),
                 ))
-            for event in stored:
-                view = self._project(self._views.get(event.stream), event)
+            for i, event in enumerate(stored):
+                try:
+                    view = self._project(self._views.get(event.stream), event)
+                except Exception as exc:
+                    # projections change views in place: fold the touched ones again
+                    self._refold({e.stream for e in stored[: i + 1]})
+                    raise projection_failed(event, i, exc) from exc
                 if view is not None:
                     self._views[event.stream] = view
             self._events.extend(stored)
             self._versions = versions
             return stored
+
+    def _refold(self, streams: set[str]) -> None:
+        for stream in streams:
+            self._views.pop(stream, None)
+        for event in self._events:
+            if event.stream in streams:
+                view = self._project(self._views.get(event.stream), event)
+                if view is not None:
+                    self._views[event.stream] = view
 
     def read(
         self, after: int = 0, stream: str | None = None, limit: int | None = None

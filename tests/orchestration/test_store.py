@@ -13,23 +13,33 @@ import pytest
 from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import (
     ConcurrentWriteError,
+    EventRejected,
     EventStore,
     LogCorruptedError,
     MemoryEventStore,
     NewEvent,
+    StoredEvent,
+    View,
 )
 from orchestration.views import project
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def rejecting(view: View | None, event: StoredEvent) -> View | None:
+    """The real projection, except that it breaks on one event type."""
+    if event.type == "breaks.projection":
+        raise KeyError("state")
+    return project(view, event)
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
     s: EventStore
     if request.param == "memory":
-        s = MemoryEventStore(project, clock=lambda: 5.0)
+        s = MemoryEventStore(rejecting, clock=lambda: 5.0)
     else:
-        s = SQLiteEventStore(tmp_path / "log.db", project, clock=lambda: 5.0)
+        s = SQLiteEventStore(tmp_path / "log.db", rejecting, clock=lambda: 5.0)
     yield s
     s.close()
 
@@ -74,6 +84,32 @@ def test_values_json_cannot_hold_are_kept_readable(store: EventStore) -> None:
     [e] = store.append([NewEvent("call:c", "audio.chunk", {"pcm": b"\x00" * 320,
                                                             "tags": ("a", "b")})])
     assert e.data == {"pcm": {"bytes": 320}, "tags": ["a", "b"]}
+
+
+class NoRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [({"x": float("nan")}, "cannot be stored as JSON: ValueError"),
+     ({"o": NoRepr()}, "cannot be stored as JSON: RuntimeError: no repr"),
+     ({"pcm": "x" * 1_100_000}, "over the 1048576 byte limit"),
+     ({}, "breaks its view's projection: KeyError")],
+)
+def test_an_event_the_log_cannot_take_is_rejected_and_nothing_is_written(
+        store: EventStore, data: dict[str, object], why: str) -> None:
+    store.append([NewEvent("call:c", "turn.final", {"i": 0})])
+    kind = "breaks.projection" if not data else "turn.final"
+    with pytest.raises(EventRejected, match=why) as err:
+        store.append([NewEvent("call:c", "turn.final", {"i": 1}), NewEvent("call:c", kind, data)])
+    assert err.value.index == 1 and str(err.value).startswith("event 1 (")
+    assert store.last_seq() == 1 and store.version("call:c") == 1
+    view = store.view("call:c")
+    assert view is not None and view["events"] == 1  # the view is as it was too
+    store.append([NewEvent("call:c", "turn.final", {"i": 2})])  # and the log goes on
+    assert [e.data["i"] for e in store.read()] == [0, 2]
 
 
 def test_sqlite_log_survives_reopen(tmp_path: Path) -> None:
