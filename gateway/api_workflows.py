@@ -39,7 +39,9 @@ from orchestration.buslog import AppendObserver, attach_bus
 from orchestration.engine import InputInvalid, WorkflowError
 from orchestration.events import EventBus
 from orchestration.service import Orchestrator
+from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import ConcurrentWriteError, LogError, StoredEvent
+from orchestration.views import project
 
 T = TypeVar("T")
 
@@ -82,7 +84,13 @@ def workflows_router(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sink = attach_bus(bus, orch.store, observer=log_observer) if bus is not None else None
+        # the bus's writer has a connection of its own: while another process holds the
+        # log locked it waits in SQLite's busy handler, and must not hold the connection
+        # the engine and this API use on the event loop meanwhile
+        sink = writer = None
+        if bus is not None:
+            writer = SQLiteEventStore(orch.store.path, project, busy_timeout_s=2.0, check=False)
+            sink = attach_bus(bus, writer, observer=log_observer)
         ticker = await orch.start_background(tick_s) if tick_s > 0 else None
         try:
             yield
@@ -91,8 +99,9 @@ def workflows_router(
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
-            if sink is not None:
+            if sink is not None and writer is not None:
                 await asyncio.to_thread(sink.close)
+                writer.close()
             if orchestrator is None:
                 orch.close()
 

@@ -1,21 +1,24 @@
 """The bus's log writer against real faults: events the log cannot store, an observer that
-raises."""
+raises, a log locked by another connection, a full database, a full disk (tmpfs)."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import sqlite3
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestration.buslog import attach_bus
+from orchestration.buslog import BusLog, attach_bus
 from orchestration.events import EventBus
 from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import StoredEvent, View
+from orchestration.store import LogFullError, NewEvent, StoredEvent, View
 from orchestration.views import project
 
 
@@ -111,5 +114,145 @@ def test_an_observer_that_raises_never_makes_a_batch_be_written_twice(
     assert bus_seqs(store) == list(range(1, 51))
     assert sink.failures == 0
     assert any("observer" in r.getMessage() for r in caplog.records)
+    sink.close()
+    store.close()
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[tuple[SQLiteEventStore, sqlite3.Connection]]:
+    """A log, and another connection holding its write lock (as another process would)."""
+    store = SQLiteEventStore(tmp_path / "log.db", project, busy_timeout_s=0.05)
+    other = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    yield store, other
+    other.close()
+    store.close()
+
+
+def test_a_locked_log_holds_events_then_writes_each_once(
+        locked: tuple[SQLiteEventStore, sqlite3.Connection],
+        caplog: pytest.LogCaptureFixture) -> None:
+    store, other = locked
+    bus = EventBus()
+    seen = Recorder()
+    sink = attach_bus(bus, store, batch=20, retry_s=0.01, observer=seen)
+    started = time.monotonic()
+    for i in range(100):
+        bus.emit(f"s{i % 2}", "turn.final", {"i": i})
+    assert time.monotonic() - started < 0.5  # the emitting side never waits
+    until(lambda: sink.failures >= 5)  # several attempts, still one error in the log
+    assert sink.failing and sink.backlog == 100 and store.last_seq() == 0
+    assert seen.failures == sink.failures and seen.backlog[-1] == 100
+    other.execute("ROLLBACK")
+    assert sink.flush(timeout=10)
+    assert sorted(bus_seqs(store)) == list(range(1, 101))  # each once
+    assert not sink.failing and sink.backlog == 0 and seen.backlog[-1] == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("event log cannot be written" in m for m in messages) == 1
+    assert "is locked by another writer" in next(m for m in messages if "cannot be" in m)
+    assert sum("event log writable again" in m for m in messages) == 1
+    sink.close()
+
+
+def test_a_full_backlog_drops_new_events_and_says_so_once(
+        locked: tuple[SQLiteEventStore, sqlite3.Connection],
+        caplog: pytest.LogCaptureFixture) -> None:
+    store, other = locked
+    bus = EventBus()
+    seen = Recorder()
+    sink = attach_bus(bus, store, batch=10, retry_s=0.01, observer=seen, limit=50)
+    for i in range(80):
+        bus.emit("s", "turn.final", {"i": i})
+    assert sink.backlog == 50 and sink.dropped["backlog_full"] == 30
+    assert seen.dropped == {"backlog_full": 30}
+    other.execute("ROLLBACK")
+    assert sink.flush(timeout=10)
+    assert [e.data["i"] for e in store.read()] == list(range(50))  # the oldest are kept
+    full = [r for r in caplog.records if "backlog is full" in r.getMessage()]
+    assert len(full) == 1
+    sink.close()
+
+
+def test_closing_while_the_log_stays_locked_gives_up_and_counts(
+        locked: tuple[SQLiteEventStore, sqlite3.Connection]) -> None:
+    store, _ = locked
+    bus = EventBus()
+    seen = Recorder()
+    sink = BusLog(bus, store, batch=5, retry_s=0.01, observer=seen)
+    for i in range(12):
+        bus.emit("s", "turn.final", {"i": i})
+    until(lambda: sink.failing)
+    sink.close(timeout=0.5)
+    until(lambda: not sink._thread.is_alive(), timeout=5)
+    assert sink.dropped["shutdown"] == 12 and seen.dropped == {"shutdown": 12}
+    assert sink.backlog == 0
+
+
+def test_a_full_database_holds_events_until_there_is_room(tmp_path: Path) -> None:
+    """SQLITE_FULL for real: the store's connection may not grow the file any further."""
+    store = SQLiteEventStore(tmp_path / "log.db", project)
+    bus = EventBus()
+    sink = attach_bus(bus, store, batch=50, retry_s=0.01)
+    bus.emit("s", "turn.final", {"i": -1})
+    assert sink.flush()
+    db = store._db  # max_page_count is a setting of one connection: the store's own
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    for i in range(200):
+        bus.emit("s", "turn.final", {"i": i, "text": "a caller's words " * 20})
+    until(lambda: sink.failures >= 3)
+    assert sink.failing and sink.backlog == 200
+    with pytest.raises(LogFullError, match="the disk holding the event log is full"):
+        store.append([NewEvent("call:x", "turn.final", {"text": "more words " * 500})])
+    db.execute("PRAGMA max_page_count = 1073741823")
+    assert sink.flush(timeout=10)
+    assert [e.data["i"] for e in store.read()] == list(range(-1, 200))
+    sink.close()
+    store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs, when this process may mount one (root); skipped otherwise."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (the max_page_count test covers SQLITE_FULL)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_holds_events_until_space_is_freed(small_disk: Path) -> None:
+    store = SQLiteEventStore(small_disk / "log.db", project)
+    store.append([NewEvent("call:x", "turn.final", {"text": "the first words"})])
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL must grow to take more
+    bus = EventBus()
+    sink = attach_bus(bus, store, batch=50, retry_s=0.01)
+    filler = fill(small_disk)
+    for i in range(300):
+        bus.emit("s", "turn.final", {"i": i, "text": "a caller's words " * 20})
+    until(lambda: sink.failures >= 3)
+    assert sink.failing and sink.backlog == 300
+    filler.unlink()
+    assert sink.flush(timeout=10)
+    assert [e.data["i"] for e in store.read(stream="call:s")] == list(range(300))
     sink.close()
     store.close()

@@ -15,7 +15,9 @@ from orchestration.store import (
     ConcurrentWriteError,
     EventRejected,
     EventStore,
+    LogBusyError,
     LogCorruptedError,
+    LogFullError,
     MemoryEventStore,
     NewEvent,
     StoredEvent,
@@ -110,6 +112,34 @@ def test_an_event_the_log_cannot_take_is_rejected_and_nothing_is_written(
     assert view is not None and view["events"] == 1  # the view is as it was too
     store.append([NewEvent("call:c", "turn.final", {"i": 2})])  # and the log goes on
     assert [e.data["i"] for e in store.read()] == [0, 2]
+
+
+def test_a_full_database_says_so_and_writes_again_when_there_is_room(tmp_path: Path) -> None:
+    s = SQLiteEventStore(tmp_path / "log.db", project)
+    s.append([NewEvent("call:c", "turn.final", {"i": 0})])
+    pages = s._db.execute("PRAGMA page_count").fetchone()[0]
+    s._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL for real, on this connection
+    big = [NewEvent("call:c", "turn.final", {"text": "words " * 2000, "i": i}) for i in range(5)]
+    with pytest.raises(LogFullError, match="the disk holding the event log is full"):
+        s.append(big)
+    assert s.last_seq() == 1
+    s._db.execute("PRAGMA max_page_count = 1073741823")
+    s.append(big)
+    assert s.last_seq() == 6
+    s.close()
+
+
+def test_a_log_locked_by_another_connection_is_busy(tmp_path: Path) -> None:
+    s = SQLiteEventStore(tmp_path / "log.db", project, busy_timeout_s=0.05)
+    other = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(LogBusyError, match="is locked by another writer"):
+        s.append([NewEvent("call:c", "turn.final", {})])
+    other.execute("ROLLBACK")
+    s.append([NewEvent("call:c", "turn.final", {})])
+    assert s.last_seq() == 1
+    other.close()
+    s.close()
 
 
 def test_sqlite_log_survives_reopen(tmp_path: Path) -> None:
