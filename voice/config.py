@@ -52,7 +52,12 @@ class TurnConfig(BaseModel):
     max_reprompts: int = Field(2, ge=0, le=10)
     reprompt_text: str = "Are you still there?"
     goodbye_text: str = "I haven't heard anything, so I'll hang up now. Goodbye!"
-    # what the caller hears when the agent answered a turn with nothing at all
+    # what the caller hears when their turn could not be transcribed (STT raised) ...
+    stt_error_text: str = "Sorry, I didn't catch that. Could you say it again?"
+    # ... when a sentence of the reply could not be synthesised (said with audio made
+    # when the voice was loaded, so it is heard even if synthesis fails every time) ...
+    tts_error_text: str = "Sorry, something went wrong on my side. Could you say that again?"
+    # ... and when the agent answered a turn with nothing at all
     no_reply_text: str = "Sorry, could you say that again?"
     # longest single user turn; longer speech is cut into turns of this size
     max_turn_s: float = Field(30.0, gt=1, le=120)

@@ -140,8 +140,11 @@ class Listener:
         self.committing = self.spawn(self.on_end(heard), "commit")
 
     async def transcribe(self, heard: Heard) -> Any:
+        """The turn's transcript: the speculative one if it fits and did not fail."""
         if heard.spec is not None and not heard.forced:
-            return await heard.spec.task
+            transcript = await heard.spec.task
+            if transcript is not None:
+                return transcript
         return await self.stt.transcribe(heard.audio, self.prompt())
 
     def merge(self, audio: bytes, cut: Cut) -> None:

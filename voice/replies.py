@@ -6,6 +6,12 @@ to play them. A reply's queue holds sentences (``str``) and the agent's other ac
 A reply that answers the caller always says something: an agent that yields no action
 at all, or fails before saying anything, leaves the caller hearing ``fallback`` (with an
 ``agent.silent`` / ``agent.error`` event), not silence and a reprompt 7 s later.
+
+A sentence piper cannot synthesise (it raised, or its pool refused the job) does not
+leave the reply hanging: the speaker plays an apology synthesised when the voice was
+loaded and kept (``keep``), so the caller hears it even when synthesis has stopped
+working altogether, and the reply goes on to what the agent decided (hang up, transfer)
+and back to listening.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +40,19 @@ class TextToSpeech(Protocol):
     def sample_rate(self) -> int: ...
 
     async def synthesize(self, text: str) -> bytes: ...
+
+
+# lines synthesised once per voice and kept: tts -> text -> PCM16 at the voice's rate
+_kept: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
+
+
+def keep(tts: object, text: str, pcm: bytes) -> None:
+    """Keep ``pcm`` (``text`` spoken by ``tts``) for when ``tts`` fails."""
+    _kept.setdefault(tts, {})[text] = pcm
+
+
+def kept(tts: object, text: str) -> bytes | None:
+    return _kept.get(tts, {}).get(text)
 
 
 @dataclass(slots=True)
@@ -60,6 +80,7 @@ class Reply:
     cleared: bool = False
     speaking: str | None = None  # the sentence being synthesised right now
     marks: int = 0
+    failed: bool = False  # a sentence could not be synthesised: the apology was played
     # when it answers a turn: wall time of the turn's last voiced frame, and STT figures
     turn_voiced_at: float | None = None
     turn_stt_ms: float = 0.0
@@ -106,7 +127,8 @@ async def stream(reply: Reply, actions: AsyncIterator[Any], text_of: Callable[[A
                 reply.pending.append(action)
             else:
                 emit("agent.reply", reply_id=reply.id, text=text)
-                reply.pending.extend(split(text))
+                if not reply.failed:
+                    reply.pending.extend(split(text))
             reply.wake.set()
     except Exception as exc:  # the agent's bug must not leave the caller in silence
         log.exception("reply %s: the agent failed", reply.id)
@@ -124,14 +146,25 @@ async def stream(reply: Reply, actions: AsyncIterator[Any], text_of: Callable[[A
 
 class Speaker:
     def __init__(self, session_id: str, transport: Transport, tts: TextToSpeech, emit: Emit,
-                 recorder: CallRecorder | None, on_audio: Callable[[], None]) -> None:
+                 recorder: CallRecorder | None, apology: str,
+                 on_audio: Callable[[], None]) -> None:
         self.id = session_id
         self.transport = transport
         self.tts = tts
         self.emit = emit
         self.recorder = recorder
+        self.apology = apology
         self.on_audio = on_audio  # agent audio is about to go out
         self.waiters: dict[str, asyncio.Future[None]] = {}
+
+    async def prepare(self) -> None:
+        """Synthesise the apology now if this voice has none kept (normally it was made
+        when the models were loaded)."""
+        if kept(self.tts, self.apology) is None:
+            try:
+                keep(self.tts, self.apology, await self.tts.synthesize(self.apology))
+            except Exception as exc:
+                log.warning("session %s: cannot synthesise the apology: %r", self.id, exc)
 
     def on_mark(self, reply: Reply | None, name: str) -> None:
         # marks echoed for audio we cleared were never heard: Twilio returns them on clear
@@ -141,14 +174,36 @@ class Speaker:
         if fut is not None and not fut.done():
             fut.set_result(None)
 
-    async def say(self, reply: Reply, text: str) -> None:
-        """Synthesise and send one sentence."""
+    async def say(self, reply: Reply, text: str) -> bool:
+        """Synthesise and send one sentence; False if it could not be synthesised (the
+        apology was played instead)."""
+        if not any(ch.isalnum() for ch in text):
+            return True  # nothing to say is not a failure
         reply.speaking = text
         started = time.monotonic()
-        pcm = resample(await self.tts.synthesize(text), self.tts.sample_rate,
-                       self.transport.out_rate)
+        try:
+            pcm = resample(await self.tts.synthesize(text), self.tts.sample_rate,
+                           self.transport.out_rate)
+        except Exception as exc:  # piper raised, or its pool is full
+            reply.speaking = None
+            log.warning("session %s: synthesis failed for %r: %r", self.id, text, exc)
+            self.emit("tts.error", reply_id=reply.id, text=text, error=repr(exc)[:200])
+            await self._apologise(reply)
+            return False
         reply.speaking = None
         await self._send(reply, text, pcm, started)
+        return True
+
+    async def _apologise(self, reply: Reply) -> None:
+        reply.failed = True
+        pcm = kept(self.tts, self.apology)
+        if pcm is None:
+            log.error("session %s: no apology audio kept; the caller hears nothing", self.id)
+            return
+        pcm = resample(pcm, self.tts.sample_rate, self.transport.out_rate)
+        self.emit("tts.apology", reply_id=reply.id, text=self.apology,
+                  audio_ms=ms_of(pcm, self.transport.out_rate))
+        await self._send(reply, self.apology, pcm, time.monotonic())
 
     async def _send(self, reply: Reply, text: str, pcm: bytes, started: float) -> None:
         rate = self.transport.out_rate
@@ -189,7 +244,10 @@ class Speaker:
             item = reply.pending[0]
             if isinstance(item, str):
                 reply.pending.popleft()
-                await self.say(reply, item)
+                if not await self.say(reply, item):
+                    # the rest would not make sense without the lost sentence (the
+                    # apology was played); what the agent decided still happens
+                    reply.pending = deque(a for a in reply.pending if not isinstance(a, str))
                 continue
             await self.drain(reply)
             reply.pending.popleft()
@@ -227,4 +285,4 @@ class Speaker:
                 fut.cancel()
 
 
-__all__ = ["Reply", "Segment", "Speaker", "TextToSpeech", "stream"]
+__all__ = ["Reply", "Segment", "Speaker", "TextToSpeech", "keep", "kept", "stream"]

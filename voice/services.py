@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestration.bulkhead import Bulkhead
 from voice.config import VoiceConfig
+from voice.replies import keep
 from voice.stt import WhisperSTT
 from voice.tts import PiperTTS, split_sentences
 
@@ -44,6 +45,9 @@ class VoiceServices:
             part.load()
             part.warmup()
             self.load_ms[name] = round((time.perf_counter() - started) * 1000, 1)
+        # the apology for a sentence piper cannot synthesise must not need piper then
+        apology = self.config.turn.tts_error_text
+        keep(self.tts, apology, self.tts.synthesize_sync(apology))
 
     @staticmethod
     def split(text: str, first_chunk_chars: int) -> list[str]:

@@ -14,7 +14,7 @@ sentence say what was heard (``voice.replies``).
 Every turn gets an answer or a deliberate action: a turn merged after its answer had
 started replaces the cut one (``UserTurn.supersedes``); a reply cut by a backchannel
 resumes with the hang-up or transfer it still held; a turn the agent answers with nothing
-is answered with ``no_reply_text``.
+is answered with ``no_reply_text``; a failed transcription or synthesis is an apology.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class CallSession:
         self.listener = Listener(config, stt, self.emit, self._spawn, self._stt_prompt,
                                  lambda: self._interrupted is not None,
                                  self._on_speech_start, self._commit)
-        self.speaker = Speaker(self.id, transport, tts, self.emit, recorder, self._speaking)
+        self.speaker = Speaker(self.id, transport, tts, self.emit, recorder,
+                               config.turn.tts_error_text, self._speaking)
         self.silence = SilenceWatch(config.turn, self._spawn,
                                     lambda: self.turns.state is TurnState.LISTENING,
                                     self.emit, self._speak_line)
@@ -129,6 +130,7 @@ class CallSession:
         self.emit("session.started", **data)
         self.turns.go(TurnState.THINKING)
         self._start_reply(self.agent.greeting())
+        self._spawn(self.speaker.prepare(), "prepare")
 
     async def close(self, reason: str) -> None:
         if self.ended.is_set():
@@ -285,7 +287,7 @@ class CallSession:
             self._forget(interrupted)
             self.listener.cut = turn.cut  # the next turn still replaces the cut one
             self._goto(TurnState.THINKING)
-            self._start_reply(_say("Sorry, I didn't catch that. Could you say it again?"))
+            self._start_reply(_say(config.stt_error_text))
         finally:
             self.listener.committing = None
             if self._deferred:

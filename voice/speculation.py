@@ -9,11 +9,14 @@ given the audio the turn has now (same utterance, same earlier pieces).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from voice.vad import Segmenter, VadState
+
+log = logging.getLogger(__name__)
 
 
 class SpeechToText(Protocol):
@@ -54,10 +57,17 @@ class Speculator:
     def _start(self) -> None:
         self.wanted = False
         audio = self.carry + self.segmenter.utterance()
-        task = self.spawn(self.stt.transcribe(audio, self.prompt()), "stt")
+        task = self.spawn(self._transcribe(audio), "stt")
         spec = Speculation(self.segmenter.version, task, len(self.carry))
         self.current = spec
         task.add_done_callback(lambda _t: self._done(spec))
+
+    async def _transcribe(self, audio: bytes) -> Any | None:
+        try:
+            return await self.stt.transcribe(audio, self.prompt())
+        except Exception as exc:  # the turn's end transcribes again: a blip costs no turn
+            log.warning("speculative transcription failed: %r", exc)
+            return None
 
     def _done(self, spec: Speculation) -> None:
         if spec is not self.current or spec.task.cancelled():  # cancelled: the call is over
@@ -78,7 +88,7 @@ class Speculator:
             return None
         if spec.task.cancelled() or spec.task.exception() is not None:
             return None
-        return spec.task.result()
+        return spec.task.result()  # None if it failed
 
     def take(self) -> tuple[Speculation | None, bytes]:
         """At the end of a turn: the job that fits it (if any) and the turn's whole audio,

@@ -26,7 +26,7 @@ class FakeTranscript:
 
 class FakeSTT:
     """Returns scripted texts in order; counts calls. ``gate`` holds every job until it is
-    set; ``failing`` makes every job raise."""
+    set; ``failing`` makes every job raise, ``fail_next`` the next so many."""
 
     def __init__(self, texts: list[str]) -> None:
         self.texts = texts
@@ -35,6 +35,7 @@ class FakeSTT:
         self.audio_ms: list[int] = []
         self.gate: asyncio.Event | None = None
         self.failing = False
+        self.fail_next = 0
 
     async def transcribe(self, pcm: bytes, prompt: str | None = None) -> FakeTranscript:
         self.calls += 1
@@ -43,7 +44,8 @@ class FakeSTT:
         await asyncio.sleep(0)
         if self.gate is not None:
             await self.gate.wait()
-        if self.failing:
+        if self.failing or self.fail_next > 0:
+            self.fail_next -= 1
             raise RuntimeError("fake recogniser failure")
         return FakeTranscript(self.texts[0] if self.texts else "")
 
