@@ -59,6 +59,14 @@ class SupervisorConfig(_Model):
     max_failures: int = Field(2, ge=1, le=10)
     # a global intent (goodbye, escalate) interrupts a free-text answer only this sure
     interrupt_confidence: float = Field(0.5, ge=0, le=1)
+    # a request for another agent leaves a task waiting for an answer this sure ...
+    switch_confidence: float = Field(0.6, ge=0, le=1)
+    # ... and a free-text answer (a note being dictated) only this sure, or when it is a
+    # question, or starts with one of leave_phrases ("never mind", which alone drops it)
+    free_text_switch_confidence: float = Field(0.93, ge=0, le=1)
+    leave_phrases: list[str] = Field(default_factory=list)
+    # said when a task is left: by "flow.state", else "flow", else "default"
+    set_aside: dict[str, str] = Field(default_factory=dict)
     dtmf_menu: dict[str, str] = Field(default_factory=dict)
 
 
@@ -185,5 +193,10 @@ def check(config: AgentsConfig, flows: list[FlowDef], intents: list[str],
     for digit, intent in config.supervisor.dtmf_menu.items():
         if intent not in known:
             found.append((f"supervisor.dtmf_menu.{digit}", f"unknown intent {intent!r}"))
+    states = {f.name: set(f.states) for f in flows}
+    for key in config.supervisor.set_aside:
+        name, _, state = key.partition(".")
+        if key != "default" and (name not in states or (state and state not in states[name])):
+            found.append((f"supervisor.set_aside.{key}", "not a flow or flow.state"))
     if found:
         raise AgentsConfigError(source, found)

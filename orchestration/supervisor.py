@@ -6,7 +6,9 @@ memory router's decisions (a name given is written, ``memory.write``), then:
 1. global intents first: a person (``escalate``), ``goodbye``, ``repeat``, ``help``,
    a name; while a sub-agent waits for free text (a note being dictated) only a sure
    global intent interrupts it;
-2. the active sub-agent's waiting state, if the turn answers it;
+2. the active sub-agent's waiting state, if the turn answers it and is not a clear
+   request for another agent (a change of subject: the task is left aside, and the caller
+   told so); a note being dictated is left only when the caller says so;
 3. otherwise the sub-agent that owns the turn's intent (``agent.handoff``), which also
    ends a task the caller walked away from;
 4. otherwise a failure: "Sorry, I didn't get that" and the question again; at
@@ -223,11 +225,19 @@ class Supervisor:
                 yield Say(f"{text} {prompt}".strip() if prompt else text)
             self.failures = 0
             return
-        if self.active is not None and self.active.waiting:
-            target = self.active.match(turn)
+        run = self.active
+        leaving = self._leaving(nlu) if run is not None and run.waiting else ""
+        if run is not None and leaving == "drop":
+            self.failures, self.active = 0, None
+            self.emit("agent.handoff", {"from": run.flow.name, "to": SUPERVISOR,
+                                        "reason": "dropped", "left": run.state})
+            yield Say(f"{self._aside(run)} {c.anything_else}")
+            return
+        if run is not None and run.waiting and not leaving:
+            target = run.match(turn)
             if target is not None:
                 self.failures = 0
-                async for a in self._run(self.active.goto(target)):
+                async for a in self._run(run.goto(target)):
                     yield a
                 return
         flow_name = self.sys.routes.get(nlu.intent)
@@ -239,11 +249,44 @@ class Supervisor:
         async for a in self._failure(nlu.intent):
             yield a
 
+    def _leaving(self, nlu: NluResult) -> str:
+        """Does this turn leave the task that waits for an answer? "switch" to the agent
+        its intent names, "drop" the task, or "" (it is for the task, or not understood)."""
+        run = self.active
+        assert run is not None
+        c = self.config
+        routed = self.sys.routes.get(nlu.intent)
+        other = routed is not None and routed != run.flow.name \
+            and nlu.intent not in run.expected_intents() and nlu.confidence >= c.switch_confidence
+        if not self._free_text():
+            return "switch" if other else ""
+        # a dictated note may say anything ("call the internet provider"): only the caller
+        # saying so leaves it
+        said = nlu.text.strip().lower()
+        if any(said.startswith(p) and not said[len(p):len(p) + 1].isalnum()
+               for p in c.leave_phrases):
+            return "switch" if other else "drop"
+        asks = said.endswith("?")
+        return "switch" if other and (asks or nlu.confidence >= c.free_text_switch_confidence) \
+            else ""
+
+    def _aside(self, run: FlowRun) -> str:
+        """What the caller hears when the task ``run`` waits in is left."""
+        lines = self.config.set_aside
+        return lines.get(f"{run.flow.name}.{run.state}") or lines.get(run.flow.name) \
+            or lines.get("default", "")
+
     async def _handoff(self, flow_name: str, nlu: NluResult,
                        turn: TurnInfo) -> AsyncIterator[AgentAction]:
         flow = self.sys.flows[flow_name]
-        came_from = self.active.flow.name if self.active and self.active.waiting else SUPERVISOR
-        self.emit("agent.handoff", {"from": came_from, "to": flow_name, "intent": nlu.intent})
+        left = self.active if self.active and self.active.waiting else None
+        came_from = left.flow.name if left is not None else SUPERVISOR
+        event = {"from": came_from, "to": flow_name, "intent": nlu.intent}
+        aside = ""
+        if left is not None and left.flow.name != flow_name:
+            event["left"] = left.state or ""
+            aside = self._aside(left)
+        self.emit("agent.handoff", event)
         for slot in flow.slots:
             self.memory.slots.pop(slot, None)
         refill = {k: v for k, v in nlu.slots.items() if k in flow.slots}
@@ -251,7 +294,11 @@ class Supervisor:
         run = FlowRun(flow, self.ctx)
         self.active = run
         start_turn = TurnInfo(turn.intent, turn.text, tuple(changed), turn.confidence)
+        first = True
         async for a in self._run(run.start(start_turn)):
+            if first and aside and isinstance(a, Say):
+                a = Say(f"{aside} {a.text}")
+            first = False
             yield a
 
     async def _run(self, texts: AsyncIterator[str]) -> AsyncIterator[AgentAction]:
