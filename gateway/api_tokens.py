@@ -4,18 +4,20 @@
     POST /api/ws-ticket   a single-use ticket that opens /ws/state for a few seconds, so a
                           browser never puts the admin token in a WebSocket URL
 
-Both need ``Authorization: Bearer $VOXGATE_ADMIN_TOKEN`` (the ``admin`` dependency).
+Both need ``Authorization: Bearer $VOXGATE_ADMIN_TOKEN`` (the ``admin`` dependency), and
+share one budget of requests per client address, counted before the token is checked so
+that guessing it costs the same (HTTP 429 with ``Retry-After`` beyond it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.params import Depends
+from fastapi import APIRouter, Depends, HTTPException, Request, params
 from pydantic import BaseModel, Field
 
 from gateway.auth import Auth
+from gateway.limits import EdgeLimits, LimitExceeded, client_address
 
 
 class TokenRequest(BaseModel):
@@ -24,8 +26,20 @@ class TokenRequest(BaseModel):
     ttl_s: float | None = Field(None, gt=0, le=7 * 86400)
 
 
-def tokens_router(auth: Auth, admin: Depends) -> APIRouter:
-    router = APIRouter(tags=["auth"], dependencies=[admin])
+def tokens_router(
+    auth: Auth, admin: params.Depends, limits: EdgeLimits | None = None
+) -> APIRouter:
+    async def within_limit(request: Request) -> None:
+        if limits is None:
+            return
+        try:
+            limits.check_credentials(client_address(request))
+        except LimitExceeded as exc:
+            headers = {"Retry-After": str(exc.retry_after)}
+            raise HTTPException(429, str(exc), headers=headers) from None
+
+    # dependencies run in order: the limit first
+    router = APIRouter(tags=["auth"], dependencies=[Depends(within_limit), admin])
 
     @router.post("/api/tokens")
     async def mint_token(body: TokenRequest) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI, HTTPException, WebSocket, WebSocketException
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.api_tokens import tokens_router
 from gateway.api_workflows import workflows_router
@@ -18,7 +19,7 @@ from gateway.browser import handle_browser
 from gateway.config import Settings
 from gateway.debug import debug_router
 from gateway.health import GatewayReadings
-from gateway.limits import RateLimiter
+from gateway.limits import CLOSE_LIMITED, EdgeLimits, LimitExceeded, client_address
 from gateway.logs import set_trace_lookup
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.pages import pages_router, static_files
@@ -87,6 +88,12 @@ def create_app(
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.auth = auth
+    limits = EdgeLimits(settings.limits, enabled=settings.limits_on)
+    app.state.limits = limits
+    if settings.trusted_proxies:
+        # the client address comes from X-Forwarded-For only when a trusted proxy sent it
+        # (uvicorn's middleware; the servers we start leave proxy headers to this setting)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.state.readings = readings
 
     async def require_admin(conn: HTTPConnection) -> None:
@@ -101,7 +108,7 @@ def create_app(
 
     admin = Depends(require_admin)
     # widget tokens and /ws/state tickets (POST /api/tokens, /api/ws-ticket)
-    app.include_router(tokens_router(auth, admin))
+    app.include_router(tokens_router(auth, admin, limits))
     # workflows, their REST API, and the event log every call event is appended to
     metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
     metrics.attach(runtime.bus)
@@ -118,11 +125,9 @@ def create_app(
     app.include_router(pages_router(
         lambda: auth.mint_widget_token("demo-page")[0],
         demo_page=settings.demo_page_on,
-        demo_limiter=(RateLimiter(settings.limits.demo_pages_per_minute_per_address,
-                                  max_keys=settings.limits.max_tracked_keys)
-                      if settings.limits_on else None),
+        demo_limiter=limits.demo_pages,
     ))
-    app.include_router(twilio_webhooks(runtime, auth))
+    app.include_router(twilio_webhooks(runtime, auth, limits))
     app.mount("/static", static_files(), name="static")
     if tracer is None:
         exporter = otlp_exporter(settings.otlp_endpoint) if settings.otlp_endpoint else None
@@ -158,15 +163,22 @@ def create_app(
 
     @app.websocket("/ws/browser")
     async def ws_browser(ws: WebSocket) -> None:
+        address = client_address(ws)
         try:
-            auth.check_widget(ws)
-        except AuthError as exc:
+            limits.check_browser_attempt(address)
+            grant = auth.check_widget(ws)
+            slot = limits.admit_browser(address, ws.query_params.get("token") if grant else None)
+        except (AuthError, LimitExceeded) as exc:
             log.warning("browser call refused: %s", exc)
             await ws.accept()
-            code = CLOSE_FORBIDDEN if exc.status == 403 else CLOSE_UNAUTHORIZED
+            if isinstance(exc, LimitExceeded):
+                code = CLOSE_LIMITED
+            else:
+                code = CLOSE_FORBIDDEN if exc.status == 403 else CLOSE_UNAUTHORIZED
             await ws.close(code, str(exc)[:120])
             return
-        await handle_browser(ws, runtime)
+        with slot:  # a place among the live calls until this connection ends
+            await handle_browser(ws, runtime)
 
     return app
 

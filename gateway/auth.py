@@ -212,6 +212,9 @@ class Auth:
             "aud": WIDGET_AUDIENCE,
             "exp": int(expires),
             "iat": int(time.time()),
+            # unique (RFC 7519 section 4.1.7): two page views in the same second would
+            # otherwise get the same token, and share its limits
+            "jti": secrets.token_urlsafe(12),
         }
         if caller:
             claims["sub"] = caller

@@ -45,6 +45,9 @@ def serve(
         # a backstop: the handlers enforce their own, smaller limits with clear errors
         ws_max_size=1 << 20,
         log_config=None,  # uvicorn's records go through our JSON handler too
+        # X-Forwarded-For is the app's to trust (settings.trusted_proxies): uvicorn would
+        # otherwise believe any local process that sends one
+        proxy_headers=False,
         # after the drain, connections still open (dashboards) get this long to close
         timeout_graceful_shutdown=5,
     )

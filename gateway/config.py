@@ -6,10 +6,11 @@ Nested sections use a double underscore in the environment, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +28,18 @@ class LimitSettings(BaseModel):
 
     # unset: on in production, off in development
     enabled: bool | None = None
+    # browser calls (/ws/browser): attempts a minute and open calls, per client address
+    # (an office behind one NAT shares one) and per widget token (one page view)
+    calls_per_minute_per_address: int = Field(30, ge=1, le=100_000)
+    live_calls_per_address: int = Field(10, ge=1, le=10_000)
+    calls_per_minute_per_token: int = Field(10, ge=1, le=100_000)
+    live_calls_per_token: int = Field(2, ge=1, le=10_000)
+    # phone calls (POST /twilio/voice), per caller number: Twilio's own addresses carry
+    # every phone call, so they are no client address to count
+    calls_per_minute_per_caller: int = Field(5, ge=1, le=100_000)
+    live_calls_per_caller: int = Field(2, ge=1, le=10_000)
+    # POST /api/tokens and /api/ws-ticket (admin or not: guesses count too)
+    tokens_per_minute_per_address: int = Field(300, ge=1, le=1_000_000)
     # GET / (when the demo page is served): each view mints a widget token
     demo_pages_per_minute_per_address: int = Field(10, ge=1, le=100_000)
     # keys one limiter remembers at most; past it the least recent is forgotten
@@ -77,6 +90,9 @@ class Settings(BaseSettings):
     # on in development, off (404) in production
     demo_page: bool | None = None
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    # addresses or networks (10.0.0.5, 10.0.0.0/8) of reverse proxies whose
+    # X-Forwarded-For names the client; empty: the connection's own address is the client
+    trusted_proxies: list[str] = Field(default_factory=list)
     # origins (https://shop.example) whose pages may place widget calls; empty: any
     allowed_origins: list[str] = Field(default_factory=list)
     # mask emails, phone and card numbers, national ids and secrets in every event (and so
@@ -97,6 +113,18 @@ class Settings(BaseSettings):
     # the agents' YAML (default: the packaged orchestration/agents/default.yaml)
     agents_config: Path | None = None
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network"
+                ) from None
+        return value
 
     @property
     def demo_page_on(self) -> bool:

@@ -1,4 +1,6 @@
-"""Limits at the edges (docs/security.md, "Limits").
+"""Limits at the edges (docs/security.md, "Limits"): call attempts a minute and live calls
+per client address and per widget token (browser calls) or per caller number (phone
+calls), credential requests and demo page views per client address.
 
 Rates are token buckets: a key may spend ``per_minute`` attempts at once and gets them
 back at ``per_minute`` a minute. The clock is injected, so the tests step time instead of
@@ -14,17 +16,23 @@ step.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from types import TracebackType
 
 from starlette.requests import HTTPConnection
 
+from gateway.config import LimitSettings
 from gateway.errors import GatewayError
 
 Clock = Callable[[], float]
+# WebSocket close code for a refused call (4000-4999 are the application's own, RFC 6455
+# section 7.4.2); 4429 echoes HTTP's 429 Too Many Requests
+CLOSE_LIMITED = 4429
 
 
 class LimitExceeded(GatewayError):
@@ -115,3 +123,115 @@ def client_address(conn: HTTPConnection) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+class LiveCounter:
+    """Open calls per key, at most ``cap`` each; a key leaves when its last call ends, so
+    the table is never larger than the calls in progress."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def acquire(self, key: str) -> bool:
+        count = self._open.get(key, 0)
+        if count >= self.cap:
+            return False
+        self._open[key] = count + 1
+        return True
+
+    def release(self, key: str) -> None:
+        count = self._open.pop(key, 0) - 1
+        if count > 0:
+            self._open[key] = count
+
+
+class CallSlot:
+    """A browser call's places in the live counters, given back when the call ends."""
+
+    def __init__(self, held: list[tuple[LiveCounter, str]]) -> None:
+        self._held = held
+
+    def release(self) -> None:
+        for counter, key in self._held:
+            counter.release(key)
+        self._held = []
+
+    def __enter__(self) -> CallSlot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def token_key(token: str) -> str:
+    """A short, fixed-size key for a widget token (the token itself is ~200 characters)."""
+    return hashlib.blake2b(token.encode(), digest_size=12).hexdigest()
+
+
+class EdgeLimits:
+    """Every limit of ``settings``; ``enabled=False`` lets everything through."""
+
+    def __init__(
+        self, settings: LimitSettings, *, enabled: bool = True, clock: Clock = time.monotonic
+    ) -> None:
+        self.enabled = enabled
+
+        def rate(per_minute: int) -> RateLimiter | None:
+            if not enabled:
+                return None
+            return RateLimiter(per_minute, clock=clock, max_keys=settings.max_tracked_keys)
+
+        self.calls_by_address = rate(settings.calls_per_minute_per_address)
+        self.calls_by_token = rate(settings.calls_per_minute_per_token)
+        self.calls_by_caller = rate(settings.calls_per_minute_per_caller)
+        self.tokens_by_address = rate(settings.tokens_per_minute_per_address)
+        self.demo_pages = rate(settings.demo_pages_per_minute_per_address)
+        self.live_by_address = LiveCounter(settings.live_calls_per_address)
+        self.live_by_token = LiveCounter(settings.live_calls_per_token)
+        self.live_per_caller = settings.live_calls_per_caller
+
+    def check_browser_attempt(self, address: str) -> None:
+        """Before the token is checked, so that guessing tokens costs attempts too."""
+        check_rate(self.calls_by_address, address, "call attempts from this address")
+
+    def admit_browser(self, address: str, token: str | None) -> CallSlot:
+        """A browser call with a valid (or, in development, no) token: the per-token rate,
+        then a live place per address and per token, held until the slot is released."""
+        if not self.enabled:
+            return CallSlot([])
+        key = token_key(token) if token else None
+        if key is not None:
+            check_rate(self.calls_by_token, key, "calls with this widget token")
+        if not self.live_by_address.acquire(address):
+            raise LimitExceeded(
+                f"too many live calls from this address ({self.live_by_address.cap})"
+            )
+        held = [(self.live_by_address, address)]
+        if key is not None:
+            if not self.live_by_token.acquire(key):
+                CallSlot(held).release()
+                raise LimitExceeded(
+                    f"too many live calls with this widget token ({self.live_by_token.cap})"
+                )
+            held.append((self.live_by_token, key))
+        return CallSlot(held)
+
+    def admit_phone(self, caller: str, live: int) -> None:
+        """A phone call from ``caller``, who has ``live`` calls in progress already."""
+        if not self.enabled:
+            return
+        check_rate(self.calls_by_caller, caller, "calls from this number")
+        if live >= self.live_per_caller:
+            raise LimitExceeded(f"too many live calls from this number ({self.live_per_caller})")
+
+    def check_credentials(self, address: str) -> None:
+        check_rate(self.tokens_by_address, address, "credential requests from this address")

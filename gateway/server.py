@@ -19,7 +19,9 @@ class ServerThread:
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", ws_max_size=1 << 20, lifespan="on"
+            app, host=host, port=port, log_level="warning", ws_max_size=1 << 20, lifespan="on",
+            # X-Forwarded-For is the app's to trust (settings.trusted_proxies), not uvicorn's
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="voxgate-server", daemon=True)

@@ -4,14 +4,19 @@ request signature (gateway/auth.py)."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.requests import HTTPConnection
 from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.auth import Auth, AuthError
+from gateway.limits import EdgeLimits, LimitExceeded
 from gateway.runtime import Runtime
 from gateway.twilio_protocol import twiml_connect_stream
+
+log = logging.getLogger(__name__)
 
 XML = "application/xml"
 
@@ -45,7 +50,27 @@ async def _verified_form(request: Request, runtime: Runtime, auth: Auth) -> dict
     return form
 
 
-def twilio_webhooks(runtime: Runtime, auth: Auth) -> APIRouter:
+def _live_calls_from(runtime: Runtime, caller: str) -> int:
+    return sum(
+        1
+        for session in runtime.sessions.values()
+        if session.call.protocol == "twilio" and session.call.caller == caller
+    )
+
+
+def _busy_tone() -> Response:
+    """Twilio does not answer a call whose TwiML starts with <Reject>: nothing is billed and
+    the caller hears a busy signal. (An HTTP error would make Twilio log error 11200, try
+    the fallback URL and then play its "application error" message.)"""
+    busy = VoiceResponse()
+    busy.reject(reason="busy")
+    return Response(str(busy), media_type=XML)
+
+
+def twilio_webhooks(
+    runtime: Runtime, auth: Auth, limits: EdgeLimits | None = None
+) -> APIRouter:
+    """``limits`` caps phone calls per caller number (a busy tone beyond them)."""
     router = APIRouter(tags=["twilio"])
 
     @router.post("/twilio/voice")
@@ -56,6 +81,13 @@ def twilio_webhooks(runtime: Runtime, auth: Auth) -> APIRouter:
             busy = VoiceResponse()
             busy.reject(reason="busy")
             return Response(str(busy), media_type=XML)
+        if limits is not None:
+            caller = form.get("From") or "unknown"
+            try:
+                limits.admit_phone(caller, _live_calls_from(runtime, caller))
+            except LimitExceeded as exc:
+                log.warning("phone call %s refused: %s", form.get("CallSid"), exc)
+                return _busy_tone()
         stream = f"{public_ws_base(runtime, request)}/ws/twilio"
         action = f"{public_http_base(runtime, request)}/twilio/after-stream"
         return Response(

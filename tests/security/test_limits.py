@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from starlette.requests import HTTPConnection
 
-from gateway.limits import LimitExceeded, RateLimiter, check_rate, client_address
+from gateway.config import LimitSettings
+from gateway.limits import (
+    EdgeLimits,
+    LimitExceeded,
+    RateLimiter,
+    check_rate,
+    client_address,
+)
 
 
 class FakeClock:
@@ -89,3 +96,39 @@ def conn(host: str | None) -> HTTPConnection:
 )
 def test_the_client_address_key(host: str | None, key: str) -> None:
     assert client_address(conn(host)) == key
+
+
+def test_edge_limits_keep_nothing_once_calls_end() -> None:
+    clock = FakeClock()
+    limits = EdgeLimits(LimitSettings(live_calls_per_address=2, live_calls_per_token=1),
+                        clock=clock)
+    for i in range(5_000):  # 5,000 callers, one call each, over 50 minutes
+        address = f"10.1.{i // 256}.{i % 256}"
+        limits.check_browser_attempt(address)
+        with limits.admit_browser(address, f"token-{i}"):
+            pass
+        clock.now += 0.6
+    assert len(limits.live_by_address) == len(limits.live_by_token) == 0
+    assert limits.calls_by_address is not None and limits.calls_by_token is not None
+    assert len(limits.calls_by_address) < 20 and len(limits.calls_by_token) < 20
+
+
+def test_a_refused_live_place_gives_back_what_it_took() -> None:
+    limits = EdgeLimits(LimitSettings(live_calls_per_address=5, live_calls_per_token=1))
+    held = limits.admit_browser("10.0.0.1", "t")
+    with pytest.raises(LimitExceeded, match="live calls with this widget token"):
+        limits.admit_browser("10.0.0.1", "t")
+    assert len(limits.live_by_address) == 1  # the refused call's address place was returned
+    held.release()
+    assert len(limits.live_by_address) == 0
+    limits.admit_browser("10.0.0.1", "t").release()
+
+
+def test_disabled_limits_let_everything_through() -> None:
+    limits = EdgeLimits(LimitSettings(live_calls_per_address=1), enabled=False)
+    for _ in range(100):
+        limits.check_browser_attempt("10.0.0.1")
+        limits.admit_browser("10.0.0.1", "t")  # never released, never refused
+        limits.admit_phone("+1555", live=50)
+        limits.check_credentials("10.0.0.1")
+    assert limits.demo_pages is None

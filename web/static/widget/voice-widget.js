@@ -212,6 +212,9 @@ export class VoxgateCall extends HTMLElement {
     ws.onclose = (e) => {
       if (e.code === 4401 || e.code === 4403) {
         this.$(".error").textContent = `Not allowed to call: ${e.reason || "missing or expired token"}.`;
+      } else if (e.code === 4429) {
+        // a limit of the gateway's (docs/security.md): the reason says which, and when to retry
+        this.$(".error").textContent = `The line is busy: ${e.reason || "too many calls"}.`;
       }
       this._ended(this.stats.endReason || `connection closed (${e.code})`);
     };
