@@ -126,6 +126,8 @@ class LlmBrain:
 class LlmSupervisor(Supervisor):
     """The supervisor with the model deciding what to do; policies stay ours."""
 
+    TURN_STATE = ("pending", "history")  # undone with the rest for a superseded turn
+
     def __init__(self, call: CallInfo, system: AgentSystem) -> None:
         super().__init__(call, system)
         assert system.llm is not None
@@ -147,12 +149,11 @@ class LlmSupervisor(Supervisor):
         )
 
     async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
-        if self.ended:
-            return
         if isinstance(item, Dtmf) or not isinstance(item, UserTurn):
             async for a in super().respond(item):
                 yield a
             return
+        self._begin(item)  # undo a superseded turn; a turn after a cut transfer reopens
         started = time.perf_counter()
         local = self.sys.nlu.parse(item.text, ("affirm", "deny") if self.pending else ())
         self.emit("nlu.result", {**local.to_event(), "backend": "llm"})

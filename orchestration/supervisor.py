@@ -72,10 +72,13 @@ class _Before:
     slots: dict[str, Any]
     history: tuple[Turn, ...]
     caller: dict[str, Any]
+    extra: dict[str, Any]  # a subclass's own state (``Supervisor.TURN_STATE``)
 
 
 class Supervisor:
     name = SUPERVISOR
+    # more attributes that are conversational state, kept and put back like the rest
+    TURN_STATE: tuple[str, ...] = ()
 
     def __init__(self, call: CallInfo, system: AgentSystem) -> None:
         self.call = call
@@ -169,7 +172,8 @@ class Supervisor:
             turn.index if turn is not None else None,
             self.active.copy() if self.active is not None else None,
             self.failures, self.ended, copy.deepcopy(self.memory.slots),
-            tuple(self.memory.turns), dict(self.ctx.caller))
+            tuple(self.memory.turns), dict(self.ctx.caller),
+            {name: copy.deepcopy(getattr(self, name)) for name in self.TURN_STATE})
 
     def _restore(self, before: _Before) -> None:
         self.active = before.active.copy() if before.active is not None else None
@@ -180,6 +184,8 @@ class Supervisor:
         self.memory.turns.extend(before.history)
         self.ctx.caller.clear()
         self.ctx.caller.update(before.caller)
+        for name, value in before.extra.items():
+            setattr(self, name, copy.deepcopy(value))
 
     # --- one turn ---------------------------------------------------------------------
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestration.agent import HangUp, Say, Transfer, UserTurn
 from tests.agents.helpers import Line, make_system
+from tests.agents.servers import LoopbackHttp
+from tests.agents.test_llm_agent import FakeModel, llm
 
 
 async def answer(line: Line, text: str, supersedes: int | None = None) -> str:
@@ -89,3 +93,27 @@ async def test_a_superseded_turn_the_agent_never_saw_is_answered_plainly(
     said = await answer(line, "Book me on Monday at 10 AM.", supersedes=7)
     assert "Monday at 10 AM, shall I book it?" in said
     assert not line.events("agent.rollback")
+
+
+async def test_the_model_backend_undoes_a_superseded_turn_and_reopens_after_a_transfer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXGATE_TEST_LLM_KEY", "sk-test")
+    model = FakeModel([{"role": "assistant", "content": "Hello! What can I do?"},
+                       {"role": "assistant", "content": "Which day would suit you?"},
+                       {"role": "assistant", "content": "Sure, what else?"}])
+    with LoopbackHttp({"/v1/chat/completions": model}) as server:
+        sys_, rec = make_system(tmp_path, overrides=llm(f"{server.url}/v1"))
+        line = Line(sys_, rec)
+        assert await answer(line, "Hello there.") == "Hello! What can I do?"
+        said = await answer(line, "Hello there, I'd like an appointment.", supersedes=1)
+        assert said == "Which day would suit you?"
+        assert isinstance(line.actions[-1], Say)
+        await answer(line, "I want to talk to a human.")
+        assert isinstance(line.actions[-1], Transfer)
+        # the caller cut the transfer: the model hears them, not silence
+        assert await answer(line, "Wait, one more question.") == "Sure, what else?"
+    asked = [[m["content"] for m in r["messages"] if m["role"] == "user"]
+             for r in model.requests]
+    # the cut turn and its answer are gone from what the model is told
+    assert asked[1] == ["Hello there, I'd like an appointment."]
+    assert line.events("agent.reopened") == [{"after": "transfer"}]
