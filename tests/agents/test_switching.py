@@ -143,3 +143,20 @@ def test_a_set_aside_line_for_an_unknown_flow_or_state_is_refused(tmp_path: Path
         make_system(tmp_path, overrides=bad)
     assert "supervisor.set_aside.scheduling.nope: not a flow or flow.state" in str(err.value)
     assert "supervisor.set_aside.booking: not a flow or flow.state" in str(err.value)
+
+
+async def test_a_problem_reported_when_asked_for_the_day_hands_off(system: System) -> None:
+    sys_, rec = system
+    line = Line(sys_, rec)
+    assert "What day would you like?" in await line.say("I'd like to book an appointment.")
+    said = await line.say(DOWN)  # fills the date the booking asks for
+    assert "I've left the appointment aside." in said and "Step 1" in said
+    assert line.events("agent.handoff")[-1]["left"] == "ask_date"
+
+
+async def test_a_key_for_another_agent_hands_off_too(system: System) -> None:
+    sys_, rec = system
+    line = Line(sys_, rec)
+    assert "Did that fix it?" in await line.say("My internet is down.")
+    said = await line.press("2")  # the keypad's "book"
+    assert said.startswith("I've put the troubleshooting aside. Sure. What day")

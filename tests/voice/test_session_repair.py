@@ -136,3 +136,21 @@ async def test_a_key_pressed_while_a_turn_is_transcribed_is_answered_after_it() 
     assert agent.items[-1] == Dtmf("2")
     replies = [e.data["reply_id"] for e in rec.of_type("agent.reply")]
     assert replies[-1] == "r3"  # the key's answer is the one left standing
+
+
+async def test_after_a_merged_turn_the_silence_timer_and_hang_up_still_work() -> None:
+    session, transport, _agent, rec = make_session(
+        ["I'd like a table."], ["One moment."], reprompt_after_s=0.05, max_reprompts=1)
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(470) + SPEECH + silence(1500))
+    await settle()
+    assert rec.of_type("turn.merged")
+    for _ in range(40):  # the caller says nothing more
+        await ack_all(session, transport)
+        if session.ended.is_set():
+            break
+        await asyncio.sleep(0.02)
+    assert [e.data["count"] for e in rec.of_type("silence.reprompt")] == [1]
+    assert transport.ended == "silence"
