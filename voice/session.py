@@ -83,7 +83,7 @@ class CallSession:
                                config.turn.tts_error_text, self._speaking)
         self.silence = SilenceWatch(config.turn, self._spawn,
                                     lambda: self.turns.state is TurnState.LISTENING,
-                                    self.emit, self._speak_line)
+                                    self.emit, self.say)
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.turn_count = 0
@@ -179,7 +179,7 @@ class CallSession:
         self._forget(self._interrupted)  # no resuming it now
         self._interrupted = None
         self.silence.cancel()
-        self._goto(TurnState.THINKING)
+        self.turns.go(TurnState.THINKING)
         if isinstance(item, Dtmf):
             self._start_reply(self.agent.respond(item), Reply(self._next_reply_id(), "dtmf"))
             return
@@ -210,16 +210,11 @@ class CallSession:
                           turn=reply.turn_index)
             else:
                 self._interrupted = self._stop_reply(keep_for_resume=True)
-            self.emit(
-                "tts.interrupted",
-                reply_id=reply.id,
-                played_text=reply.played_text(),
-                unplayed_text=unplayed,
-                cleared=audible,
-                # speech onset -> agent stopped, in audio time
-                detect_ms=event.at_ms - event.onset_ms,
-            )
-        self._goto(TurnState.USER_SPEAKING)
+            # detect_ms: speech onset -> agent stopped, in audio time
+            self.emit("tts.interrupted", reply_id=reply.id, played_text=reply.played_text(),
+                      unplayed_text=unplayed, cleared=audible,
+                      detect_ms=event.at_ms - event.onset_ms)
+        self.turns.go(TurnState.USER_SPEAKING)
 
     def _stop_reply(self, keep_for_resume: bool = False) -> Reply | None:
         """Stop speaking now; clear the far end only if it still holds our audio.
@@ -277,7 +272,7 @@ class CallSession:
             text = text or (turn.cut.text if turn.cut is not None else "")
             if not text:
                 self.emit("stt.empty", audio_ms=ms_of(turn.audio))
-                self._goto(TurnState.LISTENING)
+                self.turns.go(TurnState.LISTENING)
                 self.silence.arm()
                 return
             self._deliver(turn, text, transcript.latency_ms, wait_ms)
@@ -286,7 +281,7 @@ class CallSession:
             self.emit("stt.error", error=str(exc))
             self._forget(interrupted)
             self.listener.cut = turn.cut  # the next turn still replaces the cut one
-            self._goto(TurnState.THINKING)
+            self.turns.go(TurnState.THINKING)
             self._start_reply(_say(config.stt_error_text))
         finally:
             self.listener.committing = None
@@ -313,7 +308,7 @@ class CallSession:
         extra = {} if supersedes is None else {"supersedes": supersedes}
         self.emit("stt.final", text=text, audio_ms=ms_of(turn.audio), turn=self.turn_count,
                   latency_ms=round(stt_ms, 1), wait_ms=round(wait_ms, 1), **extra)
-        self._goto(TurnState.THINKING)
+        self.turns.go(TurnState.THINKING)
         reply = Reply(self._next_reply_id(), "turn", turn_voiced_at=turn.voiced_at,
                       turn_stt_ms=stt_ms, turn_index=self.turn_count, turn_text=text,
                       turn_audio=turn.audio, turn_ended_ms=turn.ended_ms)
@@ -324,7 +319,7 @@ class CallSession:
         """Carry on with a reply cut by a backchannel, from its first unheard sentence."""
         left = reply.rewind()
         self.emit("tts.resumed", reply_id=reply.id, why=why, text=" ".join(left))
-        self._goto(TurnState.THINKING)
+        self.turns.go(TurnState.THINKING)
         self._reply = reply
         self._speaking_task = self._spawn(self._speak(reply), "speaker")
 
@@ -334,12 +329,9 @@ class CallSession:
         self._reply_seq += 1
         return f"r{self._reply_seq}"
 
-    def _goto(self, state: TurnState) -> None:
-        self.turns.go(state)
-
     def _speaking(self) -> None:
         if self.turns.state is not TurnState.AGENT_SPEAKING:
-            self._goto(TurnState.AGENT_SPEAKING)
+            self.turns.go(TurnState.AGENT_SPEAKING)
 
     def _start_reply(self, actions: AsyncIterator[AgentAction],
                      reply: Reply | None = None) -> Reply:
@@ -361,7 +353,7 @@ class CallSession:
         if self._reply is reply:
             self._reply = None
             if self.turns.state in (TurnState.AGENT_SPEAKING, TurnState.THINKING):
-                self._goto(TurnState.LISTENING)
+                self.turns.go(TurnState.LISTENING)
                 self.silence.arm()
 
     async def _act(self, action: AgentAction) -> bool:
@@ -378,10 +370,16 @@ class CallSession:
             return True
         return False
 
-    def _speak_line(self, text: str, hang_up: bool) -> None:
-        """The session's own line (a reprompt, the silence goodbye)."""
-        self._goto(TurnState.THINKING)
-        self._start_reply(_say(text, HangUp("silence")) if hang_up else _say(text))
+    def say(self, text: str, hang_up: str | None = None) -> None:
+        """Cut whatever is being said and say ``text`` (a reprompt, a goodbye), then hang
+        up if ``hang_up`` gives a reason (the silence timeout, a server draining)."""
+        if self.ended.is_set():
+            return
+        self._forget(self._interrupted)
+        self._interrupted = None
+        self.silence.cancel()
+        self.turns.go(TurnState.THINKING)
+        self._start_reply(_say(text, HangUp(hang_up)) if hang_up else _say(text))
 
 
 def _text_of(action: AgentAction) -> str | None:

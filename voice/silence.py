@@ -17,13 +17,13 @@ class SilenceWatch:
         spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]],
         listening: Callable[[], bool],
         emit: Callable[..., None],
-        speak: Callable[[str, bool], None],
+        speak: Callable[[str, str | None], None],
     ) -> None:
         self.config = config
         self.spawn = spawn
         self.listening = listening  # still waiting for the caller when the time is up?
         self.emit = emit
-        self.speak = speak  # (text, then hang up)
+        self.speak = speak  # (text, the reason to hang up after it, if any)
         self.reprompts = 0
         self._task: asyncio.Task[Any] | None = None
 
@@ -50,7 +50,7 @@ class SilenceWatch:
         if self.reprompts < config.max_reprompts:
             self.reprompts += 1
             self.emit("silence.reprompt", count=self.reprompts)
-            self.speak(config.reprompt_text, False)
+            self.speak(config.reprompt_text, None)
         else:
             self.emit("silence.timeout", reprompts=self.reprompts)
-            self.speak(config.goodbye_text, True)
+            self.speak(config.goodbye_text, "silence")

@@ -154,3 +154,14 @@ async def test_after_a_merged_turn_the_silence_timer_and_hang_up_still_work() ->
         await asyncio.sleep(0.02)
     assert [e.data["count"] for e in rec.of_type("silence.reprompt")] == [1]
     assert transport.ended == "silence"
+
+
+async def test_the_session_can_be_told_to_say_something_and_hang_up() -> None:
+    session, transport, _agent, _rec = make_session(["Tell me."], ["One. Two."])
+    await session.start()
+    await settle()
+    session.say("The server is going down. Goodbye.", hang_up="draining")
+    await settle()
+    assert transport.count("clear") == 1  # the greeting was cut
+    await ack_all(session, transport)
+    assert transport.ended == "draining" and session.ended.is_set()
