@@ -225,7 +225,7 @@ class LocalNlu:
         when = parse_time(norm)
         if when is not None:
             found["time"] = when
-        name = parse_name(norm)
+        name = parse_name(norm, text)
         if name is not None:
             found["name"] = name
         service = find_service(norm, self.services) if self.services else None

@@ -118,17 +118,21 @@ class IntentClassifier:
         x = np.hstack([self._matrix, np.stack([self._keyword_features(t) for t in self._texts])])
         k = len(self.intents)
         onehot = np.eye(k, dtype=np.float32)[self._label_arr]
-        w = np.zeros((x.shape[1], k), dtype=np.float32)
+        # from a zero start every update of w is x.T @ (something), so w = x.T @ a and
+        # x @ w = (x @ x.T) @ a: the same descent on an examples x examples Gram matrix,
+        # about 20x less work than on examples x features (tens of thousands of grams)
+        gram = x @ x.T
+        a = np.zeros((len(x), k), dtype=np.float32)
         b = np.zeros(k, dtype=np.float32)
         for _ in range(iterations):
-            z = x @ w + b
+            z = gram @ a + b
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
             p /= p.sum(axis=1, keepdims=True)
             grad = (p - onehot) / len(x)
-            w -= rate * (x.T @ grad + l2 * w)
+            a -= rate * (grad + l2 * a)
             b -= rate * grad.sum(axis=0)
-        self._weights, self._bias = w, b
+        self._weights, self._bias = x.T @ a, b
 
     def _vector(self, text: str) -> np.ndarray:
         vec = np.zeros(len(self._vocab), dtype=np.float32)

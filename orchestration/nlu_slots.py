@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 
-from orchestration.nlu_text import similarity
+from orchestration.nlu_text import normalize, similarity
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAY_SHORT = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3,
@@ -26,7 +26,9 @@ _NOT_A_NAME_WORDS = (
     "a an the having trying calling looking not just still so very here there good fine "
     "ok sorry afraid unable locked unhappy interested wondering going getting about in on "
     "at with from your my calling back checking sure glad happy done ready new also the "
-    "really actually having no yes yeah hi hello hey well um uh"
+    "really actually having no yes yeah hi hello hey well um uh who what where when why how "
+    "which it is this that nobody everyone everybody someone somebody anyone anybody you "
+    "me us them him her customer human person agent operator manager"
 )
 _NOT_A_NAME = frozenset(_NOT_A_NAME_WORDS.split())
 _TIME_STOP = ("people", "person", "days", "day", "minutes", "minute", "hours", "hour",
@@ -185,31 +187,63 @@ def parse_time(text: str) -> str | None:
     return None
 
 
+_GREETING = r"(?:(?:hi|hello|hey|yes|yeah|ok|oh|well|good|morning|afternoon|evening|there) )*"
 _NAME_PATTERNS = (
     r"\bmy name is (\w+)(?: (\w+))?",
     r"\bname is (\w+)(?: (\w+))?",
     r"\bcall me (\w+)",
     r"\bthis is (\w+)(?: (\w+))?",
     r"\bit is (\w+) here\b",
-    r"^(?:hi |hello |yes |yeah )?i am (\w+)(?: (\w+))?$",
-    r"^(?:hi |hello )?(?:i am|it is) (\w+)(?: (\w+))? (?:calling|here|speaking)\b",
+    r"\b(?:speaking|talking) (?:with|to) (\w+)(?: (\w+))?$",
+    rf"^{_GREETING}i am (\w+)(?: (\w+))?$",
+    rf"^{_GREETING}(?:i am|it is) (\w+)(?: (\w+))? (?:calling|here|speaking)\b",
+    rf"^{_GREETING}(\w+)(?: (\w+))? (?:speaking|here)$",
 )
+# "I'm Chloe Martin, ..." or "It's Mark Evans.": read as a name only when the recogniser
+# wrote it as one (capitalised, not the first word), so "it's broken" is not a name
+_PROPER_PATTERNS = (
+    rf"^{_GREETING}(?:i am|it is) (\w+)(?: (\w+))?",
+)
+_NOT_AFTER_NAME = frozenset({"and", "from", "calling", "here", "speaking", "i", "by"})
 
 
-def parse_name(text: str) -> str | None:
-    """A caller's name from "my name is Ada", "this is Ada Lovelace", "call me Ada"."""
+def _proper_nouns(original: str) -> set[str]:
+    """Words the recogniser capitalised other than at the start of a sentence."""
+    found: set[str] = set()
+    for sentence in re.split(r"[.!?]\s+", original):
+        words = re.findall(r"[A-Za-z][a-z']*", sentence)
+        found |= {w.lower() for w in words[1:] if w[0].isupper() and w != "I"}
+    return found
+
+
+def _name_from(parts: list[str]) -> str | None:
+    if not parts or parts[0] in _NOT_A_NAME or parts[0].isdigit():
+        return None
+    kept = [parts[0]]
+    if len(parts) > 1 and parts[1] not in _NOT_A_NAME and not parts[1].isdigit() \
+            and parts[1] not in _NOT_AFTER_NAME:
+        kept.append(parts[1])
+    return " ".join(p.capitalize() for p in kept)
+
+
+def parse_name(text: str, original: str | None = None) -> str | None:
+    """A caller's name from "my name is Ada", "this is Ada Lovelace", "call me Ada",
+    "Omar speaking"; with the recogniser's ``original`` text also "It's Mark Evans"
+    when it capitalised the name."""
     for pattern in _NAME_PATTERNS:
         m = re.search(pattern, text)
-        if m is None:
-            continue
-        parts = [g for g in m.groups() if g]
-        if not parts or parts[0] in _NOT_A_NAME or parts[0].isdigit():
-            continue
-        kept = [parts[0]]
-        if len(parts) > 1 and parts[1] not in _NOT_A_NAME and not parts[1].isdigit() \
-                and parts[1] not in ("and", "from", "calling", "here", "speaking", "i"):
-            kept.append(parts[1])
-        return " ".join(p.capitalize() for p in kept)
+        if m is not None:
+            name = _name_from([g for g in m.groups() if g])
+            if name is not None:
+                return name
+    if original is None:
+        return None
+    proper = _proper_nouns(original)
+    for pattern in _PROPER_PATTERNS:
+        m = re.search(pattern, text)
+        if m is not None and m.group(1) in proper:
+            parts = [g for g in m.groups() if g]
+            return _name_from(parts if len(parts) < 2 or parts[1] in proper else parts[:1])
     return None
 
 
@@ -217,17 +251,23 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
+_SERVICE_FILLER = frozenset({"the", "service", "services", "system", "server", "servers"})
+
+
 def find_service(text: str, services: Mapping[str, Iterable[str]],
                  threshold: float = 0.8) -> str | None:
     """The configured service a normalized utterance names: exact alias, else the closest
     one- or two-word stretch ("payment service" -> payments, "the build server" -> ci)."""
-    words = [w for w in text.split() if w not in ("the", "service", "services", "system")]
+    words = [w for w in text.split() if w not in _SERVICE_FILLER]
     grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
     best: tuple[float, str] | None = None
     exact: tuple[int, str] | None = None
     for name, aliases in services.items():
         for alias in [name, *aliases]:
-            alias = alias.lower()
+            # the same words are dropped from an alias: "login service" is "login"
+            alias = " ".join(w for w in normalize(alias).split() if w not in _SERVICE_FILLER)
+            if not alias:
+                continue
             for gram in grams:
                 if gram == alias:
                     # the longest alias said wins: "payment gateway" is payments, not

@@ -178,3 +178,23 @@ def test_every_method_runs(nlu: LocalNlu) -> None:
 def test_the_service_named(nlu: LocalNlu, heard: str, service: str) -> None:
     result = nlu.parse(heard)
     assert (result.intent, result.slots.get("service")) == ("status_check", service)
+
+
+@pytest.mark.parametrize(("heard", "name"), [
+    ("Omar speaking.", "Omar"),
+    ("Yes, hi, I'm Julia.", "Julia"),
+    ("It's Mark Evans.", "Mark Evans"),  # whisper capitalised it: a name
+    ("It's broken.", None),  # not capitalised: not a name
+    ("Who is speaking?", None),
+    ("I want to talk to someone here", None),
+])
+def test_names(nlu: LocalNlu, heard: str, name: str | None) -> None:
+    assert nlu.parse(heard).slots.get("name") == name
+
+
+@pytest.mark.parametrize(("heard", "service"), [
+    ("Check the login service.", "auth"),  # the alias "login service" without its filler
+    ("Are the search servers OK?", "search"),
+])
+def test_service_aliases_without_filler_words(nlu: LocalNlu, heard: str, service: str) -> None:
+    assert nlu.parse(heard).slots.get("service") == service

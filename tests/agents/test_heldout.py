@@ -1,0 +1,98 @@
+"""The held-out NLU set (tests/agents/data/heldout/): kept out of everything the NLU is
+tuned with, and its accuracy, as written and as whisper heard it over the telephone band
+from voices the tuning never heard, held at least at the measured floor. The 95 %
+target is not met yet (docs/agents.md, "Held-out figures"): it is a strict expected
+failure, which fails the day it passes. Fast: the committed TSVs, no models.
+
+A failure here names how many utterances were wrong, never which: the held-out errors
+must not become the next tuning target (the folder's README).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks import nlu_sets
+from orchestration.agents_config import load
+from orchestration.nlu import _HEARD_FOR_NO, LocalNlu
+from orchestration.nlu_text import BASE_FIXES, normalize
+from tests.agents.helpers import TODAY
+
+HELD_OUT = [s for s in nlu_sets.SETS if s.held_out]
+TARGET = 0.95
+
+
+@pytest.fixture(scope="module")
+def nlu() -> LocalNlu:
+    config, _, intents = load()
+    services = {n: list(s.aliases) for n, s in config.ops.services.items()}
+    return LocalNlu(intents, config.nlu, services, today=lambda: TODAY)
+
+
+def held_out_texts(heard: bool) -> Iterator[str]:
+    for nlu_set in HELD_OUT:
+        if nlu_set.name.endswith("_whisper") == heard:
+            for row in nlu_sets.load(nlu_set):
+                yield normalize(row.text)
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", haystack) is not None
+
+
+def test_both_held_out_sets_are_there_and_aligned() -> None:
+    written, heard = (nlu_sets.load(s) for s in HELD_OUT)
+    assert len(written) >= 200 and len(written) == len(heard)
+    assert [r.intent for r in written] == [r.intent for r in heard]
+    assert {r.intent for r in written} >= {"book", "status_check", "goodbye", "escalate",
+                                           "help", "repeat", "affirm", "deny", "tell_name"}
+    assert all(r.kind.startswith(("espeak:", "flite:")) for r in heard)  # never piper joe
+
+
+def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
+    config, _, intents = load()
+    examples = {normalize(str(e)) for body in intents.values() for e in body.get("examples", ())}
+    keywords = {normalize(str(k)) for body in intents.values() for k in body.get("keywords", ())}
+    fixes = {normalize(p) for table in (BASE_FIXES, config.nlu.asr_fixes)
+             for pair in table.items() for p in pair} | set(_HEARD_FOR_NO)
+    tuned_on = {normalize(r.text) for s in nlu_sets.SETS if not s.held_out and s.path.is_file()
+                for r in nlu_sets.load(s)}
+    training = examples | keywords | tuned_on
+    # the written utterances may not be anywhere we tune; what whisper heard may be
+    # "Yes." like an example, but no longer stretch of it, and nothing of it in a fix
+    leaked = [text for text in held_out_texts(heard=False)
+              if text in training | fixes
+              or (len(text.split()) >= 3 and any(_contains(e, text) for e in examples | fixes))]
+    leaked += [text for text in held_out_texts(heard=True)
+               if text in fixes or (len(text.split()) >= 3 and (
+                   text in training or any(_contains(e, text) for e in examples | fixes)))]
+    assert not leaked, f"held-out utterances in the training data or fix tables: {leaked}"
+
+
+# measured (docs/agents.md): 81.8 % written, 71.5 % heard; a drop under these is a regression
+FLOOR = {"heldout": 0.80, "heldout_whisper": 0.70}
+
+
+def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
+    rows = nlu_sets.load(nlu_set)
+    found = float(nlu_sets.score(nlu, rows, errors=False)["intent_accuracy"])
+    wrong = round((1 - found) * len(rows))
+    return found, f"{nlu_set.name}: {found:.1%} ({wrong} of {len(rows)} wrong)"
+
+
+@pytest.mark.parametrize("nlu_set", HELD_OUT, ids=[s.name for s in HELD_OUT])
+def test_held_out_accuracy_holds_its_floor(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> None:
+    found, said = accuracy(nlu, nlu_set)
+    assert found >= FLOOR[nlu_set.name], f"{said}, under the floor {FLOOR[nlu_set.name]:.0%}"
+
+
+@pytest.mark.xfail(strict=True, reason="held-out accuracy is 81.8 % written, 71.5 % heard; "
+                                       "the 95 % target is not met (docs/agents.md)")
+@pytest.mark.parametrize("nlu_set", HELD_OUT, ids=[s.name for s in HELD_OUT])
+def test_held_out_accuracy_target(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> None:
+    found, said = accuracy(nlu, nlu_set)
+    assert found >= TARGET, (f"{said}, under {TARGET:.0%}; improve the NLU on the "
+                             "development set, not on this one")
