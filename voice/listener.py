@@ -153,6 +153,10 @@ class Listener:
         self.speculator.carry = audio
         self.cut = cut
 
+    def rejoin(self, audio: bytes) -> None:
+        """A short piece taken for a backchannel was the start of the turn now heard."""
+        self.speculator.carry = audio
+
     def carry_on(self, heard: Heard) -> None:
         """The caller went on talking while ``heard`` was transcribed: one turn, not two."""
         self.speculator.carry = heard.audio  # already holds any earlier piece

@@ -89,6 +89,10 @@ class Reply:
     turn_text: str = ""
     turn_audio: bytes = b""  # the audio of that turn, kept in case the caller goes on
     turn_ended_ms: int = 0
+    # a short piece over it taken for a backchannel (it resumed): if the caller goes on
+    # at once it was the start of a turn ("Take a note: ..."), and joins the rest
+    rejoin_audio: bytes = b""
+    rejoin_ms: int = 0
 
     def audible(self) -> bool:
         """Has the far end got audio of ours that it has not played yet?"""

@@ -111,8 +111,7 @@ class CallSession:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+        if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("session %s task %s failed: %r", self.id, task.get_name(), exc)
             self.emit("session.error", task=task.get_name(), error=repr(exc))
 
@@ -122,12 +121,9 @@ class CallSession:
         # the agent's name for viewers: the supervisor says "supervisor", the echo agent
         # its class name
         agent = getattr(self.agent, "name", None) or type(self.agent).__name__
-        data: dict[str, Any] = {"protocol": self.call.protocol, "agent": str(agent)}
-        if self.call.call_sid is not None:
-            data["call_sid"] = self.call.call_sid
-        if self.call.caller is not None:
-            data["caller"] = self.call.caller
-        self.emit("session.started", **data)
+        phone = {"call_sid": self.call.call_sid, "caller": self.call.caller}
+        self.emit("session.started", protocol=self.call.protocol, agent=str(agent),
+                  **{k: v for k, v in phone.items() if v is not None})
         self.turns.go(TurnState.THINKING)
         self._start_reply(self.agent.greeting())
         self._spawn(self.speaker.prepare(), "prepare")
@@ -201,7 +197,8 @@ class CallSession:
             audible = reply.audible()
             unplayed = " ".join(reply.unplayed_sentences())
             gap_ms = event.onset_ms - reply.turn_ended_ms
-            if reply.turn_index is not None and gap_ms <= self.config.turn.merge_window_ms:
+            window = self.config.turn.merge_window_ms
+            if reply.turn_index is not None and gap_ms <= window:
                 # they carried on almost at once: it was a pause inside one sentence, so the
                 # next piece joins this one and the whole replaces the turn we answered
                 self.listener.merge(reply.turn_audio, Cut(reply.turn_index, reply.turn_text))
@@ -210,6 +207,11 @@ class CallSession:
                           turn=reply.turn_index)
             else:
                 self._interrupted = self._stop_reply(keep_for_resume=True)
+                if reply.rejoin_audio and event.onset_ms - reply.rejoin_ms <= window:
+                    self.listener.rejoin(reply.rejoin_audio)
+                    self.emit("turn.rejoined", reply_id=reply.id,
+                              gap_ms=event.onset_ms - reply.rejoin_ms)
+                reply.rejoin_audio = b""
             # detect_ms: speech onset -> agent stopped, in audio time
             self.emit("tts.interrupted", reply_id=reply.id, played_text=reply.played_text(),
                       unplayed_text=unplayed, cleared=audible,
@@ -251,7 +253,7 @@ class CallSession:
         config = self.config.turn
         try:
             if interrupted is not None and turn.span_ms < config.backchannel_max_ms:
-                self._resume(interrupted, why="short")
+                self._resume(interrupted, "short", turn)
                 return
             waited = time.monotonic()
             transcript = await self.listener.transcribe(turn)
@@ -260,7 +262,7 @@ class CallSession:
             if interrupted is not None:
                 if is_backchannel(text, set(config.backchannel_words)):
                     self.emit("stt.backchannel", text=text, audio_ms=ms_of(turn.audio))
-                    self._resume(interrupted, why="backchannel")
+                    self._resume(interrupted, "backchannel", turn)
                     return
                 self._forget(interrupted)  # the caller has the floor
                 interrupted = None
@@ -315,8 +317,9 @@ class CallSession:
         user_turn = UserTurn(text, ms_of(turn.audio), self.turn_count, supersedes)
         self._start_reply(self.agent.respond(user_turn), reply)
 
-    def _resume(self, reply: Reply, why: str) -> None:
+    def _resume(self, reply: Reply, why: str, piece: Heard) -> None:
         """Carry on with a reply cut by a backchannel, from its first unheard sentence."""
+        reply.rejoin_audio, reply.rejoin_ms = piece.audio, piece.ended_ms
         left = reply.rewind()
         self.emit("tts.resumed", reply_id=reply.id, why=why, text=" ".join(left))
         self.turns.go(TurnState.THINKING)

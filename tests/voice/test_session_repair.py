@@ -18,6 +18,7 @@ from tests.voice.fakes import (
     settle,
     silence,
 )
+from voice.audio import ms_of
 from voice.turns import TurnState
 
 
@@ -165,3 +166,27 @@ async def test_the_session_can_be_told_to_say_something_and_hang_up() -> None:
     assert transport.count("clear") == 1  # the greeting was cut
     await ack_all(session, transport)
     assert transport.ended == "draining" and session.ended.is_set()
+
+
+async def test_a_short_piece_taken_for_a_backchannel_rejoins_the_words_after_it() -> None:
+    # "Take a note:" (short, over the agent) (a breath) "send the report to Maria."
+    session, transport, agent, rec = make_session(["Tell me."], ["One. Two. Three."])
+    await session.start()
+    await settle()
+    await ack_all(session, transport)
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    session.on_mark("r2:1")
+    transport.marks.clear()
+    stt = session.stt
+    assert isinstance(stt, FakeSTT)
+    stt.texts = ["Take a note: send the report to Maria."]
+    await feed(session, SPEECH[32 * 300 : 32 * 700] + silence(400))
+    await settle()
+    assert rec.of_type("tts.resumed")[0].data["why"] == "short"
+    await feed(session, SPEECH + silence(1200))
+    await settle()
+    assert rec.of_type("turn.rejoined")
+    # whisper heard the short piece again with the rest, as one turn
+    assert stt.audio_ms[-1] >= ms_of(SPEECH) + 300
+    assert agent.turns[-1] == "Take a note: send the report to Maria."
