@@ -23,6 +23,7 @@ from piper import PiperVoice, SynthesisConfig
 from orchestration.bulkhead import Bulkhead, shared_bulkhead
 from voice.config import TtsConfig
 from voice.errors import VoiceError
+from voice.piper_session import load_voice
 
 
 class TtsError(VoiceError):
@@ -198,7 +199,7 @@ class PiperTTS:
                 voice = _voices.get(self._model_path)
                 if voice is None:
                     try:
-                        voice = PiperVoice.load(self._model_path, self._config_path)
+                        voice = load_voice(self._model_path, self._config_path)
                     except (OSError, ValueError, KeyError, RuntimeError) as exc:
                         raise TtsError(
                             f"cannot load piper voice {self._model_path}: {exc}"
