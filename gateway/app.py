@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, HTTPException, WebSocket, WebSocketException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -19,6 +20,7 @@ from gateway.browser import handle_browser
 from gateway.config import Settings
 from gateway.debug import debug_router
 from gateway.health import GatewayReadings
+from gateway.http_errors import validation_error
 from gateway.limits import CLOSE_LIMITED, EdgeLimits, LimitExceeded, client_address
 from gateway.logs import set_trace_lookup
 from gateway.metrics import CONTENT_TYPE, Metrics
@@ -86,6 +88,8 @@ def create_app(
         await asyncio.to_thread(app.state.tracer.shutdown)  # flush spans to the exporter
 
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
+    # a 422 that NaN or Infinity in the body cannot turn into a 500 (gateway/http_errors.py)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.state.runtime = runtime
     app.state.auth = auth
     limits = EdgeLimits(settings.limits, enabled=settings.limits_on)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from gateway.cli_options import AdminToken, TwilioAuthToken, WidgetToken
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="voxgate voice agent gateway")
 
@@ -25,7 +28,6 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.config import load_settings
     from gateway.drain import DrainingServer
     from gateway.logs import configure_logging
 
@@ -34,7 +36,7 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = load_settings(config, **overrides)
+    settings = _settings_or_exit(config, overrides)
     configure_logging(settings.log_level)
     app = create_app(settings)
     server_config = uvicorn.Config(
@@ -56,6 +58,29 @@ def serve(
         server.run()
     if not server.started:
         raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE: the port is taken, the app failed
+
+
+def _settings_or_exit(config: Path | None, overrides: dict[str, object]) -> Settings:
+    """The settings, or exit 2 naming each bad one and its environment variable."""
+    import yaml
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from gateway.config import load_settings
+
+    try:
+        return load_settings(config, **overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            env = "VOXGATE_" + "__".join(str(part).upper() for part in error["loc"])
+            shown = repr(error.get("input"))[:60]
+            lines.append(f"  {where} ({env}): {error['msg']}; got {shown}")
+        typer.echo("invalid settings:\n" + "\n".join(lines), err=True)
+    except (SettingsError, FileNotFoundError, yaml.YAMLError) as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
