@@ -43,6 +43,7 @@ from gateway.browser_protocol import (
 )
 from gateway.errors import GatewayError
 from orchestration.events import Event
+from tests.security.fuzzing import budget
 
 START: dict[str, Any] = {
     "type": "start",
@@ -310,11 +311,13 @@ def _check(text: str | bytes) -> None:
             validator.audio(text)
 
 
+@budget(150)
 @given(st.text() | st.binary())
 def test_fuzz_any_text(text: str | bytes) -> None:
     _check(text)
 
 
+@budget(150)
 @given(_shaped())
 def test_fuzz_shaped(text: str) -> None:
     _check(text)

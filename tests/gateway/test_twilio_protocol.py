@@ -36,6 +36,7 @@ from gateway.twilio_protocol import (
     parse_outbound,
     twiml_connect_stream,
 )
+from tests.security.fuzzing import budget
 from voice.audio import ulaw_encode
 
 SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
@@ -307,17 +308,20 @@ def _parses_or_protocol_error(text: str | bytes, inbound: bool = True) -> None:
         (parse_inbound if inbound else parse_outbound)(text)
 
 
+@budget(150)
 @given(st.text() | st.binary())
 def test_fuzz_any_text(text: str | bytes) -> None:
     _parses_or_protocol_error(text)
     _parses_or_protocol_error(text, inbound=False)
 
 
+@budget(150)
 @given(_mutated(INBOUND))
 def test_fuzz_mutated_inbound(text: str) -> None:
     _parses_or_protocol_error(text)
 
 
+@budget(150)
 @given(_mutated(OUTBOUND))
 def test_fuzz_mutated_outbound(text: str) -> None:
     _parses_or_protocol_error(text, inbound=False)

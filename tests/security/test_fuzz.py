@@ -1,6 +1,8 @@
-"""Fuzzing the parsers that take outside input: workflow YAML here (the wire protocols are
-fuzzed in tests/gateway/test_*_protocol.py), and both call endpoints of a live server with
-a mutational fuzzer while a good call goes on."""
+"""Fuzzing the parsers that take outside input: workflow YAML here, and both call endpoints
+of a live server with a mutational fuzzer while a good call goes on. The wire protocols'
+parsers are fuzzed in tests/gateway/test_*_protocol.py, the other parsers in
+test_fuzz_parsers.py, the HTTP edges in test_fuzz_http.py; budgets in fuzzing.py and the
+list in docs/security.md, "Fuzzing"."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -27,13 +29,14 @@ from gateway.server import ServerThread
 from orchestration.catalog import build_registry
 from orchestration.loader import CATALOG, DefinitionError, load_text
 from tests.gateway.test_bad_input import start_message
+from tests.security.fuzzing import budget
 from tests.speech import load_prompt
 
 REGISTRY = build_registry()
 SEED_YAML = (CATALOG / "support_triage.yaml").read_text()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(100)
 @given(st.text(max_size=2000))
 def test_any_text_is_a_workflow_or_a_definition_error(text: str) -> None:
     try:
@@ -63,7 +66,7 @@ def mutate(obj: Any, rnd: random.Random) -> Any:
     return rnd.choice([None, 0, -1, 1e308, "", "?", "]]", "a" * 500, [], {}, True, "${{x}}"])
 
 
-@settings(max_examples=300, deadline=None)
+@budget(100, deadline_ms=2000)
 @given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=6))
 def test_mutated_catalog_workflows_never_crash_the_loader(rnd: random.Random, rounds: int) -> None:
     doc = yaml.safe_load(SEED_YAML)
