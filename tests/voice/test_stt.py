@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from orchestration.bulkhead import Bulkhead, BulkheadFull
+from orchestration.eval_checks import word_errors
 from tests.speech import SHORT_PROMPTS, corpus_wer, load_prompt, word_error_rate
+from tests.voice.phone_line import load_phone_lines
 from voice import stt as stt_module
 from voice.audio import SAMPLE_RATE
 from voice.config import SttConfig
@@ -81,31 +83,38 @@ def test_non_speech_gives_empty_text(whisper_tiny: WhisperSTT, name: str, prompt
     assert transcript.text == ""
 
 
-def test_the_agents_prompt_over_a_phone_line(whisper_tiny: WhisperSTT, piper_joe: object) -> None:
-    """Synthesized caller turns over a band-limited mu-law line, as said and 15 % faster:
-    the agents' prompt makes no more errors than none (tiny.en writes "Colana" for "call
-    Anna" and "but me" for "book me" without it), and costs nothing on human speech."""
-    from voice.audio import resample
-    from voice.perturb import change_speed, telephone
+def test_the_agents_prompt_over_a_phone_line(whisper_tiny: WhisperSTT) -> None:
+    """Caller turns of the agents' domain over a telephone line: the agents' prompt makes
+    fewer word errors than none, and costs nothing on human speech.
 
+    The turns are committed audio (tests/voice/phone_line.py): of the 246 clean domain
+    turns of ``benchmarks/stt_prompt.py`` (piper over an 8 kHz mu-law line, as said and
+    15 % faster), the 18 on which the prompt changes the transcript's errors, for better
+    or worse; on the others it changes nothing, so these carry its effect. Whisper decodes
+    a given audio the same way on every run (5 runs of the 246: not one transcript
+    changed), so unlike audio synthesized afresh (piper never says a text the same way
+    twice) this compares the same thing every time: 25 errors without the prompt, 15 with
+    it, out of 100 words (docs/voice-models.md). The margin leaves room for another CPU's
+    kernels decoding a borderline turn differently."""
     prompt = _agents_prompt()
-    phrases = ["Take a note: call Anna about the budget.", "Read me my notes.", "No.",
-               "Yes please.", "Book me on Tuesday at 3 pm.", "Is the email service working?"]
-    plain, prompted = [], []
-    for text in phrases:
-        audio = resample(piper_joe.synthesize_sync(text), 22_050, SAMPLE_RATE)  # type: ignore[attr-defined]
-        for line in (telephone(audio), telephone(change_speed(audio, 1.15))):
-            plain.append((text, whisper_tiny.transcribe_sync(line).text))
-            prompted.append((text, whisper_tiny.transcribe_sync(line, prompt).text))
-    # never worse than no prompt (how much better is measured in docs/voice-models.md:
-    # CTranslate2 on two threads does not always decode the plain turns the same way)
-    assert corpus_wer(prompted) <= corpus_wer(plain), (plain, prompted)
-    assert corpus_wer(prompted) < 0.10, prompted
+    lines = load_phone_lines()
+    assert len(lines) == 18
+    plain = [(line.text, whisper_tiny.transcribe_sync(line.pcm).text) for line in lines]
+    prompted = [(line.text, whisper_tiny.transcribe_sync(line.pcm, prompt).text)
+                for line in lines]
+    saved = errors(plain) - errors(prompted)
+    # measured: 17 words saved on 14 turns ("invoice", "failed", "cancel", "book",
+    # "Goodbye"), 7 lost on 4 ("Maria Colley", "Lift my action items")
+    assert saved >= 5, (saved, plain, prompted)
     human = []
     for name in SHORT_PROMPTS[:15]:
         pcm, reference = load_prompt(name)
         human.append((reference, whisper_tiny.transcribe_sync(pcm, prompt).text))
     assert corpus_wer(human) < 0.10, human
+
+
+def errors(pairs: list[tuple[str, str]]) -> int:
+    return sum(word_errors(reference, heard)[0] for reference, heard in pairs)
 
 
 def test_empty_audio_is_empty_text_without_running_the_model(whisper_tiny: WhisperSTT) -> None:
