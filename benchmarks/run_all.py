@@ -55,6 +55,10 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
                    ("parse p50, logreg", "methods.logreg.parse_ms_p50", "ms")],
     "agents_tasks": [("task completion", "completion", ""),
                      ("orchestration per turn p50", "turn_ms_p50", "ms")],
+    "soak": [("all checks held", "headline.ok", ""),
+             ("no task/thread/fd leak", "headline.leak_free", ""),
+             ("resident memory growth", "headline.rss_growth", ""),
+             ("calls complete in the log", "headline.calls_complete", "")],
     "eval_suites": [("all gates held", "headline.ok", ""),
                     ("voice runs ok (all variants)", "headline.voice_runs_ok", ""),
                     ("voice WER", "headline.voice_wer", ""),
@@ -76,6 +80,7 @@ QUICK: dict[str, list[str]] = {
     "dashboard_widget": ["--seconds", "20"],
     "agents_tasks": ["--repeat", "1"],
     "eval_suites": ["--variant", "clean"],
+    "soak": ["--quick"],
 }
 
 

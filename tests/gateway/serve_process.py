@@ -69,9 +69,11 @@ class ServeProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def debug(self) -> dict[str, Any]:
-        """The server's own view: tasks, threads, fds, sessions, pools (gateway/debug.py)."""
-        resp = httpx.get(f"{self.url}/api/debug/runtime", headers=self.headers, timeout=10)
+    def debug(self, objects: int = 0, trim: bool = False) -> dict[str, Any]:
+        """The server's own view: tasks, threads, fds, sessions, pools (gateway/debug.py);
+        with ``objects``, the most common object types too; ``trim``: after malloc_trim."""
+        resp = httpx.get(f"{self.url}/api/debug/runtime", headers=self.headers, timeout=30,
+                         params={"objects": objects, "trim": trim})
         resp.raise_for_status()
         data: dict[str, Any] = resp.json()
         return data
