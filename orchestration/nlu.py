@@ -100,15 +100,17 @@ def mask(norm: str, services: Mapping[str, Iterable[str]], name: str | None) -> 
     if name:
         text = re.sub(r"\b" + re.escape(name.lower()) + r"\b", "xname", text)
     words = text.split()
-    aliases = {a.lower(): n for n, al in services.items() for a in [n, *al]}
+    aliases = {normalize(a): n for n, al in services.items() for a in [n, *al]}
     out: list[str] = []
     i = 0
     while i < len(words):
         w = words[i]
-        pair = f"{w} {words[i + 1]}" if i + 1 < len(words) else ""
-        if pair in aliases:
+        # the longest alias first: "gate we are" (a heard "gateway"), "vox gate", "web"
+        span = next((k for k in (3, 2) if " ".join(words[i:i + k]) in aliases
+                     and i + k <= len(words)), 0)
+        if span:
             out.append("xservice")
-            i += 2
+            i += span
             continue
         if w in aliases:
             out.append("xservice")

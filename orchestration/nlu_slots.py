@@ -260,6 +260,8 @@ def find_service(text: str, services: Mapping[str, Iterable[str]],
     one- or two-word stretch ("payment service" -> payments, "the build server" -> ci)."""
     words = [w for w in text.split() if w not in _SERVICE_FILLER]
     grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    # three-word aliases (heard forms such as "gate we are") only ever match exactly
+    trigrams = {" ".join(words[i:i + 3]) for i in range(len(words) - 2)}
     best: tuple[float, str] | None = None
     exact: tuple[int, str] | None = None
     for name, aliases in services.items():
@@ -268,6 +270,8 @@ def find_service(text: str, services: Mapping[str, Iterable[str]],
             alias = " ".join(w for w in normalize(alias).split() if w not in _SERVICE_FILLER)
             if not alias:
                 continue
+            if alias in trigrams and (exact is None or len(alias) > exact[0]):
+                exact = (len(alias), name)
             for gram in grams:
                 if gram == alias:
                     # the longest alias said wins: "payment gateway" is payments, not
