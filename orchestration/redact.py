@@ -21,19 +21,35 @@ SAFE_KEYS = frozenset(
 )
 
 
-def redact_value(value: Any) -> Any:
+# deeper than this, a payload is not an event's data but a mistake; its rest is dropped
+MAX_DEPTH = 32
+
+
+def redact_value(value: Any, _path: frozenset[int] = frozenset()) -> Any:
     if isinstance(value, str):
         return redact_text(value)
-    if isinstance(value, Mapping):
-        return redact_data(value)
-    if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
+    if isinstance(value, Mapping | list | tuple):
+        # a container inside itself (or nested absurdly deep) would recurse until
+        # RecursionError inside EventBus.emit, failing the caller's step: cut it
+        if id(value) in _path:
+            return "<cycle>"
+        if len(_path) >= MAX_DEPTH:
+            return "<too deep>"
+        inner = _path | {id(value)}
+        if isinstance(value, Mapping):
+            return _redact_mapping(value, inner)
+        return [redact_value(v, inner) for v in value]
     return value
 
 
-def redact_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A masked copy of an event payload (nested dicts and lists included)."""
+def _redact_mapping(data: Mapping[str, Any], path: frozenset[int]) -> dict[str, Any]:
     return {
-        key: value if key in SAFE_KEYS and isinstance(value, str) else redact_value(value)
+        key: value if key in SAFE_KEYS and isinstance(value, str) else redact_value(value, path)
         for key, value in data.items()
     }
+
+
+def redact_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A masked copy of an event payload (nested dicts and lists included; a container
+    that holds itself becomes ``"<cycle>"``, nesting past ``MAX_DEPTH`` ``"<too deep>"``)."""
+    return _redact_mapping(data, frozenset({id(data)}))

@@ -94,6 +94,28 @@ def test_event_payloads_are_masked_deeply_but_ids_stay() -> None:
     assert masked["history"] == ["card [card ...1111]", "hello"]
 
 
+def test_a_payload_that_holds_itself_is_cut_not_fatal() -> None:
+    # a tool result or slot dict that refers to itself made redact_data recurse until
+    # RecursionError inside EventBus.emit, failing the step that emitted it
+    looped: dict[str, object] = {"note": "call me on 415 555 0199"}
+    looped["self"] = looped
+    listed: list[object] = ["card 4111111111111111"]
+    listed.append(listed)
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(500):
+        node["next"] = node = {}
+    shared = {"phone": "415 555 0199"}
+    bus = EventBus(redactor=redact_data)
+    event = bus.emit("s1", "tool.succeeded", {"result": looped, "items": listed, "deep": deep,
+                                              "a": shared, "b": shared})
+    assert event.data["result"] == {"note": "call me on [phone ...0199]", "self": "<cycle>"}
+    assert event.data["items"] == ["card [card ...1111]", "<cycle>"]
+    assert "<too deep>" in str(event.data["deep"])
+    # the same dict twice, side by side, is not a cycle
+    assert event.data["a"] == event.data["b"] == {"phone": "[phone ...0199]"}
+
+
 def luhn_complete(prefix: str) -> str:
     for check in "0123456789":
         digits = prefix + check
