@@ -114,7 +114,10 @@ def create_app(
     # widget tokens and /ws/state tickets (POST /api/tokens, /api/ws-ticket)
     app.include_router(tokens_router(auth, admin, limits))
     # workflows, their REST API, and the event log every call event is appended to
-    metrics = Metrics(lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()])
+    metrics = Metrics(
+        lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()],
+        refusals=limits.refusals,
+    )
     metrics.attach(runtime.bus)
     app.state.metrics = metrics
     app.include_router(

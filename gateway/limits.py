@@ -63,6 +63,7 @@ class RateLimiter:
         self.max_keys = max_keys
         # key -> (tokens, when they were counted), least recently touched first
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.refused = 0  # attempts refused since start (for /metrics)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -78,6 +79,7 @@ class RateLimiter:
             tokens -= 1.0
         else:
             wait = (1.0 - tokens) / self.rate
+            self.refused += 1
         self._buckets[key] = (tokens, now)
         if len(self._buckets) > self.max_keys:
             # a flood of distinct keys: the least recent is forgotten (it gets a full
@@ -132,6 +134,7 @@ class LiveCounter:
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self._open: dict[str, int] = {}
+        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._open)
@@ -139,6 +142,7 @@ class LiveCounter:
     def acquire(self, key: str) -> bool:
         count = self._open.get(key, 0)
         if count >= self.cap:
+            self.refused += 1
             return False
         self._open[key] = count + 1
         return True
@@ -198,6 +202,20 @@ class EdgeLimits:
         self.live_by_address = LiveCounter(settings.live_calls_per_address)
         self.live_by_token = LiveCounter(settings.live_calls_per_token)
         self.live_per_caller = settings.live_calls_per_caller
+        self.live_by_caller_refused = 0
+
+    def refusals(self) -> dict[str, int]:
+        """Attempts refused since start, by limit (``voxgate_limit_refusals`` on /metrics)."""
+        rates = {"calls_per_address": self.calls_by_address,
+                 "calls_per_token": self.calls_by_token,
+                 "calls_per_caller": self.calls_by_caller,
+                 "tokens_per_address": self.tokens_by_address,
+                 "demo_pages_per_address": self.demo_pages}
+        counts = {name: limiter.refused if limiter else 0 for name, limiter in rates.items()}
+        counts["live_calls_per_address"] = self.live_by_address.refused
+        counts["live_calls_per_token"] = self.live_by_token.refused
+        counts["live_calls_per_caller"] = self.live_by_caller_refused
+        return counts
 
     def check_browser_attempt(self, address: str) -> None:
         """Before the token is checked, so that guessing tokens costs attempts too."""
@@ -231,6 +249,7 @@ class EdgeLimits:
             return
         check_rate(self.calls_by_caller, caller, "calls from this number")
         if live >= self.live_per_caller:
+            self.live_by_caller_refused += 1
             raise LimitExceeded(f"too many live calls from this number ({self.live_per_caller})")
 
     def check_credentials(self, address: str) -> None:

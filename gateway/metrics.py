@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from orchestration.bulkhead import Bulkhead
@@ -47,8 +47,29 @@ class _PoolCollector(Collector):
         yield from (active, queued, rejected)
 
 
+class _RefusalCollector(Collector):
+    """Calls, tokens and demo pages the edge limits refused, read when Prometheus scrapes
+    (a refusal has no session and no event: a flood of them must not fill the log)."""
+
+    def __init__(self, refusals: Callable[[], Mapping[str, int]]) -> None:
+        self._refusals = refusals
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "voxgate_limit_refusals", "Attempts refused by an edge limit since start",
+            labels=["limit"],
+        )
+        for limit, count in sorted(self._refusals().items()):
+            family.add_metric([limit], count)
+        yield family
+
+
 class Metrics:
-    def __init__(self, pools: Callable[[], Iterable[Bulkhead]] = tuple) -> None:
+    def __init__(
+        self,
+        pools: Callable[[], Iterable[Bulkhead]] = tuple,
+        refusals: Callable[[], Mapping[str, int]] = dict,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls_active = Gauge("voxgate_calls_active", "Calls in progress", registry=r)
@@ -120,6 +141,7 @@ class Metrics:
         for reason in ("poison", "backlog_full", "shutdown"):
             self.log_drops.labels(reason)  # every reason shows, at 0 until it happens
         r.register(_PoolCollector(pools))
+        r.register(_RefusalCollector(refusals))
 
     def observe(self, event: Event) -> None:
         self._count(event.type, event.data, "call")

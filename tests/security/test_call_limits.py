@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -261,6 +262,30 @@ def untrusting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThrea
     )
     with ServerThread(create_app(settings)) as running:
         yield running
+
+
+def refusals(server: ServerThread) -> dict[str, float]:
+    text = httpx.get(f"{server.url}/metrics", headers=BEARER).text
+    return {sample.labels["limit"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "voxgate_limit_refusals" for sample in family.samples
+            if sample.name == "voxgate_limit_refusals_total"}
+
+
+def test_refusals_are_counted_on_metrics_by_limit(server: ServerThread) -> None:
+    before = refusals(server)
+    assert set(before) >= {"calls_per_address", "live_calls_per_address", "calls_per_caller",
+                           "tokens_per_address", "demo_pages_per_address"}
+    headers = {"x-forwarded-for": "203.0.113.60", **BEARER}
+    statuses = [httpx.post(f"{server.url}/api/tokens", json={}, headers=headers).status_code
+                for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    answers = [twilio_voice(server, "+15550007060") for _ in range(3)]
+    assert BUSY in answers[2]
+    after = refusals(server)
+    assert after["tokens_per_address"] - before["tokens_per_address"] == 2
+    assert after["calls_per_caller"] - before["calls_per_caller"] == 1
+    assert after["live_calls_per_token"] == before["live_calls_per_token"]
 
 
 def test_x_forwarded_for_counts_only_from_a_trusted_proxy(untrusting: ServerThread) -> None:
