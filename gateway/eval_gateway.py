@@ -94,7 +94,13 @@ def build_app_parts(data_dir: Path, agents: Agents, voice: VoiceServices | None
     settings = Settings(data_dir=data_dir)
     bus = EventBus(redactor=redact_data if settings.redact else None)
     factory, close = agent_factory(agents, bus, data_dir)
-    return create_app(settings, voice=voice, agent_factory=factory, bus=bus), close
+    app = create_app(settings, voice=voice, agent_factory=factory, bus=bus)
+    # the agents were built before the app: plug in the gateway's own readings, as
+    # create_app does for the agents it builds, or "the gateway" is an unknown service
+    ops = getattr(getattr(factory, "__self__", None), "ops", None)
+    if ops is not None:
+        ops.plug("gateway", app.state.readings)
+    return app, close
 
 
 class InProcessGateway:

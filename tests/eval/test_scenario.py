@@ -116,3 +116,21 @@ def test_variant_names() -> None:
     assert variant_params("telephone") == ("telephone", None)
     with pytest.raises(ValueError, match="unknown variant"):
         variant_params("louder")
+
+
+@pytest.mark.slow
+async def test_the_harness_gateway_knows_itself(tmp_path: Path) -> None:
+    # the harness builds the voice agents before the app: without the gateway's own
+    # readings plugged in, "how is the gateway doing?" had no answer in an eval run
+    from gateway.eval_gateway import build_app_parts
+    from orchestration.agent import CallInfo, Say, UserTurn
+    from orchestration.eval_scenario import Agents
+
+    app, close = build_app_parts(tmp_path, Agents(factory="agents"), None)
+    try:
+        agent = app.state.runtime.agent_factory(CallInfo("s1", "twilio", "+15005550006"))
+        said = [a.text async for a in agent.respond(UserTurn("How is the gateway doing?", 900, 1))
+                if isinstance(a, Say)]
+    finally:
+        close()
+    assert "The gateway is starting. Its speech models are still loading." in " ".join(said)
