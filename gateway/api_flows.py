@@ -6,7 +6,7 @@
 A call's ``workflow.transition`` events name the flow (``agent``) and the state it entered
 (``to``); the dashboard draws this graph with that state lit. The graph has the shape of
 ``orchestration.diagram.to_graph`` (``{name, start, nodes, edges}``), so one drawing
-serves both flows and workflows.
+serves both flows and workflows (a flow is a workflow definition).
 """
 
 from __future__ import annotations
@@ -18,34 +18,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from orchestration.agents_config import load
-from orchestration.flow import FINAL, FlowDef, ListenState, ToolState, edges, to_mermaid
-
-
-def flow_graph(flow: FlowDef) -> dict[str, Any]:
-    nodes = []
-    for name, st in flow.states.items():
-        label = f"{name} ({st.kind}{': ' + st.tool if isinstance(st, ToolState) else ''})"
-        nodes.append({"id": name, "kind": "end" if isinstance(st, FINAL) else st.kind,
-                      "label": label})
-    links = []
-    for name, st in flow.states.items():
-        for path, target in edges(st):
-            kind = path.split(".")[0].split("[")[0]
-            label = kind
-            if isinstance(st, ListenState) and path.startswith("on["):
-                on = st.on[int(path[3 : path.index("]")])]
-                label = ",".join(on.intents + on.changed) or "guard"
-            links.append({"from": name, "to": target, "label": label,
-                          "kind": "error" if kind == "on_error" else kind})
-    return {"name": flow.name, "description": flow.description, "start": flow.start,
-            "nodes": nodes, "edges": links}
+from orchestration.definition import WorkflowDef
+from orchestration.diagram import to_graph, to_mermaid
 
 
 def flows_router(config: Path | None = None) -> APIRouter:
     router = APIRouter(tags=["flows"])
 
     @functools.cache
-    def flows() -> dict[str, FlowDef]:
+    def flows() -> dict[str, WorkflowDef]:
         _, found, _ = load(config)
         return {f.name: f for f in found}
 
@@ -58,6 +39,6 @@ def flows_router(config: Path | None = None) -> APIRouter:
         flow = flows().get(name)
         if flow is None:
             raise HTTPException(404, f"unknown flow {name!r}")
-        return {"name": name, "graph": flow_graph(flow), "mermaid": to_mermaid(flow)}
+        return {"name": name, "graph": to_graph(flow), "mermaid": to_mermaid(flow)}
 
     return router

@@ -20,6 +20,9 @@ class CallInfo:
     protocol: str  # "twilio", "browser", ...
     caller: str | None = None
     call_sid: str | None = None
+    # the session id of an earlier call whose conversation this one carries on (its state
+    # rebuilt from the event log): no greeting, the question it waited on asked again
+    resume_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

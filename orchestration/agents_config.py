@@ -2,7 +2,9 @@
 default) naming the intents file, the flow files and every setting, checked as a whole
 when it is loaded.
 
-Beyond each model's own checks (unknown keys, types, flow graphs), ``check`` verifies
+Each flow is a workflow definition (``definition.WorkflowDef``, the one format the
+workflow engine runs), loaded with the workflow loader's checks. Beyond each model's own
+checks (unknown keys, types, flow graphs), ``check`` verifies
 what spans files: every tool a flow calls is registered and granted by the flow's
 permissions, every intent a flow or the keypad menu names is an intent of the NLU (or
 one of the supervisor's), and no intent is routed to two agents. Problems are listed
@@ -17,8 +19,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestration.definition import WaitState, WorkflowDef
 from orchestration.errors import OrchestrationError
-from orchestration.flow import FlowDef, ListenState, tools_of
+from orchestration.loader import DefinitionError, check_tools, from_dict
 from orchestration.loader import _Loader as YamlLoader
 from orchestration.nlu import NluConfig
 from orchestration.ops import OpsConfig
@@ -111,7 +114,7 @@ def _read_yaml(path: Path) -> Any:
 
 
 def load(path: Path | None = None, overrides: dict[str, Any] | None = None
-         ) -> tuple[AgentsConfig, list[FlowDef], dict[str, Any]]:
+         ) -> tuple[AgentsConfig, list[WorkflowDef], dict[str, Any]]:
     """(config, flows, intents mapping) from a YAML file; ``overrides`` are merged into its
     top-level sections (tests point ``ops.services`` at a loopback server this way)."""
     path = path or DEFAULT_CONFIG
@@ -137,17 +140,14 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None
     except ValidationError as exc:
         raise AgentsConfigError(str(path), [(_loc(e["loc"]), e["msg"]) for e in exc.errors()]
                                 ) from None
-    flows: list[FlowDef] = []
+    flows: list[WorkflowDef] = []
     problems: list[tuple[str, str]] = []
     for flow_path in config.flows:
         data = _read_yaml(flow_path)
         try:
-            flows.append(FlowDef.model_validate(data))
-        except ValidationError as exc:
-            for e in exc.errors():
-                for line in str(e["msg"]).removeprefix("Value error, ").split("\n"):
-                    path_msg = line.split(": ", 1) if ": " in line else (_loc(e["loc"]), line)
-                    problems.append((f"{flow_path.name}: {path_msg[0]}", path_msg[-1]))
+            flows.append(from_dict(data, str(flow_path)))
+        except DefinitionError as exc:
+            problems += [(f"{flow_path.name}: {where}", msg) for where, msg in exc.problems]
     if problems:
         raise AgentsConfigError(str(path), problems)
     intents_raw = _read_yaml(config.intents_file)
@@ -157,7 +157,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None
     return config, flows, intents_raw["intents"]
 
 
-def check(config: AgentsConfig, flows: list[FlowDef], intents: list[str],
+def check(config: AgentsConfig, flows: list[WorkflowDef], intents: list[str],
           registry: ToolRegistry, source: str = "<agents>") -> None:
     """Cross-file checks; raises ``AgentsConfigError`` listing every problem."""
     found: list[tuple[str, str]] = []
@@ -174,22 +174,14 @@ def check(config: AgentsConfig, flows: list[FlowDef], intents: list[str],
             else:
                 owner[intent] = flow.name
         for name, st in flow.states.items():
-            if isinstance(st, ListenState):
+            if isinstance(st, WaitState):
                 for i, on in enumerate(st.on):
                     for intent in on.intents:
                         if intent not in known:
                             found.append((f"{where}.states.{name}.on[{i}].intent",
                                           f"unknown intent {intent!r}"))
-        for path, tool in tools_of(flow):
-            if tool in MEMORY_TOOLS:
-                continue
-            if tool not in registry:
-                found.append((f"{where}.{path}", f"unknown tool {tool!r}"))
-                continue
-            missing = registry.get(tool).permissions - set(flow.permissions)
-            if missing:
-                found.append((f"{where}.{path}", f"tool {tool!r} needs permissions "
-                                                 f"{sorted(missing)} the agent is not granted"))
+        # the memory tools are declared in ``registry`` (``register_memory_tools``)
+        found += [(f"{where}.{path}", msg) for path, msg in check_tools(flow, registry)]
     for digit, intent in config.supervisor.dtmf_menu.items():
         if intent not in known:
             found.append((f"supervisor.dtmf_menu.{digit}", f"unknown intent {intent!r}"))

@@ -26,17 +26,22 @@ import httpx
 
 from memory.embeddings import MiniLmEncoder
 from memory.store import MemoryStore
-from orchestration import ops, scheduling, support, workspace
+from orchestration import confirmation, ops, scheduling, support, workspace
 from orchestration.agent import AgentFactory, CallInfo
 from orchestration.agents_config import AgentsConfig, check, load
 from orchestration.breaker import BreakerPolicy, Breakers
+from orchestration.call_run import Durability
 from orchestration.clock import Clock, SystemClock
+from orchestration.definition import WorkflowDef
+from orchestration.engine import Engine
+from orchestration.errors import OrchestrationError
 from orchestration.events import EventBus
-from orchestration.flow import FlowDef
+from orchestration.memory_tools import register_memory_tools
 from orchestration.nlu import LocalNlu, NluResult
 from orchestration.ops_readings import ReadingsProvider
 from orchestration.policy import Policy
 from orchestration.runner import ToolRunner
+from orchestration.store import View
 from orchestration.supervisor import Supervisor
 from orchestration.tools import ToolRegistry
 
@@ -62,6 +67,10 @@ def build_nlu(config: AgentsConfig, intents: dict[str, Any],
     return nlu
 
 
+class ResumeError(OrchestrationError):
+    """A call cannot be resumed from the session it names."""
+
+
 class AgentSystem:
     def __init__(
         self,
@@ -77,8 +86,17 @@ class AgentSystem:
         breaker_policy: BreakerPolicy | None = None,
         policy: Policy | None = None,
         readings: dict[str, ReadingsProvider] | None = None,
+        calls: Callable[[str], View | None] | None = None,
+        durable: Durability | None = None,
+        sender: confirmation.Sender | None = None,
     ) -> None:
+        """``calls``: a call's view in the event log by session id (``call:<session>``),
+        for ``CallInfo.resume_from``; ``durable``: awaited before a flow's tool runs,
+        returns once the call's events so far are in the log (the log writer's flush);
+        ``sender``: where booking confirmations go (default: ``<data dir>/outbox.db``)."""
         self.bus = bus
+        self.calls = calls
+        self.durable = durable
         self.clock = clock or SystemClock()
         self.today = today
         config, flows, intents = load(config_path, overrides)
@@ -87,24 +105,11 @@ class AgentSystem:
         services = {name: list(s.aliases) for name, s in config.ops.services.items()}
         self.spoken_services = {name: s.spoken or name for name, s in config.ops.services.items()}
         self.nlu = build_nlu(config, intents, services, today)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        db = data_dir / "agents.db"
-        self.calendar = scheduling.Calendar(db, config.scheduling, today)
-        self.tickets = support.Tickets(db)
-        # readings providers the host plugs in (the gateway's own status: gateway/health.py)
-        self.ops = ops.OpsMonitor(config.ops, db, self.clock.now, http, readings)
-        encoder = (MiniLmEncoder(config.memory.model_dir)
-                   if config.memory.search == "embeddings" else None)
-        self.memory = MemoryStore(config.memory.path or data_dir / "memory.db", encoder,
-                                  self.clock.now)
-        self.registry = ToolRegistry()
-        scheduling.register(self.registry, self.calendar, self.clock.now)
-        support.register(self.registry, config.support, self.tickets, self.clock.now, http)
-        ops.register(self.registry, self.ops)
-        workspace.register(self.registry)
+        self.registry = self._stores_and_tools(data_dir, http, readings, sender)
         check(config, flows, self.nlu.intents, self.registry, self.source)
-        self.flows: dict[str, FlowDef] = {f.name: f for f in flows}
+        self.flows: dict[str, WorkflowDef] = {f.name: f for f in flows}
         self.routes = {intent: f.name for f in flows for intent in f.intents}
+
         def breaker_event(name: str, type: str, data: dict[str, Any]) -> None:
             bus.emit(SYSTEM_SESSION, type, {"breaker": name, **data})
 
@@ -117,25 +122,66 @@ class AgentSystem:
             clock=lambda: datetime.fromtimestamp(self.clock.now()))
         self.runner = ToolRunner(self.registry, self.clock, rng or random.Random(),
                                  self.breakers, policy=self.policy)
+        # the workflow engine runs each call's flows (call-bound runs: no log of its own)
+        self.engine = Engine(None, self.registry, clock=self.clock, breakers=self.breakers,
+                             policy=self.policy)
         self.llm: Any = None
         if config.nlu.backend == "llm":
             from orchestration.llm_agent import LlmBrain
 
             self.llm = LlmBrain(self, http)
 
+    def _stores_and_tools(self, data_dir: Path, http: httpx.AsyncClient | None,
+                          readings: dict[str, ReadingsProvider] | None,
+                          sender: confirmation.Sender | None) -> ToolRegistry:
+        config = self.config
+        data_dir.mkdir(parents=True, exist_ok=True)
+        db = data_dir / "agents.db"
+        self.calendar = scheduling.Calendar(db, config.scheduling, self.today)
+        self.tickets = support.Tickets(db)
+        # readings providers the host plugs in (the gateway's own status: gateway/health.py)
+        self.ops = ops.OpsMonitor(config.ops, db, self.clock.now, http, readings)
+        encoder = (MiniLmEncoder(config.memory.model_dir)
+                   if config.memory.search == "embeddings" else None)
+        self.memory = MemoryStore(config.memory.path or data_dir / "memory.db", encoder,
+                                  self.clock.now)
+        registry = ToolRegistry()
+        scheduling.register(registry, self.calendar, self.clock.now)
+        support.register(registry, config.support, self.tickets, self.clock.now, http)
+        ops.register(registry, self.ops)
+        workspace.register(registry)
+        self.outbox: confirmation.LocalOutbox | None = None
+        if sender is None:
+            sender = self.outbox = confirmation.LocalOutbox(data_dir / "outbox.db",
+                                                            self.clock.now)
+        confirmation.register(registry, sender)  # the booking saga's confirm step
+        register_memory_tools(registry)  # declared; each call binds its own
+        return registry
+
     async def understand(self, text: str, expected: Iterable[str] = ()) -> NluResult:
         return self.nlu.parse(text, expected)
 
     def agent(self, call: CallInfo) -> Supervisor:
+        resume = self._stored_call(call.resume_from) if call.resume_from else None
         if self.llm is not None:
             from orchestration.llm_agent import LlmSupervisor
 
-            agent: Supervisor = LlmSupervisor(call, self)
+            agent: Supervisor = LlmSupervisor(call, self, resume)
             return agent
-        return Supervisor(call, self)
+        return Supervisor(call, self, resume)
+
+    def _stored_call(self, session: str) -> View:
+        if self.calls is None:
+            raise ResumeError(f"cannot resume {session!r}: the agents have no event log")
+        view = self.calls(session)
+        if view is None or view.get("kind") != "call":
+            raise ResumeError(f"cannot resume {session!r}: no such call in the event log")
+        return view
 
     def close(self) -> None:
         self.memory.close()
+        if self.outbox is not None:
+            self.outbox.close()
 
 
 def make_agent_factory(bus: EventBus, data_dir: Path, config: Path | None = None,

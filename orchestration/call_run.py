@@ -21,6 +21,7 @@ masked in the log; dates, times, ids and intents are kept).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -68,6 +69,16 @@ class Conversation:
         """The view of the latest run (ended or not), None before the first."""
         run: View | None = self.view["run"]
         return run
+
+
+def carried_on(stored: View | None) -> View | None:
+    """The conversation a resumed call carries on with: a copy of the one in the call's
+    stored view (``views.project``), nothing of which the new session can supersede."""
+    if stored is None:
+        return None
+    conversation: View = copy.deepcopy(stored["conversation"])
+    conversation["before"] = None
+    return conversation
 
 
 @dataclass

@@ -114,6 +114,10 @@ class FlowHost:
     def match(self, turn: Turn) -> str | None:
         return self.engine.match(self.run, turn) if self.run is not None else None
 
+    def reload(self) -> None:
+        """Take the run again from the conversation's view (it was put back, or reopened)."""
+        self.run = self._restored()
+
     # --- slots ------------------------------------------------------------------------
 
     def fill(self, values: Mapping[str, Any]) -> list[str]:

@@ -37,6 +37,7 @@ from orchestration.bulkhead import BulkheadFull
 from orchestration.llm import read_usage
 from orchestration.nlu import NluResult
 from orchestration.runner import describe
+from orchestration.store import View
 from orchestration.supervisor import SUPERVISOR, Supervisor
 from orchestration.tools import ToolError
 
@@ -79,7 +80,8 @@ class LlmBrain:
         self.api_key = os.environ.get(cfg.api_key_env, "")
         tools = sorted({t for f in system.flows.values() for st in f.states.values()
                         for t in [getattr(st, "tool", None), *getattr(st, "fallbacks", [])]
-                        if t and t in system.registry and t not in ("ticket.queue", "ops.cached")})
+                        if t and t in system.registry and t not in _LOCAL
+                        and t not in ("ticket.queue", "ops.cached")})
         self.tools = tools
         self.specs: list[dict[str, Any]] = []
         for name in tools:
@@ -128,15 +130,15 @@ class LlmSupervisor(Supervisor):
 
     TURN_STATE = ("pending", "history")  # undone with the rest for a superseded turn
 
-    def __init__(self, call: CallInfo, system: AgentSystem) -> None:
-        super().__init__(call, system)
+    def __init__(self, call: CallInfo, system: AgentSystem, resume: View | None = None) -> None:
+        super().__init__(call, system, resume)
         assert system.llm is not None
         self.brain: LlmBrain = system.llm
         self.pending: tuple[str, dict[str, Any], str] | None = None  # tool, input, call id
         self.history: list[dict[str, Any]] = []
 
     def _system_prompt(self) -> str:
-        name = self.ctx.caller.get("name")
+        name = self.caller.get("name")
         return (
             "You are the front desk of a phone line: customer support (connectivity, login, "
             "billing; walk through steps, open tickets), appointments (check a slot before "
@@ -153,7 +155,7 @@ class LlmSupervisor(Supervisor):
             async for a in super().respond(item):
                 yield a
             return
-        self._begin(item)  # undo a superseded turn; a turn after a cut transfer reopens
+        await self._begin(item)  # undo a superseded turn; a turn after a cut transfer reopens
         started = time.perf_counter()
         local = self.sys.nlu.parse(item.text, ("affirm", "deny") if self.pending else ())
         self.emit("nlu.result", {**local.to_event(), "backend": "llm"})
@@ -170,9 +172,8 @@ class LlmSupervisor(Supervisor):
             async for a in self._escalate("caller asked for a person"):
                 yield a
             return
-        if local.intent == "tell_name" and isinstance(local.slots.get("name"), str) \
-                and self.router.set_name(local.slots["name"]):
-            self.ctx.caller["name"] = local.slots["name"]
+        if local.intent == "tell_name" and isinstance(local.slots.get("name"), str):
+            self.router.set_name(local.slots["name"])  # memory.write: the name is known
         if self.pending is not None:
             tool, raw, call_id = self.pending
             self.pending = None
@@ -234,7 +235,7 @@ class LlmSupervisor(Supervisor):
     async def _ask_confirmation(self, tool: str, raw: dict[str, Any],
                                 call_id: str) -> AsyncIterator[AgentAction]:
         """The confirmation policy: read the slot back; only a yes will run ``tool``."""
-        raw = {**raw, "caller": self.router.key, "name": self.ctx.caller.get("name")}
+        raw = {**raw, "caller": self.router.key, "name": self.caller.get("name")}
         if tool == "calendar.cancel":
             found = await self._run_tool("calendar.find", {"caller": self.router.key})
             spoken = str(found.get("spoken") or "your appointment")

@@ -4,28 +4,28 @@ Each caller turn goes through the NLU (``nlu.result``), fills the call's slots a
 memory router's decisions (a name given is written, ``memory.write``), then:
 
 1. global intents first: a person (``escalate``), ``goodbye``, ``repeat``, ``help``,
-   a name; while a sub-agent waits for free text (a note being dictated) only a sure
+   a name; while an agent waits for free text (a note being dictated) only a sure
    global intent interrupts it;
-2. the active sub-agent's waiting state, if the turn answers it and is not a clear
-   request for another agent (a change of subject: the task is left aside, and the caller
-   told so); a note being dictated is left only when the caller says so;
-3. otherwise the sub-agent that owns the turn's intent (``agent.handoff``), which also
-   ends a task the caller walked away from;
+2. the active agent's waiting state, if the turn answers it and is not a clear request
+   for another agent (a change of subject: the task is left aside, and the caller told
+   so); a note being dictated is left only when the caller says so;
+3. otherwise the agent that owns the turn's intent (``agent.handoff``);
 4. otherwise a failure: "Sorry, I didn't get that" and the question again; at
    ``max_failures`` in a row (tool failures count too) the call is escalated.
 
-A finished task hands control back (``agent.handoff`` to ``supervisor``) with "anything
-else?". Escalation, on request, on repeated failure or on DTMF 0, is a
-``call.escalated`` event, a spoken handoff and a ``Transfer`` to the configured target.
-Each turn ends with ``agent.turn {intent, agent, ms}``: the orchestration time.
+Each agent's flow is a workflow definition the workflow engine runs bound to the call
+(``flow_host.FlowHost``, ``call_run.CallRun``). The conversation -- the agent in control,
+its run, the slots, failures in a row, the caller, whether the call is ending -- is the
+fold of the call's own events (``call_run.Conversation``), so the event log holds it:
+``CallInfo.resume_from`` starts a supervisor from the stored view of an earlier session
+(``session.resumed``), which asks again what that call waited for.
 
-The conversation's state is kept from before each turn. A turn that supersedes the last
-one (the caller carried on after a pause, the voice session cut our answer and sends the
-whole sentence) first puts that state back (``agent.rollback``), so the cut half is not
-answered twice: its failure is not counted, its flow step is undone, its goodbye did not
-happen. Effects outside the call (a booking made, a note saved) stay. A turn that arrives
-after a goodbye or a transfer means the caller cut it before it happened: the call goes on
-(``agent.reopened``).
+A turn that supersedes the last one (the caller carried on after a pause, and the voice
+session sends the whole sentence) first puts the state before it back
+(``agent.input`` keeps it, ``agent.rollback`` restores it): its failure is not counted,
+its flow step is undone, its goodbye did not happen. Effects outside the call (a booking
+made, a note saved) stay. A turn after a goodbye or a transfer means the caller cut it
+before it happened: the call goes on (``agent.reopened``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,11 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from memory.router import MemoryRouter
-from memory.short_term import CallMemory, Turn
+from memory.short_term import CallMemory
 from orchestration.agent import (
     AgentAction,
     AgentInput,
@@ -49,30 +48,21 @@ from orchestration.agent import (
     Transfer,
     UserTurn,
 )
-from orchestration.flow_run import CallContext, FlowRun, TurnInfo
+from orchestration.call_run import CallRun, Conversation, carried_on
+from orchestration.flow_host import FlowHost
+from orchestration.memory_tools import CallTools
 from orchestration.nlu import UNKNOWN, NluResult
 from orchestration.nlu_slots import speak_date, speak_time
+from orchestration.runner import ToolRunner
+from orchestration.runs import Turn
+from orchestration.store import View
 
 if TYPE_CHECKING:
     from orchestration.agents_system import AgentSystem
 
 SLOT_NAMES = ("date", "time", "service", "note", "number")
 SUPERVISOR = "supervisor"
-
-
-@dataclass(frozen=True, slots=True)
-class _Before:
-    """The call's conversational state just before one input (``turn``: its index, None
-    for a key press, which nothing supersedes)."""
-
-    turn: int | None
-    active: FlowRun | None
-    failures: int
-    ended: str
-    slots: dict[str, Any]
-    history: tuple[Turn, ...]
-    caller: dict[str, Any]
-    extra: dict[str, Any]  # a subclass's own state (``Supervisor.TURN_STATE``)
+_ENDED = {"goodbye": "goodbye", "escalation": "transfer"}
 
 
 class Supervisor:
@@ -80,23 +70,30 @@ class Supervisor:
     # more attributes that are conversational state, kept and put back like the rest
     TURN_STATE: tuple[str, ...] = ()
 
-    def __init__(self, call: CallInfo, system: AgentSystem) -> None:
+    def __init__(self, call: CallInfo, system: AgentSystem, resume: View | None = None) -> None:
+        """``resume``: the conversation of an earlier session (its call view's
+        ``conversation``, rebuilt from the log) to carry on from."""
         self.call = call
         self.sys = system
         self.config = system.config.supervisor
-        self.memory = CallMemory()
+        self.memory = CallMemory()  # the recent turns ("repeat", the model's history)
+        self.conversation = Conversation(system.bus, call.session_id, carried_on(resume))
         self.router = MemoryRouter(system.memory, call.caller, self.emit)
-        self.ctx = CallContext(
-            memory=self.memory, router=self.router, runner=system.runner, emit=self.emit,
-            caller={"id": self.router.key, "name": None, "returning": False},
-            config={}, today=system.today, services=system.spoken_services)
-        self.active: FlowRun | None = None
-        self.failures = 0
-        self.ended = ""  # "goodbye" or "transfer" once we asked to end the call
-        self._before: _Before | None = None
+        runner = ToolRunner(CallTools(system.registry, self.router), system.clock,
+                            system.runner.rng, system.breakers, policy=system.policy)
+        self.host = FlowHost(system.engine, self.conversation, system.flows, runner=runner,
+                             router=self.router, today=system.today,
+                             services=system.spoken_services, durable=system.durable)
+        # what the view cannot hold, kept from before the last input: the recent turns and
+        # a subclass's own state
+        self._kept: tuple[int | None, tuple[Any, ...], dict[str, Any]] | None = None
+        self.resumed = resume is not None
+        if resume is not None:
+            self.emit("session.resumed", {"from": resume.get("id"), "agent": self._agent(),
+                                          "state": self._state() or None})
 
     def emit(self, type: str, data: Mapping[str, Any]) -> None:
-        self.sys.bus.emit(self.call.session_id, type, data)
+        self.conversation.emit(type, data)
 
     @property
     def stt_prompt(self) -> str | None:
@@ -104,12 +101,60 @@ class Supervisor:
         agents' YAML); the voice session hands it to whisper with every utterance."""
         return self.sys.config.stt_prompt
 
+    # --- the conversation's state, all of it folded from the call's events -------------
+
+    @property
+    def active(self) -> CallRun | None:
+        """The run of the agent in control, if an agent (not the supervisor) has it."""
+        run, view = self.host.run, self.conversation.view
+        if run is None or view["agent"] != run.defn.name or view["run"] is None \
+                or view["run"]["id"] != run.ident:
+            return None
+        return run
+
+    @property
+    def waiting(self) -> bool:
+        """Does the agent in control wait for the caller's answer?"""
+        return self.active is not None and self.host.waiting
+
+    @property
+    def failures(self) -> int:
+        count: int = self.conversation.view["failures"]
+        return count
+
+    @failures.setter
+    def failures(self, count: int) -> None:
+        if count != self.failures:
+            self.emit("agent.failures", {"count": count})
+
+    @property
+    def ended(self) -> str:
+        """"goodbye" or "transfer" once we asked to end the call, else ""."""
+        ended = self.conversation.view["ended"]
+        return _ENDED.get(ended["by"], "transfer") if ended is not None else ""
+
+    @property
+    def caller(self) -> dict[str, Any]:
+        """id, name, returning."""
+        return self.host.caller
+
+    def _agent(self) -> str:
+        run = self.active
+        return run.defn.name if run is not None else SUPERVISOR
+
+    def _state(self) -> str:
+        return str((self.conversation.run or {}).get("state") or "")
+
     # --- the Agent protocol -----------------------------------------------------------
 
     async def greeting(self) -> AsyncIterator[AgentAction]:
+        if self.resumed:  # a call carried on from another session: no new greeting
+            async for a in self.resume():
+                yield a
+            return
         started = time.perf_counter()
         recall = self.router.start()
-        self.ctx.caller.update(name=recall.name, returning=recall.returning)
+        self.emit("caller.known", {"name": recall.name, "returning": recall.returning})
         c = self.config
         if recall.returning and recall.name:
             text = c.greeting_returning.format(name=recall.name)
@@ -131,7 +176,7 @@ class Supervisor:
 
     async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
         started = time.perf_counter()
-        self._begin(item)
+        await self._begin(item)
         if isinstance(item, Dtmf):
             if item.digit == "0":
                 actions = self._escalate("dtmf 0")
@@ -148,104 +193,89 @@ class Supervisor:
             if isinstance(action, Say):
                 self.memory.said(action.text)
             yield action
-        self.emit("agent.turn", {
-            "intent": result.intent, "agent": self.active.flow.name if self.active else SUPERVISOR,
-            "ms": round((time.perf_counter() - started) * 1e3, 3)})
+        self.emit("agent.turn", {"intent": result.intent, "agent": self._agent(),
+                                 "ms": round((time.perf_counter() - started) * 1e3, 3)})
+
+    async def resume(self) -> AsyncIterator[AgentAction]:
+        """After ``resume``: finish a step that was in flight, then ask again what the
+        call was waiting for."""
+        async for a in self._run(self.host.carry_on()):
+            yield a
+        prompt = self.host.prompt() if self.waiting else ""
+        if prompt:
+            self.memory.said(prompt)
+            yield Say(prompt)
 
     # --- undoing a superseded turn ---------------------------------------------------
 
-    def _begin(self, item: AgentInput) -> None:
+    async def _begin(self, item: AgentInput) -> None:
         """Undo the turn ``item`` supersedes, reopen an ended call, keep the state."""
-        before = self._before
+        await self.host.settle()  # the states of a cut reply finish first
         turn = item if isinstance(item, UserTurn) else None
-        if turn is not None and turn.supersedes is not None and before is not None \
-                and before.turn == turn.supersedes:
-            self._restore(before)
+        kept = self._kept
+        if turn is not None and turn.supersedes is not None and kept is not None \
+                and kept[0] == turn.supersedes:
+            # the view puts back what it kept at ``agent.input``
             self.emit("agent.rollback", {"turn": turn.index, "superseded": turn.supersedes})
+            self._restore(kept)
         if self.ended:
             # we said goodbye or handed over, yet the caller is still talking to us: they
             # cut it before it happened (a session closes once it does)
             self.emit("agent.reopened", {"after": self.ended})
-            self.ended = ""
-            self.active = None  # the question it left open is not what they last heard
-        self._before = _Before(
-            turn.index if turn is not None else None,
-            self.active.copy() if self.active is not None else None,
-            self.failures, self.ended, copy.deepcopy(self.memory.slots),
-            tuple(self.memory.turns), dict(self.ctx.caller),
-            {name: copy.deepcopy(getattr(self, name)) for name in self.TURN_STATE})
+            self.host.reload()
+        index = turn.index if turn is not None else None
+        self.emit("agent.input", {"turn": index})
+        self._kept = (index, tuple(self.memory.turns),
+                      {name: copy.deepcopy(getattr(self, name)) for name in self.TURN_STATE})
 
-    def _restore(self, before: _Before) -> None:
-        self.active = before.active.copy() if before.active is not None else None
-        self.failures, self.ended = before.failures, before.ended
-        self.memory.slots.clear()
-        self.memory.slots.update(copy.deepcopy(before.slots))
+    def _restore(self, kept: tuple[int | None, tuple[Any, ...], dict[str, Any]]) -> None:
+        self.host.reload()
         self.memory.turns.clear()
-        self.memory.turns.extend(before.history)
-        self.ctx.caller.clear()
-        self.ctx.caller.update(before.caller)
-        for name, value in before.extra.items():
+        self.memory.turns.extend(kept[1])
+        for name, value in kept[2].items():
             setattr(self, name, copy.deepcopy(value))
 
     # --- one turn ---------------------------------------------------------------------
 
     def _expected(self) -> list[str]:
-        return self.active.expected_intents() if self.active and self.active.waiting else []
+        return self.host.expected_intents() if self.waiting else []
 
     def _free_text(self) -> bool:
         """Does the active state take any answer (``else``)? Then globals need to be sure."""
-        if self.active is None or not self.active.waiting:
-            return False
-        st = self.active.flow.states.get(self.active.state or "")
-        return getattr(st, "else_", None) is not None
+        return self.waiting and self.host.takes_any_turn()
+
+    def _prompt(self) -> str:
+        return self.host.prompt() if self.waiting else ""
 
     async def _turn(self, nlu: NluResult) -> AsyncIterator[AgentAction]:
         slots = {k: v for k, v in nlu.slots.items() if k in SLOT_NAMES}
         if "note" in slots and nlu.intent != "note_add":
             slots.pop("note")
-        changed = self.memory.fill(slots)
-        turn = TurnInfo(nlu.intent, nlu.text, tuple(changed), nlu.confidence)
+        changed = self.host.fill(slots)
+        turn = Turn(nlu.intent, nlu.text, tuple(changed))
         self.memory.heard(nlu.text, nlu.intent)
         sure = not self._free_text() or nlu.confidence >= self.config.interrupt_confidence
         name = nlu.slots.get("name")
-        if nlu.intent == "tell_name" and isinstance(name, str) and sure \
-                and self.router.set_name(name):
-            self.ctx.caller["name"] = name
-        c = self.config
-        if nlu.intent == "escalate" and sure:
-            async for a in self._escalate("caller asked for a person"):
+        if nlu.intent == "tell_name" and isinstance(name, str) and sure:
+            self.router.set_name(name)  # memory.write: the conversation knows the name
+        if sure and nlu.intent in ("escalate", "goodbye", "repeat", "help", "tell_name"):
+            async for a in self._global(nlu.intent):
                 yield a
             return
-        if nlu.intent == "goodbye" and sure:
-            self.ended = "goodbye"
-            yield Say(c.goodbye)
-            yield HangUp("caller said goodbye")
-            return
-        if nlu.intent in ("repeat", "help", "tell_name") and sure:
-            if nlu.intent == "repeat":
-                yield Say(self.memory.last_said() or c.help)
-            else:
-                text = c.help if nlu.intent == "help" else c.name_ack.format(
-                    name=self.ctx.caller.get("name") or "")
-                prompt = self.active.prompt() if self.active and self.active.waiting else ""
-                yield Say(f"{text} {prompt}".strip() if prompt else text)
-            self.failures = 0
-            return
+        leaving = self._leaving(nlu) if self.waiting else ""
         run = self.active
-        leaving = self._leaving(nlu) if run is not None and run.waiting else ""
         if run is not None and leaving == "drop":
-            self.failures, self.active = 0, None
-            self.emit("agent.handoff", {"from": run.flow.name, "to": SUPERVISOR,
-                                        "reason": "dropped", "left": run.state})
-            yield Say(f"{self._aside(run)} {c.anything_else}")
+            self.failures, aside = 0, self._aside()
+            self.emit("agent.handoff", {"from": run.defn.name, "to": SUPERVISOR,
+                                        "reason": "dropped", "left": self._state()})
+            yield Say(f"{aside} {self.config.anything_else}")
             return
-        if run is not None and run.waiting and not leaving:
-            target = run.match(turn)
-            if target is not None:
-                self.failures = 0
-                async for a in self._run(run.goto(target)):
-                    yield a
-                return
+        target = self.host.match(turn) if self.waiting and not leaving else None
+        if target is not None:
+            self.failures = 0
+            async for a in self._run(self.host.answer(turn, target)):
+                yield a
+            return
         flow_name = self.sys.routes.get(nlu.intent)
         if flow_name is not None:
             self.failures = 0
@@ -255,6 +285,27 @@ class Supervisor:
         async for a in self._failure(nlu.intent):
             yield a
 
+    async def _global(self, intent: str) -> AsyncIterator[AgentAction]:
+        """The supervisor's own intents, whatever agent is active."""
+        c = self.config
+        if intent == "escalate":
+            async for a in self._escalate("caller asked for a person"):
+                yield a
+            return
+        if intent == "goodbye":
+            self.emit("agent.goodbye", {"reason": "caller said goodbye"})
+            yield Say(c.goodbye)
+            yield HangUp("caller said goodbye")
+            return
+        if intent == "repeat":
+            yield Say(self.memory.last_said() or c.help)
+        else:
+            text = c.help if intent == "help" else c.name_ack.format(
+                name=self.caller.get("name") or "")
+            prompt = self._prompt()
+            yield Say(f"{text} {prompt}".strip() if prompt else text)
+        self.failures = 0
+
     def _leaving(self, nlu: NluResult) -> str:
         """Does this turn leave the task that waits for an answer? "switch" to the agent
         its intent names, "drop" the task, or "" (it is for the task, or not understood)."""
@@ -262,8 +313,9 @@ class Supervisor:
         assert run is not None
         c = self.config
         routed = self.sys.routes.get(nlu.intent)
-        other = routed is not None and routed != run.flow.name \
-            and nlu.intent not in run.expected_intents() and nlu.confidence >= c.switch_confidence
+        other = routed is not None and routed != run.defn.name \
+            and nlu.intent not in self.host.expected_intents() \
+            and nlu.confidence >= c.switch_confidence
         if not self._free_text():
             return "switch" if other else ""
         # a dictated note may say anything ("call the internet provider"): only the caller
@@ -276,74 +328,68 @@ class Supervisor:
         return "switch" if other and (asks or nlu.confidence >= c.free_text_switch_confidence) \
             else ""
 
-    def _aside(self, run: FlowRun) -> str:
-        """What the caller hears when the task ``run`` waits in is left."""
+    def _aside(self) -> str:
+        """What the caller hears when the task the active run waits in is left."""
         lines = self.config.set_aside
-        return lines.get(f"{run.flow.name}.{run.state}") or lines.get(run.flow.name) \
+        name = self._agent()
+        return lines.get(f"{name}.{self._state()}") or lines.get(name) \
             or lines.get("default", "")
 
     async def _handoff(self, flow_name: str, nlu: NluResult,
-                       turn: TurnInfo) -> AsyncIterator[AgentAction]:
+                       turn: Turn) -> AsyncIterator[AgentAction]:
         flow = self.sys.flows[flow_name]
-        left = self.active if self.active and self.active.waiting else None
-        came_from = left.flow.name if left is not None else SUPERVISOR
-        event = {"from": came_from, "to": flow_name, "intent": nlu.intent}
+        came_from = self._agent() if self.waiting else SUPERVISOR
+        event: dict[str, Any] = {"from": came_from, "to": flow_name, "intent": nlu.intent}
         aside = ""
-        if left is not None and left.flow.name != flow_name:
-            event["left"] = left.state or ""
-            aside = self._aside(left)
+        if came_from not in (SUPERVISOR, flow_name):
+            event["left"] = self._state()
+            aside = self._aside()
         self.emit("agent.handoff", event)
-        for slot in flow.slots:
-            self.memory.slots.pop(slot, None)
-        refill = {k: v for k, v in nlu.slots.items() if k in flow.slots}
-        changed = self.memory.fill(refill)
-        run = FlowRun(flow, self.ctx)
-        self.active = run
-        start_turn = TurnInfo(turn.intent, turn.text, tuple(changed), turn.confidence)
+        self.host.clear(flow.slots)
+        changed = self.host.fill({k: v for k, v in nlu.slots.items() if k in flow.slots})
         first = True
-        async for a in self._run(run.start(start_turn)):
+        start = self.host.start(flow_name, Turn(turn.intent, turn.text, tuple(changed)))
+        async for a in self._run(start):
             if first and aside and isinstance(a, Say):
                 a = Say(f"{aside} {a.text}")
             first = False
             yield a
 
     async def _run(self, texts: AsyncIterator[str]) -> AsyncIterator[AgentAction]:
-        run = self.active
-        assert run is not None
-        failed_before = run.failed_tools
+        failed_before = self.host.failed_steps
         async for text in texts:
             if text:
                 yield Say(text)
-        self.failures += run.failed_tools - failed_before
-        if run.outcome == "escalate":
-            async for a in self._escalate(run.escalate_reason or "agent"):
+        if self.active is None:
+            return
+        self.failures += self.host.failed_steps - failed_before
+        outcome = self.host.outcome
+        if outcome == "escalate":
+            async for a in self._escalate(self.host.reason or "agent"):
                 yield a
         elif self.failures >= self.config.max_failures:
             async for a in self._escalate("repeated failure"):
                 yield a
-        elif run.outcome == "done":
-            self.emit("agent.handoff", {"from": run.flow.name, "to": SUPERVISOR,
-                                        "reason": "done"})
-            self.active = None
+        elif outcome is not None:
+            self.emit("agent.handoff", {"from": self._agent(), "to": SUPERVISOR,
+                                        "reason": "done" if outcome == "done" else outcome})
             yield Say(self.config.anything_else)
 
     async def _failure(self, intent: str) -> AsyncIterator[AgentAction]:
         self.failures += 1
         self.emit("agent.failure", {"count": self.failures, "intent": intent,
-                                    "agent": self.active.flow.name if self.active else SUPERVISOR})
+                                    "agent": self._agent()})
         if self.failures >= self.config.max_failures:
             async for a in self._escalate("repeated failure"):
                 yield a
             return
-        prompt = self.active.prompt() if self.active and self.active.waiting else ""
-        yield Say(f"{self.config.not_understood} {prompt or self.config.help}")
+        yield Say(f"{self.config.not_understood} {self._prompt() or self.config.help}")
 
     async def _escalate(self, reason: str) -> AsyncIterator[AgentAction]:
-        self.ended = "transfer"
         target = self.config.transfer_target
         self.emit("call.escalated", {
             "reason": reason, "target": target, "failures": self.failures,
-            "agent": self.active.flow.name if self.active else SUPERVISOR})
+            "agent": self._agent()})
         yield Say(self.config.escalation)
         yield Transfer(target, reason=reason)
 

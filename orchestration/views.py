@@ -331,6 +331,7 @@ _CONVERSATION: dict[str, Callable[[View, Data], None]] = {
     "agent.handoff": _handoff,
     "slots.changed": lambda c, d: _slots(c["slots"], d),
     "agent.failure": _failure,
+    "agent.failures": _failure,  # failures in a row reset or counted (tool failures)
     "agent.turn": _turn,
     "call.escalated": _ended("escalation"),
     "agent.goodbye": _ended("goodbye"),

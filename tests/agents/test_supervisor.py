@@ -76,7 +76,8 @@ async def test_goodbye_repeat_help_and_handoff(tmp_path: Path) -> None:
     await line.say("Goodbye.")
     assert isinstance(line.actions[-1], HangUp)
     transitions = line.events("workflow.transition")
-    assert transitions[0] == {"agent": "scheduling", "from": None, "to": "route", "via": "start"}
+    assert transitions[0] == {"agent": "scheduling", "from": None, "to": "route", "via": "start",
+                              "run": "scheduling-1", "workflow": "scheduling"}
     nlu = line.events("nlu.result")
     assert nlu[0]["intent"] == "book" and nlu[0]["slots"] == {"date": "2026-11-30"}
     assert all(e["ms"] >= 0 for e in line.events("agent.turn"))
@@ -97,9 +98,9 @@ def test_factory_and_broken_configuration(tmp_path: Path) -> None:
     flows.mkdir()
     (flows / "bad.yaml").write_text(
         "name: bad\nintents: [book]\nstart: a\nstates:\n"
-        "  a: {kind: tool, tool: calendar.nope, next: b}\n"
-        "  b: {kind: listen, on: [{intent: affirm, target: zz}]}\n"
-        "  c: {kind: done}\n")
+        "  a: {kind: task, tool: calendar.nope, next: b}\n"
+        "  b: {kind: wait, on: [{intent: affirm, target: zz}]}\n"
+        "  c: {kind: end}\n")
     (tmp_path / "agents.yaml").write_text(
         f"intents_file: {Path(__file__).parents[2] / 'orchestration/agents/intents.yaml'}\n"
         "flows: [flows/bad.yaml]\n")
@@ -109,7 +110,7 @@ def test_factory_and_broken_configuration(tmp_path: Path) -> None:
     assert "states.b.on[0].target: unknown target state 'zz'" in text
     (flows / "bad.yaml").write_text(
         "name: bad\nintents: [book]\nstart: a\npermissions: []\nstates:\n"
-        "  a: {kind: tool, tool: calendar.book, next: b}\n"
-        "  b: {kind: done}\n")
+        "  a: {kind: task, tool: calendar.book, next: b}\n"
+        "  b: {kind: end}\n")
     with pytest.raises(AgentsConfigError, match=r"needs permissions \['calendar.write'\]"):
         make_agent_factory(EventBus(), tmp_path / "d", tmp_path / "agents.yaml")

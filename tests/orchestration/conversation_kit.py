@@ -1,5 +1,5 @@
-"""Drive the converted flows (orchestration/agents/flows/converted/) on the engine with
-text turns, as the supervisor will: real NLU, the agents' real tools and stores (from an
+"""Drive the agents' flows (orchestration/agents/flows/) on the engine with text turns,
+below the supervisor: real NLU, the agents' real tools and stores (from an
 ``AgentSystem`` in a temporary data directory), the caller's memory, and the call's
 events on a real bus written by a real ``BusLog`` to a real SQLite log.
 
@@ -25,14 +25,14 @@ from orchestration.engine import Engine
 from orchestration.events import EventBus, EventRecorder
 from orchestration.flow_host import FlowHost
 from orchestration.loader import load_file
-from orchestration.memory_tools import CallTools, register_memory_tools
+from orchestration.memory_tools import CallTools
 from orchestration.runner import ToolRunner
 from orchestration.runs import Turn
 from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import View
 from orchestration.views import project
 
-CONVERTED = Path(__file__).parents[2] / "orchestration" / "agents" / "flows" / "converted"
+CONVERTED = Path(__file__).parents[2] / "orchestration" / "agents" / "flows"
 FLOWS = ("scheduling", "support", "workspace", "ops")
 SLOT_NAMES = ("date", "time", "service", "note", "number")
 TODAY = date(2026, 11, 26)  # a Thursday: "Tuesday" is 2026-12-01
@@ -45,7 +45,6 @@ class Agents:
         self.bus = EventBus()
         self.recorder = EventRecorder(self.bus)
         self.system = AgentSystem(self.bus, data_dir, today=lambda: TODAY)
-        register_memory_tools(self.system.registry)
         self.flows: dict[str, WorkflowDef] = {
             name: load_file(CONVERTED / f"{name}.yaml", self.system.registry) for name in FLOWS}
         self.routes = {i: f.name for f in self.flows.values() for i in f.intents}

@@ -1,0 +1,109 @@
+"""A call's process killed mid-booking: a fresh process rebuilds the call from the event
+log (``CallInfo.resume_from``) and the caller's next "yes" books the slot read back to
+them, exactly once. Real processes, real SIGKILL, the real agents, NLU, stores and log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestration.agent import CallInfo
+from orchestration.agents_system import ResumeError
+from orchestration.replay import replay
+from orchestration.sqlite_store import SQLiteEventStore
+from orchestration.views import project
+from tests.agents.helpers import make_system
+
+ROOT = Path(__file__).resolve().parents[2]
+ASK = "I'd like to book an appointment for Tuesday at three p.m."
+READ_BACK = "Tuesday at 3 PM, shall I book it?"
+
+
+def _worker(data: Path, session: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.agents.resume_worker", str(data), session, *args],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE, text=True)
+
+
+def _said_until_waiting(proc: subprocess.Popen[str]) -> list[str]:
+    said: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # blocks on the child's output: no timing involved
+        if line.strip() == "waiting":
+            return said
+        said.append(line.removeprefix("said: ").strip())
+    raise AssertionError(f"the worker ended before waiting: {said}, rc={proc.wait()}")
+
+
+def _bookings(data: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(data / "agents.db") as db:
+        rows = db.execute("SELECT day, time, status FROM bookings ORDER BY id").fetchall()
+    return [(str(d), str(t), str(s)) for d, t, s in rows]
+
+
+def _run_to_end(data: Path, session: str, *args: str) -> list[str]:
+    proc = _worker(data, session, "--end", *args)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    return [line.removeprefix("said: ").strip() for line in out.splitlines()]
+
+
+def test_a_call_killed_mid_booking_resumes_from_the_log_and_books_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = _worker(data, "call-a", ASK)
+    try:
+        said = _said_until_waiting(first)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+        assert first.stdout is not None
+        first.stdout.close()
+    assert first.returncode == -signal.SIGKILL
+    assert READ_BACK in " ".join(said)
+    assert _bookings(data) == []  # nothing before the yes
+
+    # what the log holds of the dead call: the agent in control, its run, the slots
+    store = SQLiteEventStore(data / "events.db", project)
+    view = store.view("call:call-a")
+    assert view is not None
+    conversation = view["conversation"]
+    assert conversation["agent"] == "scheduling"
+    assert conversation["run"]["state"] == "confirm"
+    assert conversation["run"]["status"] == "waiting"
+    assert conversation["slots"] == {"date": "2026-12-01", "time": "15:00"}
+    assert replay(store).ok
+    store.close()
+
+    said = _run_to_end(data, "call-b", "--resume-from", "call-a", "Yes, please.")
+    assert said[0] == READ_BACK  # the question the call waited on, asked again
+    assert "You're booked for Tuesday at 3 PM" in " ".join(said[1:])
+    assert _bookings(data) == [("2026-12-01", "15:00", "booked")]
+
+    store = SQLiteEventStore(data / "events.db", project)
+    resumed = [e for e in store.read(stream="call:call-b") if e.type == "session.resumed"]
+    assert [e.data["from"] for e in resumed] == ["call-a"]
+    assert resumed[0].data["agent"] == "scheduling" and resumed[0].data["state"] == "confirm"
+    store.close()
+
+    # the booked call carried on again: its booking is done, another yes books nothing
+    said = _run_to_end(data, "call-c", "--resume-from", "call-b", "Yes.")
+    assert _bookings(data) == [("2026-12-01", "15:00", "booked")]
+    assert "booked" not in " ".join(said).lower()
+
+
+def test_resuming_a_call_the_log_does_not_hold_is_refused_clearly(tmp_path: Path) -> None:
+    system, _ = make_system(tmp_path, calls=lambda session: None)
+    with pytest.raises(ResumeError, match="cannot resume 'nope': no such call in the event log"):
+        system.agent(CallInfo("call-x", "twilio", resume_from="nope"))
+    system.close()
+    system, _ = make_system(tmp_path / "b")
+    with pytest.raises(ResumeError, match="the agents have no event log"):
+        system.agent(CallInfo("call-x", "twilio", resume_from="nope"))
+    system.close()
