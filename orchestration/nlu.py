@@ -12,6 +12,7 @@ utterance whose best score stays under ``threshold`` is ``unknown``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from memory.errors import MemoryStoreError
 from orchestration.errors import OrchestrationError
 from orchestration.loader import _Loader as YamlLoader
+from orchestration.nlu_embed import SentenceFeatures, one_blas_thread
+from orchestration.nlu_embed import shared as shared_features
 from orchestration.nlu_intent import (
     METHODS,
     OUT_OF_SCOPE,
@@ -61,6 +65,10 @@ class NluConfig(BaseModel):
     expected_bonus: float = Field(0.08, ge=0, le=1)
     keyword_bonus: float = Field(0.06, ge=0, le=1)
     asr_fixes: dict[str, str] = Field(default_factory=dict)
+    # all-MiniLM-L6-v2 sentence vectors as features beside the n-grams (logreg only;
+    # orchestration/nlu_embed.py); the weight of that block, chosen on the dev sets
+    embeddings: bool = True
+    embedding_weight: float = Field(1.0, gt=0, le=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,11 @@ def _is_day_word(w: str) -> bool:
     return re.fullmatch(r"\d+(?:st|nd|rd|th)|\d+/\d+", w) is not None
 
 
+@functools.lru_cache(maxsize=16)
+def _normalized_aliases(services: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
+    return {normalize(a): n for n, al in services for a in [n, *al]}
+
+
 def mask(norm: str, services: Mapping[str, Iterable[str]], name: str | None) -> str:
     """Entities -> placeholders, so examples generalise over values."""
     text = _TIME_MASK.sub("xtime", norm)
@@ -100,7 +113,7 @@ def mask(norm: str, services: Mapping[str, Iterable[str]], name: str | None) -> 
     if name:
         text = re.sub(r"\b" + re.escape(name.lower()) + r"\b", "xname", text)
     words = text.split()
-    aliases = {normalize(a): n for n, al in services.items() for a in [n, *al]}
+    aliases = _normalized_aliases(tuple((n, tuple(al)) for n, al in services.items()))
     out: list[str] = []
     i = 0
     while i < len(words):
@@ -174,7 +187,10 @@ class LocalNlu:
         vocab = {w for s in specs for text in (*s.examples, *s.keywords) for w in text.split()}
         vocab |= {w for n, al in self.services.items() for a in [n, *al] for w in a.split()}
         self.respell = Respeller(w for w in vocab if not w.startswith("x"))
-        self.classifier = IntentClassifier(specs, self.config.method, self.config.keyword_bonus)
+        with one_blas_thread():
+            self.classifier = IntentClassifier(
+                specs, self.config.method, self.config.keyword_bonus, embed=self._embedder(),
+                embed_weight=self.config.embedding_weight)
         self.intents = [s.name for s in specs]
         self.threshold = (self.config.threshold if self.config.threshold is not None
                           else THRESHOLDS[self.config.method])
@@ -191,6 +207,17 @@ class LocalNlu:
             raise NluError(f"{intents_file}: expected a mapping 'intents: {{name: ...}}'")
         return cls(raw["intents"], config, services, today)
 
+    def _embedder(self) -> SentenceFeatures | None:
+        if not self.config.embeddings or self.config.method != "logreg":
+            return None
+        features = shared_features()
+        try:
+            features.load()
+        except MemoryStoreError as exc:
+            raise NluError(f"nlu.embeddings needs the sentence model: {exc} (or set "
+                           "nlu.embeddings: false)") from None
+        return features
+
     def _norm(self, text: str) -> str:
         return normalize(text, self.config.asr_fixes)
 
@@ -205,7 +232,8 @@ class LocalNlu:
             norm = _short_answer(norm)
         slots = self.slots(text, norm)
         masked = mask(self.respell(norm), self.services, slots.get("name"))
-        scores = self.classifier.scores(masked)
+        with one_blas_thread():
+            scores = self.classifier.scores(masked)
         for name in expected:
             if name in scores:
                 scores[name] += self.config.expected_bonus

@@ -35,6 +35,8 @@ METHODS = ("keywords", "tfidf", "hybrid", "logreg")
 # the score under which an utterance is "unknown", per method (benchmarks/agents_nlu.py)
 THRESHOLDS = {"keywords": 0.25, "tfidf": 0.3, "hybrid": 0.3, "logreg": 0.1}
 OUT_OF_SCOPE = "out_of_scope"  # an intent of examples that are none of ours
+# masked texts -> (n, d) unit vectors: a sentence-embedding model's view of each text
+Embedder = Callable[[list[str]], np.ndarray]
 PLACEHOLDERS = {"DAY": "xday", "TIME": "xtime", "NUM": "xnum", "NAME": "xname",
                 "SERVICE": "xservice"}
 
@@ -73,12 +75,15 @@ class IntentClassifier:
 
     def __init__(self, intents: Sequence[IntentSpec], method: str = "logreg",
                  keyword_bonus: float = 0.06, iterations: int = 600, rate: float = 10.0,
-                 l2: float = 1e-4) -> None:
+                 l2: float = 1e-4, embed: Embedder | None = None,
+                 embed_weight: float = 1.0) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown intent method {method!r}; one of {', '.join(METHODS)}")
         self.method = method
         self.intents = list(intents)
         self.keyword_bonus = keyword_bonus
+        self._embed = embed if method == "logreg" else None
+        self._embed_weight = embed_weight
         self._labels: list[int] = []
         docs: list[Counter[str]] = []
         self._texts: list[str] = []
@@ -115,7 +120,10 @@ class IntentClassifier:
     def _train(self, iterations: int, rate: float, l2: float) -> None:
         """Full-batch gradient descent on softmax cross-entropy with L2; zero start, so
         the same examples always give the same model."""
-        x = np.hstack([self._matrix, np.stack([self._keyword_features(t) for t in self._texts])])
+        blocks = [self._matrix, np.stack([self._keyword_features(t) for t in self._texts])]
+        if self._embed is not None:
+            blocks.append(self._embed_weight * self._embed(self._texts))
+        x = np.hstack(blocks)
         k = len(self.intents)
         onehot = np.eye(k, dtype=np.float32)[self._label_arr]
         # from a zero start every update of w is x.T @ (something), so w = x.T @ a and
@@ -158,7 +166,10 @@ class IntentClassifier:
             return {k: min(1.0, v / 4) for k, v in self.keyword_scores(text).items()}
         vec = self._vector(text)
         if self._weights is not None and self._bias is not None:
-            z = np.concatenate([vec, self._keyword_features(text)]) @ self._weights + self._bias
+            parts = [vec, self._keyword_features(text)]
+            if self._embed is not None:
+                parts.append(self._embed_weight * self._embed([text])[0])
+            z = np.concatenate(parts) @ self._weights + self._bias
             p = np.exp(z - z.max())
             p /= p.sum()
             return {spec.name: float(p[i]) for i, spec in enumerate(self.intents)}

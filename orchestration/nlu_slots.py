@@ -9,6 +9,7 @@ would hear "at three".
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping
@@ -254,34 +255,50 @@ def _stem(word: str) -> str:
 _SERVICE_FILLER = frozenset({"the", "service", "services", "system", "server", "servers"})
 
 
+@functools.lru_cache(maxsize=16)
+def _service_aliases(services: tuple[tuple[str, tuple[str, ...]], ...]
+                     ) -> tuple[tuple[str, str, str], ...]:
+    """(service, alias without filler words, its stem) for every alias, once per table."""
+    out = []
+    for name, aliases in services:
+        for alias in [name, *aliases]:
+            # the same words are dropped from an alias: "login service" is "login"
+            alias = " ".join(w for w in normalize(alias).split() if w not in _SERVICE_FILLER)
+            if alias:
+                out.append((name, alias, _stem(alias)))
+    return tuple(out)
+
+
 def find_service(text: str, services: Mapping[str, Iterable[str]],
                  threshold: float = 0.8) -> str | None:
     """The configured service a normalized utterance names: exact alias, else the closest
     one- or two-word stretch ("payment service" -> payments, "the build server" -> ci)."""
     words = [w for w in text.split() if w not in _SERVICE_FILLER]
     grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    stems = [_stem(g) for g in grams]
     # three-word aliases (heard forms such as "gate we are") only ever match exactly
     trigrams = {" ".join(words[i:i + 3]) for i in range(len(words) - 2)}
     best: tuple[float, str] | None = None
     exact: tuple[int, str] | None = None
-    for name, aliases in services.items():
-        for alias in [name, *aliases]:
-            # the same words are dropped from an alias: "login service" is "login"
-            alias = " ".join(w for w in normalize(alias).split() if w not in _SERVICE_FILLER)
-            if not alias:
+    table = tuple((n, tuple(a)) for n, a in services.items())
+    for name, alias, alias_stem in _service_aliases(table):
+        if alias in trigrams and (exact is None or len(alias) > exact[0]):
+            exact = (len(alias), name)
+        for gram, stem in zip(grams, stems, strict=True):
+            if gram == alias:
+                # the longest alias said wins: "payment gateway" is payments, not the gateway
+                if exact is None or len(alias) > exact[0]:
+                    exact = (len(alias), name)
                 continue
-            if alias in trigrams and (exact is None or len(alias) > exact[0]):
-                exact = (len(alias), name)
-            for gram in grams:
-                if gram == alias:
-                    # the longest alias said wins: "payment gateway" is payments, not
-                    # the gateway
-                    if exact is None or len(alias) > exact[0]:
-                        exact = (len(alias), name)
-                    continue
-                score = similarity(_stem(gram), _stem(alias))
-                if len(alias) >= 4 and score >= threshold and (best is None or score > best[0]):
-                    best = (score, name)
+            if len(alias) < 4 or exact is not None:
+                continue
+            # an edit distance is at least the difference in length: skip what cannot pass
+            longest = max(len(stem), len(alias_stem))
+            if 1.0 - abs(len(stem) - len(alias_stem)) / longest < threshold:
+                continue
+            score = similarity(stem, alias_stem)
+            if score >= threshold and (best is None or score > best[0]):
+                best = (score, name)
     if exact is not None:
         return exact[1]
     return best[1] if best else None

@@ -15,6 +15,7 @@ the canonical form this module produces, so every later rule sees one spelling:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -64,10 +65,17 @@ FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 _WORD = re.compile(r"[a-z0-9]+(?:[:./][0-9]+)*(?:'[a-z]+)?|[@#*+]")
 
 
+@functools.lru_cache(maxsize=16)
+def _fix_patterns(fixes: tuple[tuple[str, str], ...]) -> tuple[tuple[re.Pattern[str], str], ...]:
+    ordered = sorted(fixes, key=lambda kv: len(kv[0]), reverse=True)
+    return tuple((re.compile(r"(?<![a-z0-9])" + re.escape(wrong) + r"(?![a-z0-9])"), right)
+                 for wrong, right in ordered)
+
+
 def _fix_phrases(text: str, fixes: Mapping[str, str]) -> str:
-    for wrong in sorted(fixes, key=len, reverse=True):
-        pattern = r"(?<![a-z0-9])" + re.escape(wrong) + r"(?![a-z0-9])"
-        text = re.sub(pattern, fixes[wrong], text)
+    # compiled once per fix table: normalize runs many times a parse
+    for pattern, right in _fix_patterns(tuple(fixes.items())):
+        text = pattern.sub(right, text)
     return text
 
 
