@@ -6,8 +6,9 @@ slots the same day (earlier or later), else the next open day's first ones.
 
 Tools (registered by ``register``): ``calendar.check`` (is it free, and if not the
 alternatives), ``calendar.book``, ``calendar.find`` (a caller's next appointments),
-``calendar.cancel``, ``calendar.move``. Every output carries ``spoken`` text so flows
-can read it back as is.
+``calendar.cancel``, ``calendar.move``, ``calendar.release`` (a booking's compensation:
+the slot is free again when its confirmation cannot be sent). Every output carries
+``spoken`` text so flows can read it back as is.
 """
 
 from __future__ import annotations
@@ -174,6 +175,12 @@ class BookingOut(BaseModel):
     date: str
     time: str
     spoken: str
+    ref: str = ""  # names the booking: the key of its confirmation message
+    message: str = ""  # the confirmation sent to the caller
+
+
+class ReleaseOut(BaseModel):
+    released: bool
 
 
 class CallerIn(_In):
@@ -222,7 +229,13 @@ def register(registry: ToolRegistry, cal: Calendar, clock: Callable[[], float]) 
         except (ValueError, sqlite3.IntegrityError) as exc:
             raise ToolError("calendar.book", f"slot not available: {exc}") from None
         return BookingOut(id=ident, date=inp.date, time=inp.time,
-                          spoken=cal.spoken(inp.date, inp.time))
+                          spoken=cal.spoken(inp.date, inp.time), ref=f"booking-{ident}",
+                          message=f"Your appointment on {inp.date} at {inp.time} is booked.")
+
+    @registry.tool("calendar.release", permissions=["calendar.write"], timeout=2)
+    def release(inp: IdIn) -> ReleaseOut:
+        """Free a booked slot again (idempotent: a released slot stays released)."""
+        return ReleaseOut(released=cal.set_status(inp.id, "released"))
 
     @registry.tool("calendar.find", permissions=["calendar.read"], timeout=2)
     def find(inp: CallerIn) -> FindOut:

@@ -35,7 +35,7 @@ async def test_yes_books_after_the_read_back(system: System) -> None:
     assert writes[-1]["kind"] == "booking"
     assert [e["to"] for e in line.events("agent.handoff")] == ["scheduling", "supervisor"]
     tools = [e["tool"] for e in line.events("tool.succeeded")]
-    assert tools == ["calendar.check", "calendar.book"]
+    assert tools == ["calendar.check", "calendar.book", "booking.confirm"]  # the saga's steps
 
 
 async def test_no_does_not_book_and_a_correction_changes_the_slot(system: System) -> None:

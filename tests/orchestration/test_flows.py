@@ -56,12 +56,13 @@ async def test_a_booking_is_read_back_and_only_a_yes_books(agents: Agents) -> No
         ("2026-12-01", "15:00", "+15005550006")]
     assert call.host.outcome == "done"
     assert call.events("memory.write")[-1]["kind"] == "booking"
-    assert [e["tool"] for e in call.events("tool.succeeded")] == ["calendar.check",
-                                                                   "calendar.book"]
+    assert [e["tool"] for e in call.events("tool.succeeded")] == [
+        "calendar.check", "calendar.book", "booking.confirm"]  # the booking saga's steps
     moves = [(e["from"], e["to"], e["via"]) for e in call.events("workflow.transition")]
     assert moves[:4] == [(None, "route", "start"), ("route", "ask_date", "default"),
                          ("ask_date", "ask_time", "slot"), ("ask_time", "check", "slot")]
-    assert moves[-2:] == [("commit", "book", "default"), ("book", "booked", "ok")]
+    assert moves[-3:] == [("commit", "book", "default"), ("book", "confirm_booking", "ok"),
+                          ("confirm_booking", "booked", "ok")]
 
 
 async def test_missing_slots_are_asked_no_and_corrections_change_the_slot(
