@@ -175,7 +175,7 @@ def test_agent_hierarchy_highlights_and_workflows_on_the_dashboard(
             started = {"protocol": "twilio", "call_sid": "CA42", "caller": "+15550142"}
             bus.emit(sid, "session.started", started)
             bus.emit(sid, "agent.handoff", {"from": "front_desk", "to": "scheduling"})
-            # as orchestration/flow_run.py emits it: the flow names itself as `agent`
+            # as the engine emits it for a call's run: the flow names itself as `agent`
             transition = {"agent": "scheduling", "from": "route", "to": "ask_date", "via": "start"}
             bus.emit(sid, "workflow.transition", transition)
             dash.locator(f'#live-calls button[data-session="{sid}"]').click()
