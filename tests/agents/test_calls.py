@@ -20,6 +20,7 @@ from gateway.config import Settings
 from gateway.server import ServerThread
 from orchestration.agents_system import AgentSystem
 from orchestration.events import EventBus
+from tests.agents.helpers import TODAY
 from tests.agents.servers import LoopbackHttp
 from voice.audio import resample
 from voice.tts import PiperTTS
@@ -47,7 +48,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, health: LoopbackHttp) -> I
     settings = Settings(data_dir=data)
     settings.voice.turn.reprompt_after_s = 10
     bus = EventBus()
-    system = AgentSystem(bus, data, overrides={"ops": {"services": {
+    # a fixed today, so the days said back do not depend on the day the tests run
+    system = AgentSystem(bus, data, today=lambda: TODAY, overrides={"ops": {"services": {
         "payments": {"aliases": ["payment"], "url": f"{health.url}/payments"}}}})
     with ServerThread(create_app(settings, agent_factory=system.agent, bus=bus)) as running:
         yield Gateway(running, system, settings)

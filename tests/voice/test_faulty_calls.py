@@ -25,6 +25,7 @@ from gateway.server import ServerThread
 from orchestration.agents_system import AgentSystem
 from orchestration.bulkhead import Bulkhead
 from orchestration.events import EventBus
+from tests.agents.helpers import TODAY
 from voice.audio import resample
 from voice.config import SttConfig, TtsConfig
 from voice.services import VoiceServices
@@ -85,7 +86,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     stt, tts = FaultySTT(config.stt, data, stt_pool), FaultyTTS(config.tts, tts_pool)
     voice = VoiceServices(config, stt, tts, stt_pool, tts_pool)
     bus = EventBus()
-    system = AgentSystem(bus, data)
+    # a fixed today: "Tuesday" is said back as "tomorrow" on a Monday
+    system = AgentSystem(bus, data, today=lambda: TODAY)
     app = create_app(settings, voice=voice, agent_factory=system.agent, bus=bus)
     with ServerThread(app) as running:
         yield Gateway(running, stt, tts, settings)
