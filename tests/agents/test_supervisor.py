@@ -107,7 +107,8 @@ def test_factory_and_broken_configuration(tmp_path: Path) -> None:
     with pytest.raises(AgentsConfigError) as err:
         make_agent_factory(EventBus(), tmp_path / "d", tmp_path / "agents.yaml")
     text = str(err.value)
-    assert "states.b.on[0].target: unknown target state 'zz'" in text
+    # one validation, at load: the file, the path inside it and the reason
+    assert "bad.yaml: states.b.on[0].target: unknown target state 'zz'" in text
     (flows / "bad.yaml").write_text(
         "name: bad\nintents: [book]\nstart: a\npermissions: []\nstates:\n"
         "  a: {kind: task, tool: calendar.book, next: b}\n"
