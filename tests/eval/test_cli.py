@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from tests.eval.untimed import untimed
 
 EVALS = Path(__file__).parents[2] / "evals"
 runner = CliRunner()
@@ -16,7 +17,8 @@ runner = CliRunner()
 
 def test_catalog_suite_passes_with_reports(tmp_path: Path) -> None:
     out, page = tmp_path / "report.json", tmp_path / "report.html"
-    result = runner.invoke(app, ["eval", str(EVALS / "catalog.yaml"), "--repeat", "2",
+    suite_file = untimed(EVALS / "catalog.yaml", tmp_path)
+    result = runner.invoke(app, ["eval", str(suite_file), "--repeat", "2",
                                  "--json", str(out), "--html", str(page)])
     assert result.exit_code == 0, result.output
     assert "PASSED: every gate held" in result.output

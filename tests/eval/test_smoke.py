@@ -27,6 +27,7 @@ from orchestration.eval_checks import audit_call
 from orchestration.eval_load import parse_suite
 from orchestration.eval_log import read_stream
 from orchestration.eval_scenario import Agents, VoiceSuite
+from tests.eval.untimed import untimed
 
 pytestmark = pytest.mark.slow
 EVALS = Path(__file__).parents[2] / "evals"
@@ -34,7 +35,8 @@ EVALS = Path(__file__).parents[2] / "evals"
 
 def test_smoke_suite_through_the_real_audio_path(tmp_path: Path) -> None:
     out, page = tmp_path / "smoke.json", tmp_path / "smoke.html"
-    result = CliRunner().invoke(app, ["eval", str(EVALS / "smoke.yaml"), "--json", str(out),
+    suite_file = untimed(EVALS / "smoke.yaml", tmp_path)
+    result = CliRunner().invoke(app, ["eval", str(suite_file), "--json", str(out),
                                       "--html", str(page)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
