@@ -1,6 +1,6 @@
 """The labelled NLU sets and how they are scored (benchmarks/agents_nlu.py and the tests).
 
-Four sets, each as written and as whisper heard it over the telephone band:
+Five sets, each as written and as whisper heard it over the telephone band:
 
 * **tuning** (``intents.tsv``, ``intents_whisper.tsv``): the set the NLU was tuned on
   (examples, thresholds and fixes were chosen while looking at it), spoken by piper joe;
@@ -9,8 +9,9 @@ Four sets, each as written and as whisper heard it over the telephone band:
 * **dev2** (``dev2.tsv``, ``dev2_whisper.tsv``): a second development set, written after
   the first had been fitted (99 % written), to choose the sentence features on; spoken
   by espeak-ng accents no other set uses and piper joe at 0.95x;
-* **held-out** (``heldout/``): never used for tuning (its README); spoken by voices
-  neither of the others uses. Its errors are never printed, only its figures.
+* **held-out** (``heldout/``, and ``heldout2/`` written after the first had been looked at
+  4 times): never used for tuning (their READMEs); spoken by voices none of the others
+  uses. Their errors are never printed, only their figures.
 
 A row is ``intent, kind, text[, slots JSON]``; ``kind`` is ``clean``/``asr`` for the
 tuning set, ``text`` for the others' written form and the voice for a heard form.
@@ -27,6 +28,7 @@ from orchestration.nlu import LocalNlu
 
 DATA = Path(__file__).parents[1] / "tests" / "agents" / "data"
 HELD_OUT = DATA / "heldout"
+HELD_OUT2 = DATA / "heldout2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ SETS = (
     NluSet("dev2_whisper", DATA / "dev2_whisper.tsv"),
     NluSet("heldout", HELD_OUT / "heldout.tsv", held_out=True),
     NluSet("heldout_whisper", HELD_OUT / "heldout_whisper.tsv", held_out=True),
+    NluSet("heldout2", HELD_OUT2 / "heldout2.tsv", held_out=True),
+    NluSet("heldout2_whisper", HELD_OUT2 / "heldout2_whisper.tsv", held_out=True),
 )
 
 

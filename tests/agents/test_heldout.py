@@ -1,6 +1,7 @@
-"""The held-out NLU set (tests/agents/data/heldout/): kept out of everything the NLU is
-tuned with, and its accuracy, as written and as whisper heard it over the telephone band
-from voices the tuning never heard, held at least at the measured floor. The 95 %
+"""The held-out NLU sets (tests/agents/data/heldout/ and heldout2/): kept out of
+everything the NLU is tuned with, and their accuracy, as written and as whisper heard
+it over the telephone band from voices the tuning never heard, held at least at the
+measured floor. The 95 %
 target is not met yet (docs/agents.md, "Held-out figures"): it is a strict expected
 failure, which fails the day it passes. Fast: the committed TSVs, no models.
 
@@ -43,13 +44,22 @@ def _contains(haystack: str, needle: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", haystack) is not None
 
 
-def test_both_held_out_sets_are_there_and_aligned() -> None:
-    written, heard = (nlu_sets.load(s) for s in HELD_OUT)
-    assert len(written) >= 200 and len(written) == len(heard)
+PAIRS = [(w, h) for w in HELD_OUT for h in HELD_OUT if h.name == w.name + "_whisper"]
+
+
+@pytest.mark.parametrize(("written_set", "heard_set"), PAIRS, ids=[w.name for w, _ in PAIRS])
+def test_held_out_sets_are_there_and_aligned(written_set: nlu_sets.NluSet,
+                                             heard_set: nlu_sets.NluSet) -> None:
+    written, heard = nlu_sets.load(written_set), nlu_sets.load(heard_set)
+    assert len(written) >= 150 and len(written) == len(heard)
     assert [r.intent for r in written] == [r.intent for r in heard]
     assert {r.intent for r in written} >= {"book", "status_check", "goodbye", "escalate",
                                            "help", "repeat", "affirm", "deny", "tell_name"}
     assert all(r.kind.startswith(("espeak:", "flite:")) for r in heard)  # never piper joe
+
+
+def test_there_are_two_held_out_pairs() -> None:
+    assert [w.name for w, _ in PAIRS] == ["heldout", "heldout2"]
 
 
 def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
@@ -72,8 +82,9 @@ def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
     assert not leaked, f"held-out utterances in the training data or fix tables: {leaked}"
 
 
-# measured (docs/agents.md): 81.8 % written, 71.5 % heard; a drop under these is a regression
-FLOOR = {"heldout": 0.80, "heldout_whisper": 0.70}
+# measured (docs/agents.md, python -m benchmarks.agents_nlu): held-out 1 89.0 % written,
+# 78.0 % heard; held-out 2 92.0 % written, 84.7 % heard; a drop under these is a regression
+FLOOR = {"heldout": 0.88, "heldout_whisper": 0.77, "heldout2": 0.91, "heldout2_whisper": 0.83}
 
 
 def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
@@ -89,8 +100,9 @@ def test_held_out_accuracy_holds_its_floor(nlu: LocalNlu, nlu_set: nlu_sets.NluS
     assert found >= FLOOR[nlu_set.name], f"{said}, under the floor {FLOOR[nlu_set.name]:.0%}"
 
 
-@pytest.mark.xfail(strict=True, reason="held-out accuracy is 81.8 % written, 71.5 % heard; "
-                                       "the 95 % target is not met (docs/agents.md)")
+@pytest.mark.xfail(strict=True, reason="held-out accuracy is 89.0 % / 92.0 % written, "
+                                       "78.0 % / 84.7 % heard; the 95 % target is not met "
+                                       "(docs/agents.md)")
 @pytest.mark.parametrize("nlu_set", HELD_OUT, ids=[s.name for s in HELD_OUT])
 def test_held_out_accuracy_target(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> None:
     found, said = accuracy(nlu, nlu_set)
