@@ -124,8 +124,10 @@ class CallRun:
     @property
     def key(self) -> str:
         """Names this run in the whole log: ``<session>/<run>`` (idempotency keys start
-        with it, so a step run again after a resume is recognised)."""
-        return f"{self.conversation.session}/{self.ident}"
+        with it, so a step run again after a resume is recognised). A resumed call's runs
+        keep the session the conversation began in."""
+        origin = self.conversation.view.get("origin") or self.conversation.session
+        return f"{origin}/{self.ident}"
 
     def emit(self, type: str, data: dict[str, Any]) -> None:
         data = {**data, "run": self.ident, "agent": self.defn.name}

@@ -59,6 +59,9 @@ class Calendar:
             "created REAL NOT NULL)")
         self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS bookings_slot ON bookings "
                          "(day, time) WHERE status = 'booked'")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(bookings)")}
+        if "key" not in columns:  # a book made before idempotency keys
+            self._db.execute("ALTER TABLE bookings ADD COLUMN key TEXT")
 
     def spoken(self, day: str, time: str) -> str:
         return f"{speak_date(date.fromisoformat(day), self.today())} at {speak_time(time)}"
@@ -99,13 +102,21 @@ class Calendar:
         return sorted(found)
 
     def book(self, day: str, time: str, caller: str | None, name: str | None,
-             now: float) -> int:
+             now: float, key: str | None = None) -> int:
+        """Book a free slot. ``key`` makes it idempotent: the same key books once (a step
+        run again after a resume gets the booking it made the first time)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM bookings WHERE key=? AND day=? AND time=? AND status='booked'",
+                (key, day, time)).fetchone() if key else None
+        if row is not None:
+            return int(row[0])
         if not self.is_free(day, time):
             raise ValueError(f"{day} {time} is not free")
         with self._lock:
             cur = self._db.execute(
-                "INSERT INTO bookings (caller, name, day, time, status, created) VALUES "
-                "(?, ?, ?, ?, 'booked', ?)", (caller, name, day, time, now))
+                "INSERT INTO bookings (caller, name, day, time, status, created, key) VALUES "
+                "(?, ?, ?, ?, 'booked', ?, ?)", (caller, name, day, time, now, key))
         return int(cur.lastrowid or 0)
 
     def move(self, booking_id: int, day: str, time: str, now: float) -> int:
@@ -168,6 +179,7 @@ class CheckOut(BaseModel):
 class BookIn(SlotIn):
     caller: str | None = None
     name: str | None = None
+    key: str | None = None  # idempotency: the same key books once
 
 
 class BookingOut(BaseModel):
@@ -225,7 +237,7 @@ def register(registry: ToolRegistry, cal: Calendar, clock: Callable[[], float]) 
     def book(inp: BookIn) -> BookingOut:
         """Book a free slot for the caller."""
         try:
-            ident = cal.book(inp.date, inp.time, inp.caller, inp.name, clock())
+            ident = cal.book(inp.date, inp.time, inp.caller, inp.name, clock(), inp.key)
         except (ValueError, sqlite3.IntegrityError) as exc:
             raise ToolError("calendar.book", f"slot not available: {exc}") from None
         return BookingOut(id=ident, date=inp.date, time=inp.time,

@@ -199,9 +199,13 @@ class Supervisor:
     async def resume(self) -> AsyncIterator[AgentAction]:
         """After ``resume``: finish a step that was in flight, then ask again what the
         call was waiting for."""
+        said = False
         async for a in self._run(self.host.carry_on()):
+            if isinstance(a, Say):
+                said = True
+                self.memory.said(a.text)
             yield a
-        prompt = self.host.prompt() if self.waiting else ""
+        prompt = self.host.prompt() if self.waiting and not said else ""
         if prompt:
             self.memory.said(prompt)
             yield Say(prompt)

@@ -267,10 +267,6 @@ def _run_event(c: View, type: str, d: Data, ts: float) -> None:
         fold_workflow(run, type, d, ts)
 
 
-def _handoff(c: View, d: Data) -> None:
-    c["agent"] = d.get("to")
-
-
 def _failure(c: View, d: Data) -> None:
     c["failures"] = int(d.get("count", 0))
 
@@ -300,10 +296,11 @@ def _reply(c: View, d: Data) -> None:
 
 def _resumed(c: View, d: Data) -> None:
     c["resumed"] += 1
+    c["origin"] = c.get("origin") or d.get("from")  # its runs' keys begin with it
 
 
 # kept through a rollback: run names stay unique in a call (idempotency keys use them)
-_KEPT = ("before", "runs", "resumed")
+_KEPT = ("before", "runs", "resumed", "origin")
 
 
 def _input(c: View, d: Data) -> None:
@@ -328,7 +325,7 @@ def _reopened(c: View, d: Data) -> None:
 
 
 _CONVERSATION: dict[str, Callable[[View, Data], None]] = {
-    "agent.handoff": _handoff,
+    "agent.handoff": lambda c, d: c.update(agent=d.get("to")),
     "slots.changed": lambda c, d: _slots(c["slots"], d),
     "agent.failure": _failure,
     "agent.failures": _failure,  # failures in a row reset or counted (tool failures)

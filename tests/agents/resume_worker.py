@@ -6,7 +6,9 @@ The real agents over a real event log (``DATA_DIR/events.db``, written by the bu
 writer): greets (or, with ``--resume-from``, carries on the call ``OLD`` from its state in
 the log), says each ``TURN`` and prints, one line each, ``said: <text>``. Then it prints
 ``waiting`` and waits for the test to kill it (a call's process that dies mid-call), or,
-with ``--end``, closes the log and exits.
+with ``--end``, closes the log and exits. With ``--stall-after-booking FILE`` the
+calendar writes a booking, then the process writes FILE and stalls inside the tool (a
+process that dies after the booking is made, before the log hears of it).
 """
 
 from __future__ import annotations
@@ -16,16 +18,30 @@ import asyncio
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from orchestration.agent import CallInfo, Say, UserTurn
 from orchestration.agents_system import AgentSystem
 from orchestration.buslog import attach_bus
 from orchestration.events import EventBus
+from orchestration.scheduling import Calendar
 from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.views import project
 from tests.agents.helpers import TODAY
 
 CALLER = "+15005550006"
+
+
+def _stall_after_booking(calendar: Calendar, marker: Path) -> None:
+    book = calendar.book
+
+    def book_then_stall(*args: Any, **kwargs: Any) -> int:
+        ident = book(*args, **kwargs)
+        marker.write_text(f"booked {ident}")
+        threading.Event().wait()  # until SIGKILL
+        return ident
+
+    calendar.book = book_then_stall  # type: ignore[method-assign]
 
 
 def _say(text: str) -> None:
@@ -44,6 +60,8 @@ async def main(args: argparse.Namespace) -> None:
 
     system = AgentSystem(bus, data, today=lambda: TODAY, durable=durable,
                          calls=lambda session: store.view(f"call:{session}"))
+    if args.stall_after_booking:
+        _stall_after_booking(system.calendar, Path(args.stall_after_booking))
     agent = system.agent(CallInfo(args.session, "twilio", CALLER, resume_from=args.resume_from))
     async for action in agent.greeting():
         if isinstance(action, Say):
@@ -70,4 +88,5 @@ if __name__ == "__main__":
     parser.add_argument("turns", nargs="*")
     parser.add_argument("--resume-from")
     parser.add_argument("--end", action="store_true")
+    parser.add_argument("--stall-after-booking")
     asyncio.run(main(parser.parse_intermixed_args()))

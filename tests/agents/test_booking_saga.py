@@ -4,9 +4,13 @@ caller (``booking.confirm``, a local outbox by default), and released again
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from tests.agents.helpers import Line, make_system
+import pytest
+
+from orchestration.scheduling import Calendar
+from tests.agents.helpers import TODAY, Line, make_system
 
 ASK = "I'd like to book an appointment for Tuesday at three p.m."
 
@@ -63,3 +67,21 @@ async def test_a_confirmation_that_fails_releases_the_slot(tmp_path: Path) -> No
     # the caller may still get a person, or leave it
     assert "Okay, I haven't booked anything." in await line.say("No, thanks.")
     system.close()
+
+
+def test_the_same_key_books_once_and_an_older_book_gains_the_column(tmp_path: Path) -> None:
+    db = tmp_path / "agents.db"
+    with sqlite3.connect(db) as old:  # the table as it was before idempotency keys
+        old.execute("CREATE TABLE bookings (id INTEGER PRIMARY KEY, caller TEXT, name TEXT, "
+                    "day TEXT NOT NULL, time TEXT NOT NULL, status TEXT NOT NULL, "
+                    "created REAL NOT NULL)")
+    cal = Calendar(db, today=lambda: TODAY)
+    first = cal.book("2026-12-01", "15:00", "+1555", None, 1.0, key="call-a/scheduling-1")
+    again = cal.book("2026-12-01", "15:00", "+1555", None, 2.0, key="call-a/scheduling-1")
+    assert again == first and len(cal.all()) == 1
+    with pytest.raises(ValueError, match="is not free"):  # another run: the slot is taken
+        cal.book("2026-12-01", "15:00", "+1666", None, 3.0, key="call-b/scheduling-1")
+    assert cal.set_status(first, "released")
+    # a released booking is not given back: the same key books the slot anew
+    assert cal.book("2026-12-01", "15:00", "+1555", None, 4.0, key="call-a/scheduling-1") \
+        != first

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,36 @@ def test_a_call_killed_mid_booking_resumes_from_the_log_and_books_once(tmp_path:
     said = _run_to_end(data, "call-c", "--resume-from", "call-b", "Yes.")
     assert _bookings(data) == [("2026-12-01", "15:00", "booked")]
     assert "booked" not in " ".join(said).lower()
+
+
+def test_a_call_killed_inside_the_booking_books_once_when_resumed(tmp_path: Path) -> None:
+    data, marker = tmp_path / "data", tmp_path / "booked"
+    first = _worker(data, "call-a", "--stall-after-booking", str(marker), ASK, "Yes, please.")
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:  # the read-back, then the yes stalls inside the tool
+            if READ_BACK in line:
+                break
+        while not marker.exists():  # the booking is made; a wait, not a timing assertion
+            assert first.poll() is None, "the worker ended before booking"
+            threading.Event().wait(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+        assert first.stdout is not None
+        first.stdout.close()
+    assert _bookings(data) == [("2026-12-01", "15:00", "booked")]
+    store = SQLiteEventStore(data / "events.db", project)
+    view = store.view("call:call-a")
+    assert view is not None
+    run = view["conversation"]["run"]
+    assert run["state"] == "book" and run["running"] == {"book": 1}  # in flight when killed
+    store.close()
+
+    # resumed: the step runs again with the run's key and gets the booking it made
+    said = _run_to_end(data, "call-b", "--resume-from", "call-a")
+    assert "You're booked for Tuesday at 3 PM" in " ".join(said)
+    assert _bookings(data) == [("2026-12-01", "15:00", "booked")]
 
 
 def test_resuming_a_call_the_log_does_not_hold_is_refused_clearly(tmp_path: Path) -> None:
