@@ -57,7 +57,14 @@ class BatchEncoder(MiniLmEncoder):
 
     def load(self) -> None:
         super().load()
-        self._layers = min(self._layers, self.layers)
+        with self._lock:
+            self._layers = min(self._layers, self.layers)
+            w = self._w
+            if w is not None and any(k.startswith(f"encoder.layer.{self._layers}.") for k in w):
+                # copies of the tensors used, so the file's bytes (and the layers cut) are
+                # freed: about 25 MB less resident
+                used = ("embeddings.", *(f"encoder.layer.{i}." for i in range(self._layers)))
+                self._w = {k: np.array(v) for k, v in w.items() if k.startswith(used)}
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         self.load()
