@@ -178,6 +178,19 @@ def verdict(curve: list[dict[str, Any]], key: str) -> str:
     return "GREW"
 
 
+# thread pools that start their workers lazily, up to a fixed bound: the event loop's
+# default executor (asyncio.to_thread; uvloop names its workers uvloop_N) is a
+# ThreadPoolExecutor of min(32, cpus + 4) workers. A new worker there under a busier
+# stretch of calls is the pool filling, not a leak, as long as it stays within the bound.
+BOUNDED_POOLS = {"uvloop_N": min(32, (os.cpu_count() or 1) + 4),
+                 "asyncio_N": min(32, (os.cpu_count() or 1) + 4)}
+
+
+def within_pools(grew: dict[str, int], names: dict[str, int]) -> bool:
+    return bool(grew) and all(name in BOUNDED_POOLS and names[name] <= BOUNDED_POOLS[name]
+                              for name in grew)
+
+
 def compare(before: dict[str, Any], after: dict[str, Any],
             curve: list[dict[str, Any]]) -> dict[str, Any]:
     """What grew between the idle snapshot after warm-up and the one at the end."""
@@ -186,6 +199,15 @@ def compare(before: dict[str, Any], after: dict[str, Any],
         grew = dict(Counter(after[names]) - Counter(before[names])) if names else {}
         counts[key] = {"after_warmup": curve[0][key], "end": curve[-1][key],
                        "verdict": verdict(curve, key), "grew": grew}
+    threads = counts["threads"]
+    if threads["verdict"] == "GREW" and within_pools(threads["grew"], after["thread_names"]):
+        pools = ", ".join(f"{n} +{k} (at most {BOUNDED_POOLS[n]})"
+                          for n, k in threads["grew"].items())
+        threads["verdict"] = f"ok: a bounded pool filling: {pools}"
+        extra = threads["end"] - threads["after_warmup"]
+        proc = counts["proc_threads"]
+        if proc["verdict"] == "GREW" and proc["end"] - proc["after_warmup"] == extra:
+            proc["verdict"] = "ok: the same pool"
     rss0, rss1 = before["proc"]["rss_kb"], after["proc"]["rss_kb"]
     return {
         "counts": counts,
