@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium
+APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql
 STAMP := $(VENV)/.installed
 # the front-end's npm packages (three.js), copied into web/static/vendor/ by web/scripts/vendor.js
 WEB_STAMP := web/static/vendor/.installed

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# pg_server (a PostgreSQL server for the session) and pg_url (a fresh database on it)
+pytest_plugins = ("tests.pg_server",)
+
 if TYPE_CHECKING:
     from voice.stt import WhisperSTT
     from voice.tts import PiperTTS
