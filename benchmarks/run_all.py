@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -136,6 +137,38 @@ def headline(name: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def provenance(argv: list[str]) -> dict[str, Any]:
+    """Where a figure comes from: the commit (``+dirty`` with uncommitted changes), the
+    machine, the date and the command; README figures name the file that holds them."""
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE.parent,
+                             check=False)
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    load = [round(x, 2) for x in os.getloadavg()]
+    return {"commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": {"cpus": os.cpu_count(), "cpu": model, "loadavg_after": load,
+                        "python": sys.version.split()[0]},
+            "command": "python -m benchmarks." + " ".join(argv)}
+
+
+def stamp(result: Path, argv: list[str]) -> None:
+    """Add ``provenance`` to a fresh result (a benchmark's own fields win)."""
+    try:
+        data = json.loads(result.read_text())
+    except (OSError, ValueError):
+        return  # reported as a bad result by the caller
+    if isinstance(data, dict):
+        data = {**{"provenance": provenance(argv)}, **data}
+        result.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def run_one(name: str, extra: list[str], timeout_s: float) -> Outcome:
     RESULTS.mkdir(exist_ok=True)
     result, log = RESULTS / f"{name}.json", RESULTS / f"{name}.log"
@@ -152,6 +185,8 @@ def run_one(name: str, extra: list[str], timeout_s: float) -> Outcome:
     seconds = time.monotonic() - started
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-8:])
     fresh = result.exists() and result.stat().st_mtime != before
+    if fresh:
+        stamp(result, [name, *extra])
     if status == "ok" and not fresh:
         status = "no result"
     figures: list[tuple[str, str]] = []

@@ -1,0 +1,34 @@
+"""``make bench`` stamps each result file with where its figures come from, and every
+result file the README names is committed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from benchmarks.run_all import stamp
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_a_fresh_result_is_stamped_with_commit_machine_date_and_command(tmp_path: Path) -> None:
+    result = tmp_path / "x.json"
+    result.write_text(json.dumps({"figure": 1.5, "commit": "theirs"}))
+    stamp(result, ["x", "--quick"])
+    data = json.loads(result.read_text())
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=ROOT, check=True).stdout.strip()
+    assert data["provenance"]["commit"].removesuffix("+dirty") == head
+    assert data["provenance"]["command"] == "python -m benchmarks.x --quick"
+    assert data["provenance"]["machine"]["cpus"] >= 1 and data["provenance"]["date"]
+    assert data["figure"] == 1.5 and data["commit"] == "theirs"  # its own fields kept
+
+
+def test_every_result_file_the_readme_names_is_committed() -> None:
+    named = set(re.findall(r"benchmarks/results/[\w.-]+\.json", (ROOT / "README.md").read_text()))
+    assert named, "the README names no result file"
+    tracked = subprocess.run(["git", "ls-files", "benchmarks/results"], capture_output=True,
+                             text=True, cwd=ROOT, check=True).stdout.split()
+    assert named <= set(tracked), sorted(named - set(tracked))
