@@ -35,11 +35,11 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from orchestration.backends import open_store
 from orchestration.buslog import AppendObserver, attach_bus
 from orchestration.engine import InputInvalid, WorkflowError
 from orchestration.events import EventBus
 from orchestration.service import Orchestrator
-from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import ConcurrentWriteError, LogError, StoredEvent
 from orchestration.views import project
 
@@ -73,12 +73,13 @@ def workflows_router(
     bus: EventBus | None = None, tick_s: float = 1.0,
     log_observer: AppendObserver | None = None,
     on_logged: Callable[[list[StoredEvent]], None] | None = None, redact: bool = True,
+    database_url: str | None = None,
 ) -> APIRouter:
     """The workflow API. ``on_logged`` sees every batch the orchestrator commits to the
     log (the metrics count back-office workflow runs with it); ``log_observer`` hears how
     the bus's log writer fares (appends, failures, drops, backlog); ``redact`` masks the
     runs' events as the bus masks the calls' (the ``redact`` setting)."""
-    orch = orchestrator or Orchestrator(data_dir, redact=redact)
+    orch = orchestrator or Orchestrator(data_dir, redact=redact, database_url=database_url)
     if on_logged is not None:
         orch.store.observe(on_logged)
 
@@ -89,7 +90,8 @@ def workflows_router(
         # the engine and this API use on the event loop meanwhile
         sink = writer = None
         if bus is not None:
-            writer = SQLiteEventStore(orch.store.path, project, busy_timeout_s=2.0, check=False)
+            writer = open_store(orch.store_location, project, size=2, busy_timeout_s=2.0,
+                                check=False)
             sink = attach_bus(bus, writer, observer=log_observer)
         ticker = await orch.start_background(tick_s) if tick_s > 0 else None
         try:

@@ -122,11 +122,13 @@ def create_app(
     app.state.metrics = metrics
     app.include_router(
         workflows_router(settings.data_dir, bus=runtime.bus, log_observer=metrics,
-                         on_logged=metrics.observe_log, redact=settings.redact),
+                         on_logged=metrics.observe_log, redact=settings.redact,
+                         database_url=settings.database_url),
         dependencies=[admin],
     )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget
-    app.include_router(state_router(runtime.bus, settings.data_dir), dependencies=[admin])
+    app.include_router(state_router(runtime.bus, settings.data_dir,
+                                    database_url=settings.database_url), dependencies=[admin])
     # leak-hunting figures for the soak benchmark and the fault tests
     app.include_router(debug_router(runtime), dependencies=[admin])
     app.include_router(pages_router(

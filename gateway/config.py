@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     # every piece of state (event log, memory, model cache) lives under this directory
     data_dir: Path = Path(".voxgate")
+    # postgresql://user:password@host:5432/db: the event log (with workflow state and
+    # timers) on PostgreSQL, shared by every replica; unset: events.db in data_dir
+    # (docs/deployment.md)
+    # (each store's pool opens up to VOXGATE_DATABASE_POOL_SIZE connections, default 4)
+    database_url: str | None = None
     # the public base URL (https://...) Twilio reaches us at; derived from the request if unset
     public_url: str | None = None
     # where a transfer goes on the phone (a number for <Dial>); browser calls just end
@@ -124,6 +129,16 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"trusted_proxies: {entry!r} is not an IP address or network"
                 ) from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must start with postgresql:// (unset it to keep "
+                             "the event log in data_dir/events.db)")
         return value
 
     @property

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from orchestration.backends import open_store
 from orchestration.events import Event, EventBus
-from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import StoredEvent
 from orchestration.views import project
 
@@ -258,9 +258,10 @@ class SessionLog:
     stream's version.
     """
 
-    def __init__(self, path: Path) -> None:
-        # WAL mode lets this connection read while the bus writer appends
-        self.store = SQLiteEventStore(path, project, check=False)
+    def __init__(self, location: str | Path) -> None:
+        # a SQLite file (WAL mode lets this connection read while the bus writer appends)
+        # or a postgresql:// URL
+        self.store = open_store(location, project, check=False)
         self._cache: dict[str, tuple[int, Summary]] = {}
         self._lock = threading.Lock()
 

@@ -28,6 +28,7 @@ from starlette.websockets import WebSocketDisconnect
 from gateway.api_flows import flows_router
 from gateway.auth import ws_subprotocol
 from gateway.sessions import EventDict, SessionLog, SessionTracker, Summary
+from orchestration.backends import database_url as env_database_url
 from orchestration.events import EventBus
 from orchestration.store import encode
 from orchestration.views import TERMINAL
@@ -126,13 +127,16 @@ def _brief(view: dict[str, Any]) -> dict[str, Any]:
             "session": session if isinstance(session, str) else None}
 
 
-def state_router(bus: EventBus, data_dir: Path, *, poll_s: float = 0.25) -> APIRouter:
+def state_router(
+    bus: EventBus, data_dir: Path, *, poll_s: float = 0.25, database_url: str | None = None,
+) -> APIRouter:
     tracker = SessionTracker(bus)
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sessions = await asyncio.to_thread(SessionLog, Path(data_dir) / "events.db")
+        where = database_url or env_database_url() or Path(data_dir) / "events.db"
+        sessions = await asyncio.to_thread(SessionLog, where)
         tail = RunTail(sessions, poll_s)
         holder["log"], holder["tail"] = sessions, tail
         task = asyncio.create_task(tail.run(), name="state-run-tail")

@@ -45,13 +45,16 @@ def pool_size() -> int:
 
 def open_store(
     location: str | Path, projector: Projector, clock: Callable[[], float] = time.time,
-    *, size: int | None = None, busy_timeout_s: float = 10.0,
+    *, size: int | None = None, busy_timeout_s: float = 10.0, check: bool = True,
 ) -> SQLiteEventStore | PostgresEventStore:
-    """The event store at ``location``: a ``postgresql://`` URL or a SQLite file path."""
+    """The event store at ``location``: a ``postgresql://`` URL or a SQLite file path.
+    ``size``: the PostgreSQL pool's connections (default ``VOXGATE_DATABASE_POOL_SIZE``);
+    ``check``: SQLite's integrity check on open (PostgreSQL checks its own pages)."""
     if is_postgres_url(location):
         from orchestration.pg_store import PostgresEventStore  # psycopg only when used
 
         return PostgresEventStore(str(location), projector, clock,
                                   pool_size=size or pool_size(),
                                   busy_timeout_s=busy_timeout_s)
-    return SQLiteEventStore(Path(location), projector, clock, busy_timeout_s=busy_timeout_s)
+    return SQLiteEventStore(Path(location), projector, clock, busy_timeout_s=busy_timeout_s,
+                            check=check)

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orchestration.backends import database_url as env_database_url
+from orchestration.backends import open_store
 from orchestration.catalog import build_registry, load_catalog
 from orchestration.clock import Clock, SystemClock
 from orchestration.diagram import to_graph, to_mermaid
@@ -30,7 +32,6 @@ from orchestration.redact import redact_data
 from orchestration.replay import ReplayReport, replay
 from orchestration.sample_data import LocalSystems
 from orchestration.schedule import Scheduler
-from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import NewEvent
 from orchestration.tools import ToolRegistry
 from orchestration.vault import Sealing, Vault
@@ -48,12 +49,17 @@ class Orchestrator:
         self, data_dir: str | Path | None = None, *, clock: Clock | None = None,
         rng: random.Random | None = None, registry: ToolRegistry | None = None,
         model: TextModel | None = None, policy: Policy | None = None, redact: bool = True,
+        database_url: str | None = None,
     ) -> None:
         """``redact``: mask the runs' events before they are written (the gateway passes
-        its ``redact`` setting, ``VOXGATE_REDACT``; off only for a private debugging run)."""
+        its ``redact`` setting, ``VOXGATE_REDACT``; off only for a private debugging run).
+        ``database_url`` (default ``VOXGATE_DATABASE_URL``): the event log on PostgreSQL
+        instead of ``events.db`` in the data directory."""
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.clock = clock or SystemClock()
-        self.store = SQLiteEventStore(self.data_dir / "events.db", project, clock=self.clock.now)
+        self.store_location: str | Path = (database_url or env_database_url()
+                                           or self.data_dir / "events.db")
+        self.store = open_store(self.store_location, project, clock=self.clock.now)
         self.sealing = Sealing(redact_data, Vault(self.data_dir / "vault.db")) if redact else None
         self.systems = LocalSystems()
         # text tools share the "llm" pool: a slow model cannot tie up every worker
