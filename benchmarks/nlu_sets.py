@@ -54,6 +54,8 @@ SETS = (
     NluSet("dev_whisper", DATA / "dev_whisper.tsv"),
     NluSet("dev2", DATA / "dev2.tsv"),
     NluSet("dev2_whisper", DATA / "dev2_whisper.tsv"),
+    # the same voices heard by whisper base instead of tiny.en: the recogniser's share
+    NluSet("dev2_whisper_base", DATA / "dev2_whisper_base.tsv"),
     NluSet("heldout", HELD_OUT / "heldout.tsv", held_out=True),
     NluSet("heldout_whisper", HELD_OUT / "heldout_whisper.tsv", held_out=True),
     NluSet("heldout2", HELD_OUT2 / "heldout2.tsv", held_out=True),

@@ -6,6 +6,7 @@ mu-law) and transcribed by whisper tiny.en with the agents' ``stt_prompt``, as i
     python -m benchmarks.nlu_speech dev       # tests/agents/data/dev_whisper.tsv
     python -m benchmarks.nlu_speech dev2      # tests/agents/data/dev2_whisper.tsv
     python -m benchmarks.nlu_speech heldout2  # tests/agents/data/heldout2/heldout2_whisper.tsv
+    python -m benchmarks.nlu_speech dev2 --stt base  # ...dev2_whisper_base.tsv: whisper base
     python -m benchmarks.nlu_speech screen    # word error rate of candidate espeak voices
 
 The voices are chosen so that no set is heard by a voice the tuning heard: the tuning
@@ -135,21 +136,27 @@ def read_rows(path: Path) -> list[list[str]]:
             if line and not line.startswith("#")]
 
 
-def make(name: str) -> None:
+def make(name: str, model: str = "tiny.en") -> None:
+    """Speak, band-limit and transcribe set ``name``; with a ``model`` other than the
+    default recogniser the output is ``<set>_whisper_<model>.tsv`` beside the usual one,
+    to see how much of the heard figure is the recogniser's."""
     from orchestration.agents_config import load
     from orchestration.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
     source, target, voices = SETS[name]
+    if model != "tiny.en":
+        target = target.with_name(f"{target.stem}_{model.replace('.', '')}.tsv")
     prompt = load()[0].stt_prompt
     speak = speaker(voices)
     with tempfile.TemporaryDirectory() as tmp:
-        stt = WhisperSTT(SttConfig(), Path(tmp), Bulkhead("bench-stt", 1, 4))
+        stt = WhisperSTT(SttConfig(model=model), Path(tmp), Bulkhead("bench-stt", 1, 4))
         stt.load()
+        option = "" if model == "tiny.en" else f" --stt {model}"
         lines = [f"# intent\tvoice\ttext\tslots: {source.name} spoken by the voice named, "
-                 "8 kHz mu-law, whisper tiny.en with the agents' stt_prompt "
-                 "(python -m benchmarks.nlu_speech " + name + ")"]
+                 f"8 kHz mu-law, whisper {model} with the agents' stt_prompt "
+                 f"(python -m benchmarks.nlu_speech {name}{option})"]
         for i, row in enumerate(read_rows(source)):
             voice = voices[i % len(voices)]
             pcm, rate = speak(row[2], voice)
@@ -200,4 +207,6 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["screen"]:
         screen()
     else:
-        make(sys.argv[1] if len(sys.argv) > 1 else "dev")
+        args = sys.argv[1:]
+        stt_model = args[args.index("--stt") + 1] if "--stt" in args else "tiny.en"
+        make(args[0] if args and args[0] != "--stt" else "dev", stt_model)
