@@ -1,11 +1,12 @@
 """Replay speed: events per second folded into views from the SQLite log.
 
-    python -m benchmarks.orchestration_replay [--events 200000] [--runs 5]
+    python -m benchmarks.orchestration_replay [--events 200000] [--runs 5] [--backend postgresql]
 
 Builds a log of call and workflow events (the mix the gateway writes), then times
 ``rebuild`` (read every event, verify its checksum, decode it, project it) and the full
 ``replay`` check against the stored views. Prints medians and writes
-benchmarks/results/orchestration_replay.json. Target: >= 100,000 events/s.
+benchmarks/results/orchestration_replay.json (``_postgresql.json`` with ``--backend
+postgresql``, a server started for the run). Target: >= 100,000 events/s.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.log_backends import add_options, fresh_logs, results_name
 from benchmarks.orchestration_log import events
+from orchestration.backends import open_store
 from orchestration.replay import rebuild, replay
-from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.views import project
 
 RESULTS = Path(__file__).parent / "results"
@@ -30,11 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
+    add_options(parser)
     args = parser.parse_args()
     n = args.events
-    result: dict[str, Any] = {"events": n, "runs": args.runs}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteEventStore(Path(tmp) / "log.db", project)
+    result: dict[str, Any] = {"backend": args.backend, "events": n, "runs": args.runs}
+    with fresh_logs(args) as fresh:
+        store = open_store(fresh(), project)
         items = events(n)
         for i in range(0, n, 1000):
             store.append(items[i:i + 1000])
@@ -55,7 +57,8 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:28} {value}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "orchestration_replay.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS / results_name("orchestration_replay", args.backend)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ without them); a developer without PostgreSQL sets ``VOXGATE_SKIP_PG=1`` to skip
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -29,9 +30,10 @@ _STOP_TIMEOUT_S = 30
 
 
 class PostgresServer:
-    def __init__(self, bindir: Path, root: Path) -> None:
+    def __init__(self, bindir: Path, root: Path, durable: bool = False) -> None:
         self.bindir = bindir
         self.root = root
+        self.durable = durable
         self.data = root / "data"
         self.port = _free_port()
         self._names = itertools.count(1)
@@ -57,11 +59,13 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", timeout=120)
-        # fsync off: a test server's data need not survive a power cut, and the disk is
-        # shared with other work; the log's guarantees under test are about concurrency
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                f"-c unix_socket_directories={self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+                f"-c unix_socket_directories={self.root} -c max_connections=100")
+        if not self.durable:
+            # a test server's data need not survive a power cut, and the disk is shared
+            # with other work; the log's guarantees under test are about concurrency.
+            # Benchmarks use durable=True: PostgreSQL's defaults, fsync at every commit
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
                   "-o", opts, "-w", "-t", str(_START_TIMEOUT_S), "start",
                   timeout=_START_TIMEOUT_S + 10)
@@ -96,17 +100,19 @@ def find_bindir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    if os.environ.get(SKIP_ENV) == "1":
-        pytest.skip(f"{SKIP_ENV}=1: the PostgreSQL tests are skipped")
+MISSING = ("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: `make apt` "
+           f"installs Debian's postgresql package; set {SKIP_ENV}=1 to skip these tests on "
+           "a machine without it")
+
+
+@contextlib.contextmanager
+def running(durable: bool = False) -> Iterator[PostgresServer]:
+    """A server in a temporary folder, stopped and removed on exit."""
     bindir = find_bindir()
     if bindir is None:
-        pytest.fail("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: "
-                    "`make apt` installs Debian's postgresql package; set "
-                    f"{SKIP_ENV}=1 to skip these tests on a machine without it")
+        raise RuntimeError(MISSING)
     root = Path(tempfile.mkdtemp(prefix="voxgate-pg-"))
-    server = PostgresServer(bindir, root)
+    server = PostgresServer(bindir, root, durable)
     try:
         server.start()
         yield server
@@ -116,6 +122,16 @@ def pg_server() -> Iterator[PostgresServer]:
                 server.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1: the PostgreSQL tests are skipped")
+    if find_bindir() is None:
+        pytest.fail(MISSING)
+    with running() as server:
+        yield server
 
 
 @pytest.fixture
