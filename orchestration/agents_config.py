@@ -66,8 +66,10 @@ class SupervisorConfig(_Model):
     switch_confidence: float = Field(0.6, ge=0, le=1)
     # ... and a free-text answer (a note being dictated) only this sure, or when it is a
     # question, or starts with one of leave_phrases ("never mind", which alone drops it)
-    free_text_switch_confidence: float = Field(0.93, ge=0, le=1)
+    free_text_switch_confidence: float = Field(0.97, ge=0, le=1)
     leave_phrases: list[str] = Field(default_factory=list)
+    # ... or opens with a change of mind ("actually, ..."): then switch_confidence will do
+    change_phrases: list[str] = Field(default_factory=list)
     # said when a task is left: by "flow.state", else "flow", else "default"
     set_aside: dict[str, str] = Field(default_factory=dict)
     dtmf_menu: dict[str, str] = Field(default_factory=dict)
@@ -192,3 +194,8 @@ def check(config: AgentsConfig, flows: list[WorkflowDef], intents: list[str],
             found.append((f"supervisor.set_aside.{key}", "not a flow or flow.state"))
     if found:
         raise AgentsConfigError(source, found)
+
+
+def opens_with(said: str, phrases: list[str]) -> bool:
+    """``said`` (lower case) starts with one of ``phrases`` as whole words."""
+    return any(said.startswith(p) and not said[len(p):len(p) + 1].isalnum() for p in phrases)

@@ -48,6 +48,7 @@ from orchestration.agent import (
     Transfer,
     UserTurn,
 )
+from orchestration.agents_config import opens_with
 from orchestration.call_run import CallRun, Conversation, carried_on
 from orchestration.flow_host import FlowHost
 from orchestration.memory_tools import CallTools
@@ -325,12 +326,11 @@ class Supervisor:
         # a dictated note may say anything ("call the internet provider"): only the caller
         # saying so leaves it
         said = nlu.text.strip().lower()
-        if any(said.startswith(p) and not said[len(p):len(p) + 1].isalnum()
-               for p in c.leave_phrases):
+        if opens_with(said, c.leave_phrases):
             return "switch" if other else "drop"
-        asks = said.endswith("?")
-        return "switch" if other and (asks or nlu.confidence >= c.free_text_switch_confidence) \
-            else ""
+        sure = said.endswith("?") or opens_with(said, c.change_phrases) \
+            or nlu.confidence >= c.free_text_switch_confidence
+        return "switch" if other and sure else ""
 
     def _aside(self) -> str:
         """What the caller hears when the task the active run waits in is left."""
