@@ -197,7 +197,8 @@ async def _retention_loop(settings: Settings, every_s: float = 3600.0) -> None:
     assert settings.retention_days is not None
     while True:
         try:
-            await asyncio.to_thread(apply_retention, settings.data_dir, settings.retention_days)
+            await asyncio.to_thread(apply_retention, settings.data_dir, settings.retention_days,
+                                    database_url=settings.database_url)
         except Exception:
             log.exception("retention pass failed; will try again")
         await asyncio.sleep(every_s)

@@ -11,7 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-from orchestration.sqlite_store import SQLiteEventStore
+from orchestration.backends import database_url as env_database_url
+from orchestration.backends import open_store
 from orchestration.views import project
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,16 @@ log = logging.getLogger(__name__)
 CALL_STREAMS = "call:"
 
 
-def apply_retention(data_dir: Path, days: float, now: float | None = None) -> dict[str, int]:
+def apply_retention(data_dir: Path, days: float, now: float | None = None,
+                    database_url: str | None = None) -> dict[str, int]:
+    """``database_url`` (default ``VOXGATE_DATABASE_URL``): purge the log on PostgreSQL
+    instead of ``events.db``; recordings are always the data directory's."""
     cutoff = (time.time() if now is None else now) - days * 86400
     events = 0
+    url = database_url or env_database_url()
     log_path = data_dir / "events.db"
-    if log_path.exists():
-        store = SQLiteEventStore(log_path, project)
+    if url or log_path.exists():
+        store = open_store(url or log_path, project)
         try:
             events = store.purge(CALL_STREAMS, cutoff)
         finally:

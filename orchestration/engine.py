@@ -177,7 +177,9 @@ class Engine(EngineSteps):
             return run.view
 
     async def tick(self) -> int:
-        """Fire every timer that is due; returns how many fired."""
+        """Fire every timer that is due; returns how many this process fired (another
+        process on the same log, a replica, may have fired one first: its append wins and
+        this one's is refused whole)."""
         now = self.clock.now()
         due = sorted(
             (t["due"], v["id"], tid)
@@ -185,10 +187,15 @@ class Engine(EngineSteps):
             for tid, t in v["timers"].items()
             if t["due"] <= now
         )
+        fired = 0
         for _, ident, tid in due:
             async with self._lock(ident):
-                await self._fire(self._load(ident), tid)
-        return len(due)
+                try:
+                    await self._fire(self._load(ident), tid)
+                except ConcurrentWriteError:
+                    continue
+                fired += 1
+        return fired
 
     # --- call-bound runs -------------------------------------------------------------
 

@@ -3,18 +3,28 @@ runs, timers and call events (the server comes from tests/pg_server.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway.api_workflows import workflows_router
+from gateway.retention import apply_retention
 from gateway.sessions import SessionLog
+from orchestration.clock import FakeClock
 from orchestration.events import EventBus
 from orchestration.pg_store import PostgresEventStore
 from orchestration.service import Orchestrator
-from orchestration.store import LogError
+from orchestration.store import LogError, NewEvent
+from orchestration.views import project
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_run_started_on_one_node_is_signalled_from_another(
@@ -60,3 +70,64 @@ def test_call_events_from_the_bus_land_in_postgresql(pg_url: str, tmp_path: Path
     view = sessions.store.view("call:call-1")
     assert view is not None and view["status"] == "ended" and view["events"] == 2
     sessions.close()
+
+
+def test_retention_purges_old_calls_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    store = PostgresEventStore(pg_url, project)
+    store.append([NewEvent("call:old", "session.started", {}, 1000.0),
+                  NewEvent("call:new", "session.started", {}, 9 * 86400.0),
+                  NewEvent("wf:run1", "workflow.started", {"name": "x", "input": {}}, 1000.0)])
+    deleted = apply_retention(tmp_path, days=7, now=10 * 86400.0, database_url=pg_url)
+    assert deleted == {"events": 1, "recordings": 0}
+    assert {e.stream for e in store.read()} == {"call:new", "wf:run1"}
+    store.close()
+
+
+T0 = 1_700_000_000.0
+TICKER = """
+import asyncio, sys
+from orchestration.clock import FakeClock
+from orchestration.service import Orchestrator
+url, data_dir, now = sys.argv[1], sys.argv[2], float(sys.argv[3])
+orch = Orchestrator(data_dir, database_url=url, clock=FakeClock(now))
+print(asyncio.run(orch.engine.tick()))
+orch.close()
+"""
+
+
+def _wait_for_blocked_appends(url: str, count: int, procs: list[subprocess.Popen[str]]) -> None:
+    """Until ``count`` sessions wait on a lock (the log head), bounded."""
+    deadline = time.monotonic() + 120
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND wait_event_type = 'Lock'").fetchone()
+            if row is not None and row[0] >= count:
+                return
+            if any(p.poll() is not None for p in procs):
+                raise AssertionError([p.communicate() for p in procs])
+            time.sleep(0.05)
+    raise AssertionError(f"{count} appends did not reach the log head within 120 s")
+
+
+def test_a_due_timer_fires_once_when_two_nodes_tick_at_once(
+        pg_url: str, tmp_path: Path) -> None:
+    orch = Orchestrator(tmp_path / "a", database_url=pg_url, clock=FakeClock(T0))
+    run = asyncio.run(orch.start("support_workflow", {"ticket": "the printer is jammed"}))
+    assert run["state"] == "confirm" and len(run["timers"]) == 1
+    # a third session holds the log head: both nodes read the due timer, then both wait
+    # to append its firing; released, one appends and the other is refused
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("SELECT seq FROM log_head FOR UPDATE")
+        procs = [subprocess.Popen(
+            [sys.executable, "-c", TICKER, pg_url, str(tmp_path / f"node{i}"),
+             str(T0 + 2 * 86400)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True) for i in range(2)]
+        _wait_for_blocked_appends(pg_url, 2, procs)
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert sorted(out.strip() for out, _ in outs) == ["0", "1"]  # one node fired it
+    types = [e["type"] for e in orch.events(run["id"], limit=None)]
+    assert types.count("timer.fired") == 1 and types.count("sla.escalated") == 1
+    assert orch.status(run["id"])["status"] == "succeeded"
+    orch.close()
