@@ -22,11 +22,12 @@ from typing import Annotated, Any
 
 import typer
 
+from orchestration.backends import database_url as env_database_url
+from orchestration.backends import open_store
 from orchestration.engine import InputInvalid, WorkflowError
 from orchestration.errors import OrchestrationError
 from orchestration.replay import replay, salvage
 from orchestration.service import Orchestrator
-from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.views import project
 
 workflow_app = typer.Typer(
@@ -162,9 +163,15 @@ def replay_command(
     salvage_to: Annotated[Path | None, typer.Option(
         "--salvage", help="copy the intact events of a damaged log to a new log here")] = None,
 ) -> None:
-    """Rebuild every derived view from the event log and check it matches the stored one."""
+    """Rebuild every derived view from the event log and check it matches the stored one
+    (the log on PostgreSQL when VOXGATE_DATABASE_URL is set; salvage is SQLite's)."""
     path = data_dir / "events.db"
-    if not path.exists():
+    try:
+        url = env_database_url() if salvage_to is None else None
+    except OrchestrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if url is None and not path.exists():
         typer.echo(f"error: no event log at {path}", err=True)
         raise typer.Exit(1)
     if salvage_to is not None:
@@ -180,7 +187,7 @@ def replay_command(
                "unreadable_ranges": rescued.unreadable_ranges, "salvaged_to": str(salvage_to)})
         return
     try:
-        store = SQLiteEventStore(path, project)
+        store = open_store(url or path, project)
         report = replay(store, fix=fix)
         store.close()
     except OrchestrationError as exc:

@@ -4,6 +4,7 @@ runs, timers and call events (the server comes from tests/pg_server.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import typer
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from gateway.api_workflows import workflows_router
+from gateway.cli_workflow import replay_command
 from gateway.retention import apply_retention
 from gateway.sessions import SessionLog
 from orchestration.clock import FakeClock
@@ -131,3 +135,21 @@ def test_a_due_timer_fires_once_when_two_nodes_tick_at_once(
     assert types.count("timer.fired") == 1 and types.count("sla.escalated") == 1
     assert orch.status(run["id"])["status"] == "succeeded"
     orch.close()
+
+
+def test_replay_command_checks_and_fixes_the_views_on_postgresql(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = typer.Typer()
+    app.command()(replay_command)
+    store = PostgresEventStore(pg_url, project)
+    store.append([NewEvent("wf:a", "workflow.started", {"name": "x", "input": {}})])
+    store.close()
+    with psycopg.connect(pg_url) as conn:  # a view that no longer matches its events
+        conn.execute("UPDATE streams SET view = '{\"state\": \"forged\"}' WHERE stream = 'wf:a'")
+    monkeypatch.setenv("VOXGATE_DATABASE_URL", pg_url)
+    args = ["--data-dir", str(tmp_path)]  # no events.db there: the log is PostgreSQL's
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and json.loads(result.stdout)["mismatched"] == ["wf:a"]
+    assert CliRunner().invoke(app, [*args, "--fix"]).exit_code == 0
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and json.loads(result.stdout)["ok"] is True
