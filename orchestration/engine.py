@@ -24,9 +24,10 @@ Two kinds of run (``runs.RunHandle``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from orchestration.errors import OrchestrationError
 from orchestration.expr import parse, render, resolve, truthy
 from orchestration.input_schema import InputInvalid, validate_input
 from orchestration.instance import load_run
+from orchestration.leases import Leases
 from orchestration.loader import DefinitionError, check_tools
 from orchestration.policy import Policy
 from orchestration.retry import RetryBudget
@@ -82,12 +84,15 @@ class Engine(EngineSteps):
         clock: Clock | None = None, rng: random.Random | None = None,
         breakers: Breakers | None = None, budget: RetryBudget | None = None,
         ids: Callable[[], str] | None = None, policy: Policy | None = None,
-        sealing: Sealing | None = None,
+        sealing: Sealing | None = None, leases: Leases | None = None,
     ) -> None:
         """``store``: the log of back-office runs (None for an engine that runs call-bound
         runs only); ``sealing``: mask each back-office event before it is written, keeping
-        the originals the run needs in a vault (``instance.py``, ``vault.py``)."""
+        the originals the run needs in a vault (``instance.py``, ``vault.py``);
+        ``leases``: with replicas sharing the log, a run is advanced only by the process
+        holding its lease (``leases.py``)."""
         self._store = store
+        self.leases = leases
         self.sealing = sealing
         self.registry = registry
         self.clock = clock or SystemClock()
@@ -191,10 +196,9 @@ class Engine(EngineSteps):
         for _, ident, tid in due:
             async with self._lock(ident):
                 try:
-                    await self._fire(self._load(ident), tid)
-                except ConcurrentWriteError:
+                    fired += await self._fire(self._load(ident), tid)
+                except ConcurrentWriteError:  # a replica whose lease lapsed fired it first
                     continue
-                fired += 1
         return fired
 
     # --- call-bound runs -------------------------------------------------------------
@@ -252,8 +256,17 @@ class Engine(EngineSteps):
                                       "version": run.defn.version, "input": data})
         self._goto(run, run.defn.start, "start")
 
-    def _lock(self, ident: str) -> asyncio.Lock:
-        return self._locks.setdefault(ident, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _lock(self, ident: str) -> AsyncIterator[None]:
+        async with self._locks.setdefault(ident, asyncio.Lock()):
+            if self.leases is None:
+                yield
+                return
+            await self.leases.hold(ident)
+            try:
+                yield
+            finally:
+                self.leases.release(ident)
 
     def _load(self, ident: str) -> StoreRun:
         view = self.state(ident)
@@ -299,10 +312,10 @@ class Engine(EngineSteps):
         run.commit()
         return SignalResult(False, run.view["status"], run.view["state"], why)
 
-    async def _fire(self, run: StoreRun, tid: str) -> None:
+    async def _fire(self, run: StoreRun, tid: str) -> bool:
         timer = run.view["timers"].get(tid)
         if timer is None:
-            return  # fired or cancelled meanwhile
+            return False  # fired or cancelled meanwhile (here or by another replica)
         run.emit("timer.fired", {"timer": tid, "kind": timer["kind"]})
         run.commit()
         st = run.defn.states[timer["state"]]
@@ -313,6 +326,7 @@ class Engine(EngineSteps):
             self._goto(run, target, "timer", timer=tid)
         run.commit()
         await self._advance(run)
+        return True
 
     async def _escalate(self, run: StoreRun, st: WaitState, timer: dict[str, Any]) -> str | None:
         level = st.sla[int(timer["level"])]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.backends import database_url as env_database_url
-from orchestration.backends import open_store
+from orchestration.backends import is_postgres_url, open_store
 from orchestration.catalog import build_registry, load_catalog
 from orchestration.clock import Clock, SystemClock
 from orchestration.diagram import to_graph, to_mermaid
@@ -26,6 +26,7 @@ from orchestration.engine import Engine, SignalResult
 from orchestration.input_schema import describe_input
 from orchestration.llm import TextModel
 from orchestration.loader import load_dir
+from orchestration.pg_leases import RunLeases, take_over
 from orchestration.policy import Policy
 from orchestration.pools import ObservedBulkhead
 from orchestration.redact import redact_data
@@ -60,6 +61,9 @@ class Orchestrator:
         self.store_location: str | Path = (database_url or env_database_url()
                                            or self.data_dir / "events.db")
         self.store = open_store(self.store_location, project, clock=self.clock.now)
+        # replicas on one PostgreSQL log: a run is advanced by the holder of its lease
+        self.leases = (RunLeases(str(self.store_location))
+                       if is_postgres_url(self.store_location) else None)
         self.sealing = Sealing(redact_data, Vault(self.data_dir / "vault.db")) if redact else None
         self.systems = LocalSystems()
         # text tools share the "llm" pool: a slow model cannot tie up every worker
@@ -71,7 +75,7 @@ class Orchestrator:
         if own.is_dir():
             definitions.update(load_dir(own, self.registry))
         self.engine = Engine(self.store, self.registry, definitions.values(), clock=self.clock,
-                             rng=rng, sealing=self.sealing,
+                             rng=rng, sealing=self.sealing, leases=self.leases,
                              policy=policy or Policy.load(
                                  clock=lambda: datetime.fromtimestamp(self.clock.now())))
         self.scheduler = Scheduler(self.engine)
@@ -120,12 +124,18 @@ class Orchestrator:
     async def tick(self) -> dict[str, Any]:
         timers = await self.engine.tick()
         started = await self.scheduler.tick()
-        return {"timers_fired": timers, "scheduled_started": started}
+        if self.leases is None:
+            return {"timers_fired": timers, "scheduled_started": started}
+        # runs a dead replica left mid-step (its leases went with its connection)
+        taken = await take_over(self.engine, self.leases)
+        return {"timers_fired": timers, "scheduled_started": started, "taken_over": taken}
 
     async def recover(self) -> list[str]:
         """Resume every instance a crash left active; call once at start-up."""
         if self.sealing is not None:
             self.sealing.prune(self.store)
+        if self.leases is not None:  # not the runs live replicas are advancing
+            return await take_over(self.engine, self.leases)
         return await self.engine.resume_all()
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
@@ -158,5 +168,7 @@ class Orchestrator:
         for pool in self.registry.bulkheads.values():
             pool.shutdown(wait=False)
         self.store.close()
+        if self.leases is not None:
+            self.leases.close()
         if self.sealing is not None:
             self.sealing.vault.close()
