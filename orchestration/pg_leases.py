@@ -17,6 +17,7 @@ versions then refuse the second writer's append, as without leases.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
@@ -28,6 +29,8 @@ from orchestration.engine import ACTIVE, Engine
 from orchestration.pg_store import describe
 from orchestration.store import LogBusyError, LogError
 
+log = logging.getLogger(__name__)
+
 # the first key of the two-key advisory lock space; migrations use the one-key space
 LEASE_CLASS = 0x766F78
 
@@ -35,25 +38,43 @@ LEASE_CLASS = 0x766F78
 class RunLeases:
     def __init__(self, url: str, wait_s: float = 30.0, poll_s: float = 0.05,
                  connect_timeout_s: float = 10.0) -> None:
+        self.url = url
         self.where = describe(url)
         self._wait_s = wait_s
         self._poll_s = poll_s
+        self._timeout = max(1, int(connect_timeout_s))
         self._held: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
         try:
-            self._conn: psycopg.Connection[Any] = psycopg.connect(
-                url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)),
+            return psycopg.connect(
+                self.url, autocommit=True, connect_timeout=self._timeout,
                 keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
                 application_name="voxgate-leases")
         except psycopg.Error as exc:
             raise LogError(f"cannot reach {self.where} for run leases ({exc})") from exc
 
     def _call(self, sql: Any, ident: str) -> bool:
-        try:
-            row = self._conn.execute(sql, (LEASE_CLASS, ident)).fetchone()
-        except psycopg.Error as exc:
-            raise LogError(f"{self.where}: run lease for {ident!r} failed ({exc})") from exc
-        return row is not None and bool(row[0])
+        for attempt in (1, 2):
+            try:
+                row = self._conn.execute(sql, (LEASE_CLASS, ident)).fetchone()
+                return row is not None and bool(row[0])
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise LogError(f"{self.where}: run lease for {ident!r} failed ({exc})"
+                                   ) from exc
+                # the session is gone, and every lease it held with it
+                log.warning("run lease connection to %s lost (%s); reconnecting: the runs "
+                            "it held may be taken over by another replica", self.where, exc)
+                self._held.clear()
+                self._conn.close()
+                self._conn = self._connect()
+            except psycopg.Error as exc:
+                raise LogError(f"{self.where}: run lease for {ident!r} failed ({exc})"
+                               ) from exc
+        raise AssertionError("unreachable")
 
     def try_hold(self, ident: str) -> bool:
         """Take ``ident``'s lease if no other process holds it (re-entrant here)."""

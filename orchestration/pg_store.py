@@ -90,6 +90,9 @@ class PostgresEventStore:
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), open=False,
             configure=self._configure, timeout=connect_timeout_s,
+            # a connection the server dropped (restart, failover, idle timeout) is replaced
+            # when lent rather than failing the next append: one round trip per borrow
+            check=ConnectionPool.check_connection,
             kwargs={"connect_timeout": max(1, int(connect_timeout_s))},
             name="voxgate-log",
         )

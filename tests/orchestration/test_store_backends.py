@@ -219,3 +219,17 @@ def test_a_text_postgresql_cannot_hold_is_rejected(pg_url: str) -> None:
     s.append([NewEvent("call:c", "turn.final", {"text": "nul \x00 inside JSON is escaped"})])
     assert [e.data for e in s.read()] == [{"text": "nul \x00 inside JSON is escaped"}]
     s.close()
+
+
+def test_connections_dropped_by_the_server_are_replaced(pg_url: str) -> None:
+    # a failover, a restart or an idle timeout: the pool's connections are dead
+    s = PostgresEventStore(pg_url, project, pool_size=2)
+    s.append([NewEvent("call:c", "turn.final", {"i": 0})])
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid()").fetchone()
+    assert killed is not None and killed[0] >= 1
+    s.append([NewEvent("call:c", "turn.final", {"i": 1})])
+    assert [e.data["i"] for e in s.read()] == [0, 1] and s.version("call:c") == 2
+    s.close()

@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+
+from orchestration.pg_leases import RunLeases
 from orchestration.pg_store import PostgresEventStore
 from orchestration.replay import replay
 from orchestration.views import project
@@ -67,3 +70,17 @@ def test_a_run_left_mid_step_by_a_killed_replica_is_taken_over(
     assert [w for w in heirs.read_text().split() if w != "pass"] == ["block:b", "inc:c"]
     assert replay(store).ok
     store.close()
+
+
+def test_a_lost_lease_connection_is_replaced_and_its_leases_are_free(pg_url: str) -> None:
+    a, b = RunLeases(pg_url), RunLeases(pg_url)
+    assert a.try_hold("r1") and not b.try_hold("r1") and a.try_hold("r1")  # re-entrant
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      "application_name = 'voxgate-leases' AND pid <> pg_backend_pid()")
+    assert b.try_hold("r1")  # both sessions were cut: b reconnects; a's leases went
+    assert not a.try_hold("r1") and not a.held_here("r1")  # a reconnects; b holds it
+    b.release("r1")
+    assert a.try_hold("r1")
+    a.close()
+    b.close()
