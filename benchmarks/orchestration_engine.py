@@ -2,10 +2,12 @@
 the in-memory store, so what is timed is the engine (templates, validation, events,
 views, transitions), not a disk or a tool.
 
-    python -m benchmarks.orchestration_engine [--steps 200] [--runs 7]
+    python -m benchmarks.orchestration_engine [--steps 200] [--runs 7] [--postgresql]
 
 Prints the median microseconds per step (and the same on SQLite, for contrast, where
-each step commits twice) and writes benchmarks/results/orchestration_engine.json.
+each step commits twice; with ``--postgresql`` also on a PostgreSQL server started for
+the run, with run leases as replicas use them) and writes
+benchmarks/results/orchestration_engine.json.
 Target: <= 100 us per step without I/O.
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestration.engine import Engine
+from orchestration.leases import Leases
 from orchestration.loader import from_dict
 from orchestration.sqlite_store import SQLiteEventStore
 from orchestration.store import EventStore, MemoryEventStore
@@ -57,8 +60,9 @@ def definition(steps: int) -> Any:
     return from_dict({"name": "bench", "start": "s0", "states": states})
 
 
-async def per_step_us(store: EventStore, steps: int, runs: int) -> float:
-    eng = Engine(store, registry(), [definition(steps)], rng=random.Random(0))
+async def per_step_us(store: EventStore, steps: int, runs: int,
+                      leases: Leases | None = None) -> float:
+    eng = Engine(store, registry(), [definition(steps)], rng=random.Random(0), leases=leases)
     await eng.start("bench")  # warm caches (expression parses, models)
     samples = []
     for _ in range(runs):
@@ -69,10 +73,26 @@ async def per_step_us(store: EventStore, steps: int, runs: int) -> float:
     return statistics.median(samples)
 
 
+def postgres_per_step_us(steps: int, runs: int) -> float:
+    from orchestration.pg_leases import RunLeases
+    from orchestration.pg_store import PostgresEventStore
+    from tests.pg_server import running
+
+    with running(durable=True) as server:
+        store = PostgresEventStore(server.admin_url, project)
+        leases = RunLeases(server.admin_url)
+        try:
+            return asyncio.run(per_step_us(store, steps, runs, leases))
+        finally:
+            leases.close()
+            store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--postgresql", action="store_true")
     args = parser.parse_args()
     memory = asyncio.run(per_step_us(MemoryEventStore(project), args.steps, args.runs))
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,6 +102,8 @@ def main() -> None:
     result = {"steps": args.steps, "runs": args.runs,
               "us_per_step_no_io": round(memory, 1), "us_per_step_sqlite": round(on_disk, 1),
               "target_us_per_step": 100, "meets_target": memory <= 100}
+    if args.postgresql:
+        result["us_per_step_postgresql"] = round(postgres_per_step_us(args.steps, args.runs), 1)
     for key, value in result.items():
         print(f"{key:22} {value}")
     RESULTS.mkdir(exist_ok=True)
