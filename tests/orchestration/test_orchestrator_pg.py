@@ -15,10 +15,12 @@ import pytest
 import typer
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from gateway.api_workflows import workflows_router
 from gateway.cli_workflow import replay_command
+from gateway.config import Settings
 from gateway.retention import apply_retention
 from gateway.sessions import SessionLog
 from orchestration.clock import FakeClock
@@ -154,3 +156,14 @@ def test_replay_command_checks_and_fixes_the_views_on_postgresql(
     assert CliRunner().invoke(app, [*args, "--fix"]).exit_code == 0
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and json.loads(result.stdout)["ok"] is True
+
+
+def test_the_database_url_setting_is_checked_at_the_edge(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXGATE_DATABASE_URL", "mysql://db/voxgate")
+    with pytest.raises(ValidationError, match="database_url must start with postgresql://"):
+        Settings()
+    monkeypatch.setenv("VOXGATE_DATABASE_URL", "")
+    assert Settings().database_url is None  # empty: the SQLite file, as unset
+    monkeypatch.setenv("VOXGATE_DATABASE_URL", "postgresql://u@db:5432/voxgate")
+    assert Settings().database_url == "postgresql://u@db:5432/voxgate"
