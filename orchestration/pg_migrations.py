@@ -56,6 +56,14 @@ CREATE TABLE log_head(
 );
 INSERT INTO log_head(seq) VALUES (0);
 """),
+    Migration(2, "vault: the originals of masked events, for active runs on any replica", """
+CREATE TABLE sealed(
+    key TEXT PRIMARY KEY,
+    stream TEXT NOT NULL COLLATE "C",
+    data TEXT NOT NULL
+);
+CREATE INDEX sealed_stream ON sealed(stream);
+"""),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -342,5 +342,10 @@ class PostgresEventStore:
                     "AS v(stream, view) WHERE streams.stream = v.stream",
                     (list(views), [encode(v) for v in views.values()]))
 
+    @property
+    def pool(self) -> ConnectionPool[Conn]:
+        """The store's connections, lent to what lives in the same database (the vault)."""
+        return self._pool
+
     def close(self) -> None:
         self._pool.close()

@@ -27,6 +27,8 @@ from orchestration.input_schema import describe_input
 from orchestration.llm import TextModel
 from orchestration.loader import load_dir
 from orchestration.pg_leases import RunLeases, take_over
+from orchestration.pg_store import PostgresEventStore
+from orchestration.pg_vault import PostgresVault
 from orchestration.policy import Policy
 from orchestration.pools import ObservedBulkhead
 from orchestration.redact import redact_data
@@ -35,7 +37,7 @@ from orchestration.sample_data import LocalSystems
 from orchestration.schedule import Scheduler
 from orchestration.store import NewEvent
 from orchestration.tools import ToolRegistry
-from orchestration.vault import Sealing, Vault
+from orchestration.vault import SealedValues, Sealing, Vault
 from orchestration.views import project
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class Orchestrator:
         # replicas on one PostgreSQL log: a run is advanced by the holder of its lease
         self.leases = (RunLeases(str(self.store_location))
                        if is_postgres_url(self.store_location) else None)
-        self.sealing = Sealing(redact_data, Vault(self.data_dir / "vault.db")) if redact else None
+        self.sealing = Sealing(redact_data, self._vault()) if redact else None
         self.systems = LocalSystems()
         # text tools share the "llm" pool: a slow model cannot tie up every worker
         pools = {"tools": ObservedBulkhead("tools", 8, 64, self._pool_event),
@@ -79,6 +81,12 @@ class Orchestrator:
                              policy=policy or Policy.load(
                                  clock=lambda: datetime.fromtimestamp(self.clock.now())))
         self.scheduler = Scheduler(self.engine)
+
+    def _vault(self) -> SealedValues:
+        # replicas share a run's originals with its log; one process keeps its own file
+        if isinstance(self.store, PostgresEventStore):
+            return PostgresVault(self.store)
+        return Vault(self.data_dir / "vault.db")
 
     def _pool_event(self, name: str, type: str, data: dict[str, Any]) -> None:
         self.store.append([NewEvent(f"pool:{name}", type, data, self.clock.now())])

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from orchestration.store import EventStore, NewEvent, decode, encode
 from orchestration.views import TERMINAL
@@ -42,6 +42,23 @@ CREATE TABLE IF NOT EXISTS sealed(
 );
 CREATE INDEX IF NOT EXISTS sealed_stream ON sealed(stream);
 """
+
+
+class SealedValues(Protocol):
+    """Where originals are kept: ``Vault`` (SQLite) or ``pg_vault.PostgresVault``."""
+
+    @property
+    def path(self) -> str | Path: ...
+
+    def put(self, stream: str, data: Mapping[str, Any]) -> str: ...
+
+    def get(self, stream: str) -> dict[str, dict[str, Any]]: ...
+
+    def forget(self, stream: str) -> int: ...
+
+    def streams(self) -> list[str]: ...
+
+    def close(self) -> None: ...
 
 
 class Vault:
@@ -88,7 +105,7 @@ class Sealing:
     """How a run's events are masked for the log (``redact``) and where the originals go."""
 
     redact: Callable[[Mapping[str, Any]], Mapping[str, Any]]
-    vault: Vault
+    vault: SealedValues
 
     def seal(self, event: NewEvent) -> NewEvent:
         """The event as the log gets it; its original goes to the vault if it differs."""

@@ -167,3 +167,22 @@ def test_the_database_url_setting_is_checked_at_the_edge(
     assert Settings().database_url is None  # empty: the SQLite file, as unset
     monkeypatch.setenv("VOXGATE_DATABASE_URL", "postgresql://u@db:5432/voxgate")
     assert Settings().database_url == "postgresql://u@db:5432/voxgate"
+
+
+def test_a_masked_value_reaches_a_tool_on_another_replica(pg_url: str, tmp_path: Path) -> None:
+    # redaction on (the default): the log is masked, the originals are in the vault, which
+    # on PostgreSQL every replica shares
+    a = Orchestrator(tmp_path / "a", database_url=pg_url, clock=FakeClock(T0))
+    b = Orchestrator(tmp_path / "b", database_url=pg_url, clock=FakeClock(T0 + 2 * 86400))
+    ticket = "printer jammed, mail me at jane.doe@example.com"
+    run = asyncio.run(a.start("support_workflow", {"ticket": ticket}))
+    assert run["ctx"]["input"]["ticket"] != ticket  # the view (and log) is masked
+    assert asyncio.run(b.tick())["timers_fired"] == 1  # the SLA escalates on replica b
+    assert [n["message"] for n in b.systems.notifications] == [ticket]
+    assert b.status(run["id"])["status"] == "succeeded"
+    logged = json.dumps([e.to_dict() for e in a.store.read()])
+    assert "jane.doe@example.com" not in logged
+    with psycopg.connect(pg_url) as conn:  # the run ended: its originals are gone
+        assert conn.execute("SELECT count(*) FROM sealed").fetchone() == (0,)
+    a.close()
+    b.close()
