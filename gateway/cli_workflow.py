@@ -23,9 +23,10 @@ from typing import Annotated, Any
 import typer
 
 from orchestration.backends import database_url as env_database_url
-from orchestration.backends import open_store
+from orchestration.backends import is_postgres_url, open_store
 from orchestration.engine import InputInvalid, WorkflowError
 from orchestration.errors import OrchestrationError
+from orchestration.log_copy import copy_data_dir
 from orchestration.replay import replay, salvage
 from orchestration.service import Orchestrator
 from orchestration.views import project
@@ -157,15 +158,33 @@ def tick(data_dir: DataDir = DEFAULT_DIR) -> None:
         _echo({"resumed": resumed, **asyncio.run(orch.tick())})
 
 
+def _copy(data_dir: Path, url: str) -> None:
+    if not is_postgres_url(url):
+        typer.echo("error: --copy-to takes a postgresql:// URL", err=True)
+        raise typer.Exit(2)
+    try:
+        report = copy_data_dir(data_dir, url)
+    except OrchestrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _echo({"copied": report.events, "views": report.views, "sealed": report.sealed})
+
+
 def replay_command(
     data_dir: DataDir = DEFAULT_DIR,
     fix: Annotated[bool, typer.Option("--fix", help="store the rebuilt views")] = False,
     salvage_to: Annotated[Path | None, typer.Option(
         "--salvage", help="copy the intact events of a damaged log to a new log here")] = None,
+    copy_to: Annotated[str | None, typer.Option(
+        "--copy-to", help="copy events.db and vault.db into an empty PostgreSQL database "
+                          "(postgresql://...), views rebuilt there")] = None,
 ) -> None:
     """Rebuild every derived view from the event log and check it matches the stored one
     (the log on PostgreSQL when VOXGATE_DATABASE_URL is set; salvage is SQLite's)."""
     path = data_dir / "events.db"
+    if copy_to is not None:
+        _copy(data_dir, copy_to)
+        return
     try:
         url = env_database_url() if salvage_to is None else None
     except OrchestrationError as exc:

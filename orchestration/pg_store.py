@@ -254,8 +254,8 @@ class PostgresEventStore:
                     [list(col) for col in zip(*rows, strict=True)])
             conn.execute(
                 "INSERT INTO streams SELECT stream, MAX(version), NULL FROM events "
-                "GROUP BY stream ON CONFLICT (stream) DO UPDATE SET "
-                "version = EXCLUDED.version, view = NULL")
+                "WHERE stream = ANY(%s) GROUP BY stream ON CONFLICT (stream) DO UPDATE SET "
+                "version = EXCLUDED.version, view = NULL", (list({r[2] for r in rows}),))
             conn.execute("UPDATE log_head SET seq = (SELECT COALESCE(MAX(seq), 0) FROM events)")
 
     # --- reading -------------------------------------------------------------------

@@ -40,6 +40,11 @@ class PostgresVault:
         self._run("INSERT INTO sealed VALUES (%s, %s, %s)", (key, stream, encode(data)))
         return key
 
+    def restore(self, key: str, stream: str, data: Mapping[str, Any]) -> None:
+        """Keep an original under its existing key (copying a vault in)."""
+        self._run("INSERT INTO sealed VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                  (key, stream, encode(data)))
+
     def get(self, stream: str) -> dict[str, dict[str, Any]]:
         rows = self._run("SELECT key, data FROM sealed WHERE stream = %s", (stream,))
         return {str(key): decode(str(data)) for key, data in rows}
