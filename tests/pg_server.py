@@ -111,7 +111,9 @@ def running(durable: bool = False) -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
         raise RuntimeError(MISSING)
-    root = Path(tempfile.mkdtemp(prefix="voxgate-pg-"))
+    # under root the server runs as postgres, which must reach the folder: /tmp, not a
+    # TMPDIR inside root's home
+    root = Path(tempfile.mkdtemp(prefix="voxgate-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     server = PostgresServer(bindir, root, durable)
     try:
         server.start()
