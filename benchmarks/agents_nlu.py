@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks import nlu_sets
-from orchestration.agents_config import load
-from orchestration.nlu import UNKNOWN, LocalNlu, NluConfig
-from orchestration.nlu_intent import OUT_OF_SCOPE
+from orchestration.agents.config import load
+from orchestration.agents.nlu.intent import OUT_OF_SCOPE
+from orchestration.agents.nlu.parser import UNKNOWN, LocalNlu, NluConfig
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).parents[1] / "tests" / "agents" / "data" / "intents.tsv"
@@ -135,7 +135,7 @@ def make_whisper_set() -> None:
     us. Writes tests/agents/data/intents_whisper.tsv."""
     import asyncio
 
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.audio import resample, ulaw_decode, ulaw_encode
     from voice.config import SttConfig, TtsConfig
     from voice.stt import WhisperSTT

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestration.agent import HangUp, Transfer
-from orchestration.agents_system import AgentSystem
-from tests.agents.helpers import Line, make_system
-from tests.agents.servers import LoopbackHttp
+from gateway.evaluation.line import Line, make_system
+from gateway.evaluation.loopback import LoopbackHttp
+from orchestration.agents.agent import HangUp, Transfer
+from orchestration.agents.system import AgentSystem
 
 RESULTS = Path(__file__).parent / "results"
 Check = Callable[[AgentSystem, Line, str], bool]

@@ -3,7 +3,7 @@
     python -m benchmarks.call_latency [--turns 12] [--protocol twilio --protocol browser]
 
 Starts `voxgate serve` as a subprocess on a loopback port (default settings), then places
-scripted calls with the real-time caller in gateway/client.py:
+scripted calls with the real-time caller in gateway/evaluation/client.py:
 
 * response latency: the last voiced frame the caller sent -> the first agent audio frame
   it received, per turn;
@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from gateway.client import CallResult, Segment, run_call
-from tests.speech import SHORT_PROMPTS, load_prompt
+from gateway.evaluation.client import CallResult, Segment, run_call
+from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
 
 RESULTS = Path(__file__).parent / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -51,7 +51,7 @@ class Server:
         self.port = free_port()
         env = {**os.environ, "VOXGATE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -30,11 +30,11 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+from benchmarks.browser import artifact, launch
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.server import ServerThread
-from orchestration.events import EventBus
-from tests.web.browser import artifact, launch
+from orchestration.log.events import EventBus
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -33,10 +33,10 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from benchmarks.browser import launch, speech_wav
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.server import ServerThread
-from tests.web.browser import launch, speech_wav
 
 RESULTS = Path(__file__).parent / "results"
 REPLY_GAP_S = 0.3  # a chunk sent after this much quiet starts a new reply

@@ -19,10 +19,10 @@ from typing import Any
 
 from rich.console import Console
 
-from gateway.eval_cli import print_summary
-from gateway.eval_run import Job, Options, evaluate, machine
-from orchestration.eval_load import load_suites
-from orchestration.eval_report import RunRecord, summarize
+from gateway.cli.evaluate import print_summary
+from gateway.evaluation.load import load_suites
+from gateway.evaluation.report import RunRecord, summarize
+from gateway.evaluation.run import Job, Options, evaluate, machine
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestration.nlu import LocalNlu
+from orchestration.agents.nlu.parser import LocalNlu
 
 DATA = Path(__file__).parents[1] / "tests" / "agents" / "data"
 HELD_OUT = DATA / "heldout"

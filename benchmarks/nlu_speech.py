@@ -140,8 +140,8 @@ def make(name: str, model: str = "tiny.en") -> None:
     """Speak, band-limit and transcribe set ``name``; with a ``model`` other than the
     default recogniser the output is ``<set>_whisper_<model>.tsv`` beside the usual one,
     to see how much of the heard figure is the recogniser's."""
-    from orchestration.agents_config import load
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.agents.config import load
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
@@ -181,9 +181,9 @@ def screen(every: int = 8) -> None:
     """Word error rate of candidate espeak voices on the *tuning* set's clean sentences
     (never the held-out ones), to leave out voices whisper cannot follow at all: a
     caller a person could not understand on the phone is not a fair test of the NLU."""
-    from orchestration.agents_config import load
-    from orchestration.bulkhead import Bulkhead
-    from orchestration.eval_checks import word_errors
+    from gateway.evaluation.checks import word_errors
+    from orchestration.agents.config import load
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 

@@ -25,13 +25,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestration.engine import Engine
-from orchestration.leases import Leases
-from orchestration.loader import from_dict
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import EventStore, MemoryEventStore
-from orchestration.tools import ToolRegistry
-from orchestration.views import project
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import EventStore, MemoryEventStore
+from orchestration.log.views import project
+from orchestration.patterns.tools import ToolRegistry
+from orchestration.workflow.engine import Engine
+from orchestration.workflow.leases import Leases
+from orchestration.workflow.loader import from_dict
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,8 +74,8 @@ async def per_step_us(store: EventStore, steps: int, runs: int,
 
 
 def postgres_per_step_us(steps: int, runs: int) -> float:
-    from orchestration.pg_leases import RunLeases
-    from orchestration.pg_store import PostgresEventStore
+    from orchestration.log.pg_store import PostgresEventStore
+    from orchestration.workflow.pg_leases import RunLeases
     from tests.pg_server import running
 
     with running(durable=True) as server:

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.log_backends import add_options, fresh_logs, results_name
-from orchestration.backends import open_store
-from orchestration.buslog import attach_bus
-from orchestration.events import EventBus
-from orchestration.store import NewEvent
-from orchestration.views import project
+from orchestration.log.backends import open_store
+from orchestration.log.buslog import attach_bus
+from orchestration.log.events import EventBus
+from orchestration.log.store import NewEvent
+from orchestration.log.views import project
 
 RESULTS = Path(__file__).parent / "results"
 

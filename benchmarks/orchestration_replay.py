@@ -20,9 +20,9 @@ from typing import Any
 
 from benchmarks.log_backends import add_options, fresh_logs, results_name
 from benchmarks.orchestration_log import events
-from orchestration.backends import open_store
-from orchestration.replay import rebuild, replay
-from orchestration.views import project
+from orchestration.log.backends import open_store
+from orchestration.log.replay import rebuild, replay
+from orchestration.log.views import project
 
 RESULTS = Path(__file__).parent / "results"
 

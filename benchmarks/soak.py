@@ -5,7 +5,7 @@
 
 Starts `voxgate serve` as a subprocess on a loopback port (the default front-desk agents;
 its /proc figures are its own) and places ``--calls`` calls, ``--concurrency`` at a time,
-alternating /ws/twilio and /ws/browser, with the real-time caller of gateway/client.py.
+alternating /ws/twilio and /ws/browser, with the real-time caller of gateway/evaluation/client.py.
 Each caller says ``--turns`` things: Debian's asterisk prompts (real human speech) and
 requests the agents act on, spoken by piper. A call the agent ends on Twilio (a hang-up or
 a transfer) is followed by the ``/twilio/after-stream`` webhook, as Twilio sends it.
@@ -45,10 +45,10 @@ from typing import Any
 
 import httpx
 
-from gateway.client import CallError, CallResult, Segment, run_call
-from gateway.sessions import SessionLog
-from tests.gateway.serve_process import ADMIN_TOKEN, ServeProcess
-from tests.speech import SHORT_PROMPTS, load_prompt
+from gateway.api.sessions import SessionLog
+from gateway.evaluation.client import CallError, CallResult, Segment, run_call
+from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
+from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
 from voice.audio import resample
 
 RESULTS = Path(__file__).parent / "results"
@@ -242,7 +242,7 @@ def check_log(data_dir: Path, calls: list[Placed]) -> dict[str, Any]:
                 problems.append(f"call {call.index + 1} ({call.session_id}): "
                                 f"{types[:1]} ... {types[-1:]}")
                 continue
-            logged = {int(e["seq"]) for e in events}  # the bus's seq (gateway.sessions)
+            logged = {int(e["seq"]) for e in events}  # the bus's seq (gateway.api.sessions)
             missing = call.seen_seqs - logged
             if missing:
                 problems.append(f"call {call.index + 1}: {len(missing)} events not logged")

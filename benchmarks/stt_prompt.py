@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
-from orchestration.eval_checks import word_errors
-from tests.speech import corpus_wer
+from gateway.evaluation.checks import word_errors
+from gateway.evaluation.speech import corpus_wer
 from voice.audio import SAMPLE_RATE, resample, ulaw_encode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def clean_utterances() -> list[str]:
 
 def phone_lines(speeds: list[float]) -> list[tuple[str, str, bytes]]:
     """(name, reference, PCM16 16 kHz after the line) for the clean set."""
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import TtsConfig
     from voice.perturb import change_speed, telephone
     from voice.tts import PiperTTS
@@ -102,7 +102,7 @@ def pick(errors: dict[str, list[tuple[int, int]]]) -> set[str]:
 
 def repick(directory: Path, stt: Any, prompt: str) -> int:
     """Keep only the written lines on which the prompt still changes the errors."""
-    from tests.voice.phone_line import load_phone_lines
+    from benchmarks.phone_line import load_phone_lines
 
     keep = set()
     for line in load_phone_lines(directory):
@@ -122,7 +122,7 @@ def repick(directory: Path, stt: Any, prompt: str) -> int:
 
 
 def committed_lines() -> list[tuple[str, str, bytes]]:
-    from tests.voice.phone_line import load_phone_lines
+    from benchmarks.phone_line import load_phone_lines
 
     return [(u.name, u.text, u.pcm) for u in load_phone_lines()]
 
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--pick", action="store_true")
     args = parser.parse_args()
 
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.stt_tts [--runs 3]
 
-* STT: every Asterisk prompt in tests.speech.SHORT_PROMPTS (22 human utterances of
+* STT: every Asterisk prompt in gateway.evaluation.speech.SHORT_PROMPTS (22 human utterances of
   1-2.7 s), transcribed ``--runs`` times each with tiny.en and base through WhisperSTT
   (the options it ships with), plus tiny.en with beam 5 and with one thread: latency per
   utterance, real-time factor (compute time / audio time) and WER.
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.speech import SHORT_PROMPTS, corpus_wer, load_prompt
+from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt
 from voice.audio import FRAME_BYTES, SAMPLE_RATE, ms_of
 
 RESULTS = Path(__file__).parent / "results"
@@ -137,7 +137,7 @@ def measure_loads(data_dir: Path) -> dict[str, Any]:
 def measure_stt(
     model: str, beam: int, runs: int, data_dir: Path, threads: int = 2
 ) -> dict[str, Any]:
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
@@ -247,7 +247,7 @@ def measure_decoding(data_dir: Path) -> dict[str, Any]:
 
 
 def measure_tts(runs: int) -> dict[str, Any]:
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import TtsConfig
     from voice.tts import PiperTTS, split_sentences
 

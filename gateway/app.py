@@ -13,29 +13,29 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from gateway.api_tokens import tokens_router
-from gateway.api_workflows import workflows_router
+from gateway.api.http_errors import validation_error
+from gateway.api.pages import pages_router, static_files
+from gateway.api.state import state_router
+from gateway.api.tokens import tokens_router
+from gateway.api.workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
-from gateway.browser import handle_browser
 from gateway.config import Settings
-from gateway.debug import debug_router
-from gateway.health import GatewayReadings
-from gateway.http_errors import validation_error
 from gateway.limits import CLOSE_LIMITED, EdgeLimits, LimitExceeded, client_address
-from gateway.logs import set_trace_lookup
-from gateway.metrics import CONTENT_TYPE, Metrics
-from gateway.pages import pages_router, static_files
+from gateway.observability.debug import debug_router
+from gateway.observability.health import GatewayReadings
+from gateway.observability.logs import set_trace_lookup
+from gateway.observability.metrics import CONTENT_TYPE, Metrics
+from gateway.observability.tracing import CallTracer, otlp_exporter
 from gateway.retention import apply_retention
 from gateway.runtime import Runtime
-from gateway.state import state_router
-from gateway.tracing import CallTracer, otlp_exporter
-from gateway.twilio import handle_twilio
-from gateway.twilio_webhooks import public_ws_base, twilio_webhooks
-from orchestration.agent import AgentFactory, basic_agent_factory
-from orchestration.agents_system import make_agent_factory
-from orchestration.bulkhead import shared_bulkheads
-from orchestration.events import EventBus
-from orchestration.redact import redact_data
+from gateway.transports.browser import handle_browser
+from gateway.transports.twilio import handle_twilio
+from gateway.transports.twilio_webhooks import public_ws_base, twilio_webhooks
+from orchestration.agents.agent import AgentFactory, basic_agent_factory
+from orchestration.agents.system import make_agent_factory
+from orchestration.log.events import EventBus
+from orchestration.log.redact import redact_data
+from orchestration.patterns.bulkhead import shared_bulkheads
 from voice.services import VoiceServices
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def create_app(
         await asyncio.to_thread(app.state.tracer.shutdown)  # flush spans to the exporter
 
     app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
-    # a 422 that NaN or Infinity in the body cannot turn into a 500 (gateway/http_errors.py)
+    # a 422 that NaN or Infinity in the body cannot turn into a 500 (gateway/api/http_errors.py)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.runtime = runtime
     app.state.auth = auth

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     # origins (https://shop.example) whose pages may place widget calls; empty: any
     allowed_origins: list[str] = Field(default_factory=list)
     # mask emails, phone and card numbers, national ids and secrets in every event (and so
-    # in the event log, the dashboard and traces); see orchestration/redact.py
+    # in the event log, the dashboard and traces); see orchestration/log/redact.py
     redact: bool = True
     # keep raw call audio (caller.wav, agent.wav) under data_dir/recordings; off: raw audio
     # is never written anywhere

@@ -11,9 +11,9 @@ import shutil
 import time
 from pathlib import Path
 
-from orchestration.backends import database_url as env_database_url
-from orchestration.backends import open_store
-from orchestration.views import project
+from orchestration.log.backends import database_url as env_database_url
+from orchestration.log.backends import open_store
+from orchestration.log.views import project
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from gateway.config import Settings
-from orchestration.agent import AgentAction, AgentFactory, CallInfo, HangUp, Say
-from orchestration.events import EventBus
+from orchestration.agents.agent import AgentAction, AgentFactory, CallInfo, HangUp, Say
+from orchestration.log.events import EventBus
 from voice.recorder import CallRecorder
 from voice.services import VoiceServices
 from voice.session import CallSession

@@ -1,7 +1,7 @@
 """Data minimisation: the one redactor for personal data in text.
 
 Everything that leaves a call's working memory goes through ``redact_text``: event
-payloads (``orchestration/redact.py`` walks them), log lines, the turns sent to a hosted
+payloads (``orchestration/log/redact.py`` walks them), log lines, the turns sent to a hosted
 language model; and memory's secret filter (``memory/secrets.py``) refuses what it
 masks as a card, an id or a secret. What is masked, and how:
 

@@ -8,7 +8,7 @@ rewritten piece, where it came from, so the redactor (``memory/redact.py``) can 
 card and phone numbers in the digits and still mask exactly the words in the original.
 
 This module owns the number words: memory's secret filter and the redactor read numbers
-with them, and the NLU's normaliser (``orchestration/nlu_text.py``) imports them.
+with them, and the NLU's normaliser (``orchestration/agents/nlu/text.py``) imports them.
 """
 
 from __future__ import annotations

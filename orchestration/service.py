@@ -1,7 +1,7 @@
 """The orchestrator: one data directory's log, tools, workflows, engine and scheduler.
 
 This is what the CLI and the REST API drive. The data directory holds ``events.db`` (the
-event log), ``vault.db`` (the unmasked values active runs need: ``orchestration/vault.py``)
+event log), ``vault.db`` (the unmasked values active runs need: ``orchestration/log/vault.py``)
 and, optionally, ``workflows/*.yaml`` with the operator's own definitions, loaded and
 checked beside the shipped catalog.
 """
@@ -17,28 +17,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestration.backends import database_url as env_database_url
-from orchestration.backends import is_postgres_url, open_store
-from orchestration.catalog import build_registry, load_catalog
+from orchestration.catalog.registry import build_registry, load_catalog
+from orchestration.catalog.sample_data import LocalSystems
 from orchestration.clock import Clock, SystemClock
-from orchestration.diagram import to_graph, to_mermaid
-from orchestration.engine import Engine, SignalResult
-from orchestration.input_schema import describe_input
-from orchestration.llm import TextModel
-from orchestration.loader import load_dir
-from orchestration.pg_leases import RunLeases, take_over
-from orchestration.pg_store import PostgresEventStore
-from orchestration.pg_vault import PostgresVault
-from orchestration.policy import Policy
-from orchestration.pools import ObservedBulkhead
-from orchestration.redact import redact_data
-from orchestration.replay import ReplayReport, replay
-from orchestration.sample_data import LocalSystems
-from orchestration.schedule import Scheduler
-from orchestration.store import NewEvent
-from orchestration.tools import ToolRegistry
-from orchestration.vault import SealedValues, Sealing, Vault
-from orchestration.views import project
+from orchestration.log.backends import database_url as env_database_url
+from orchestration.log.backends import is_postgres_url, open_store
+from orchestration.log.pg_store import PostgresEventStore
+from orchestration.log.pg_vault import PostgresVault
+from orchestration.log.redact import redact_data
+from orchestration.log.replay import ReplayReport, replay
+from orchestration.log.store import NewEvent
+from orchestration.log.vault import SealedValues, Sealing, Vault
+from orchestration.log.views import project
+from orchestration.patterns.llm import TextModel
+from orchestration.patterns.policy import Policy
+from orchestration.patterns.pools import ObservedBulkhead
+from orchestration.patterns.tools import ToolRegistry
+from orchestration.workflow.diagram import to_graph, to_mermaid
+from orchestration.workflow.engine import Engine, SignalResult
+from orchestration.workflow.input_schema import describe_input
+from orchestration.workflow.loader import load_dir
+from orchestration.workflow.pg_leases import RunLeases, take_over
+from orchestration.workflow.schedule import Scheduler
 
 log = logging.getLogger(__name__)
 

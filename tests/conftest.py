@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def whisper_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhisperSTT]:
     """tiny.en, loaded and warmed, with a bulkhead of its own."""
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
@@ -41,7 +41,7 @@ def whisper_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhisperST
 @pytest.fixture(scope="session")
 def piper_joe() -> Iterator[PiperTTS]:
     """The piper joe voice, loaded and warmed, with a bulkhead of its own."""
-    from orchestration.bulkhead import Bulkhead
+    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import TtsConfig
     from voice.tts import PiperTTS
 

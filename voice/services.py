@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestration.bulkhead import Bulkhead
+from orchestration.patterns.bulkhead import Bulkhead
 from voice.config import VoiceConfig
 from voice.replies import keep
 from voice.stt import WhisperSTT

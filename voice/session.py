@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from orchestration.agent import (
+from orchestration.agents.agent import (
     Agent,
     AgentAction,
     CallInfo,
@@ -35,7 +35,7 @@ from orchestration.agent import (
     Transfer,
     UserTurn,
 )
-from orchestration.events import EventBus
+from orchestration.log.events import EventBus
 from voice.audio import ms_of
 from voice.config import VoiceConfig
 from voice.listener import Cut, Heard, Listener

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from faster_whisper import WhisperModel
 
-from orchestration.bulkhead import Bulkhead, shared_bulkhead
+from orchestration.patterns.bulkhead import Bulkhead, shared_bulkhead
 from voice.audio import AudioFormatError, ms_of, pcm_to_array
 from voice.config import SttConfig
 from voice.errors import VoiceError

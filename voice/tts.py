@@ -20,7 +20,7 @@ from pathlib import Path
 
 from piper import PiperVoice, SynthesisConfig
 
-from orchestration.bulkhead import Bulkhead, shared_bulkhead
+from orchestration.patterns.bulkhead import Bulkhead, shared_bulkhead
 from voice.config import TtsConfig
 from voice.errors import VoiceError
 from voice.piper_session import load_voice

@@ -20,14 +20,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from orchestration.agent import CallInfo, Say, UserTurn
-from orchestration.agents_system import AgentSystem
-from orchestration.buslog import attach_bus
-from orchestration.events import EventBus
-from orchestration.scheduling import Calendar
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.views import project
-from tests.agents.helpers import TODAY
+from gateway.evaluation.line import TODAY
+from orchestration.agents.agent import CallInfo, Say, UserTurn
+from orchestration.agents.scheduling import Calendar
+from orchestration.agents.system import AgentSystem
+from orchestration.log.buslog import attach_bus
+from orchestration.log.events import EventBus
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.views import project
 
 CALLER = "+15005550006"
 

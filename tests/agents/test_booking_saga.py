@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.scheduling import Calendar
-from tests.agents.helpers import TODAY, Line, make_system
+from gateway.evaluation.line import TODAY, Line, make_system
+from orchestration.agents.scheduling import Calendar
 
 ASK = "I'd like to book an appointment for Tuesday at three p.m."
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from gateway.client import CallResult, Segment, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import CallResult, Segment, run_call
+from gateway.evaluation.line import TODAY
+from gateway.evaluation.loopback import LoopbackHttp
 from gateway.server import ServerThread
-from orchestration.agents_system import AgentSystem
-from orchestration.events import EventBus
-from tests.agents.helpers import TODAY
-from tests.agents.servers import LoopbackHttp
+from orchestration.agents.system import AgentSystem
+from orchestration.log.events import EventBus
 from voice.audio import resample
 from voice.tts import PiperTTS
 

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks import nlu_sets
-from orchestration.agents_config import load
-from orchestration.nlu import _HEARD_FOR_NO, LocalNlu
-from orchestration.nlu_text import BASE_FIXES, normalize
-from tests.agents.helpers import TODAY
+from gateway.evaluation.line import TODAY
+from orchestration.agents.config import load
+from orchestration.agents.nlu.parser import _HEARD_FOR_NO, LocalNlu
+from orchestration.agents.nlu.text import BASE_FIXES, normalize
 
 HELD_OUT = [s for s in nlu_sets.SETS if s.held_out]
 TARGET = 0.95

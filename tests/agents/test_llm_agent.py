@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from orchestration.agent import Transfer
-from orchestration.eval_checks import tokens_used
-from tests.agents.helpers import Line, make_system
-from tests.agents.servers import LoopbackHttp
+from gateway.evaluation.checks import tokens_used
+from gateway.evaluation.line import Line, make_system
+from gateway.evaluation.loopback import LoopbackHttp
+from orchestration.agents.agent import Transfer
 
 
 class FakeModel:

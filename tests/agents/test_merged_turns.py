@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.agent import HangUp, Say, Transfer, UserTurn
-from tests.agents.helpers import Line, make_system
-from tests.agents.servers import LoopbackHttp
+from gateway.evaluation.line import Line, make_system
+from gateway.evaluation.loopback import LoopbackHttp
+from orchestration.agents.agent import HangUp, Say, Transfer, UserTurn
 from tests.agents.test_llm_agent import FakeModel, llm
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.agents_config import load
-from orchestration.nlu import LocalNlu, NluConfig, NluError
-from orchestration.nlu_slots import parse_date, parse_time, speak_date, speak_time
-from orchestration.nlu_text import Respeller, normalize, sound_key
+from orchestration.agents.config import load
+from orchestration.agents.nlu.parser import LocalNlu, NluConfig, NluError
+from orchestration.agents.nlu.slots import parse_date, parse_time, speak_date, speak_time
+from orchestration.agents.nlu.text import Respeller, normalize, sound_key
 
 DATA = Path(__file__).parent / "data" / "intents.tsv"
 TODAY = date(2026, 11, 26)

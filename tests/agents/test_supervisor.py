@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.agent import HangUp, Transfer
-from orchestration.agents_config import AgentsConfigError
-from orchestration.agents_system import make_agent_factory
-from orchestration.events import EventBus
-from tests.agents.helpers import Line, make_system
+from gateway.evaluation.line import Line, make_system
+from orchestration.agents.agent import HangUp, Transfer
+from orchestration.agents.config import AgentsConfigError
+from orchestration.agents.system import make_agent_factory
+from orchestration.log.events import EventBus
 
 
 async def test_second_call_is_greeted_by_name(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from orchestration.breaker import BreakerPolicy
+from gateway.evaluation.line import Line, make_system
+from gateway.evaluation.loopback import LoopbackHttp
 from orchestration.clock import FakeClock
-from tests.agents.helpers import Line, make_system
-from tests.agents.servers import LoopbackHttp
+from orchestration.patterns.breaker import BreakerPolicy
 
 
 async def test_playbook_step_fixes_it(tmp_path: Path) -> None:

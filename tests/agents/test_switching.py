@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.agents_config import AgentsConfigError
-from orchestration.agents_system import AgentSystem
-from orchestration.events import EventRecorder
-from tests.agents.helpers import Line, make_system
+from gateway.evaluation.line import Line, make_system
+from orchestration.agents.config import AgentsConfigError
+from orchestration.agents.system import AgentSystem
+from orchestration.log.events import EventRecorder
 
 System = tuple[AgentSystem, EventRecorder]
 DOWN = "My internet has been down since this morning."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.agents.helpers import Line, make_system
+from gateway.evaluation.line import Line, make_system
 
 
 async def test_note_taken_then_read_back_in_the_next_call(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orchestration.eval_checks import (
+from gateway.evaluation.checks import (
     audit_call,
     audit_run,
     missing_in_order,
@@ -17,7 +17,7 @@ from orchestration.eval_checks import (
     understanding,
     word_error_rate,
 )
-from orchestration.store import StoredEvent
+from orchestration.log.store import StoredEvent
 
 
 def stream(name: str, *events: tuple[str, dict[str, Any]], bus: bool = True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from gateway.cli.main import app
 from tests.eval.untimed import untimed
 
 EVALS = Path(__file__).parents[2] / "evals"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestration.eval_html import bar_chart, render_html, strip_plot
-from orchestration.eval_load import parse_suite
-from orchestration.eval_report import RunRecord, summarize
-from orchestration.eval_scenario import VoiceSuite
+from gateway.evaluation.html import bar_chart, render_html, strip_plot
+from gateway.evaluation.load import parse_suite
+from gateway.evaluation.report import RunRecord, summarize
+from gateway.evaluation.scenario import VoiceSuite
 
 
 def suite(**thresholds: Any) -> VoiceSuite:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestration.eval_load import load_suite, load_suites, parse_suite
-from orchestration.eval_scenario import SuiteError, VoiceSuite, WorkflowSuite, variant_params
+from gateway.evaluation.load import load_suite, load_suites, parse_suite
+from gateway.evaluation.scenario import SuiteError, VoiceSuite, WorkflowSuite, variant_params
 
 EVALS = Path(__file__).parents[2] / "evals"
 
@@ -122,9 +122,9 @@ def test_variant_names() -> None:
 async def test_the_harness_gateway_knows_itself(tmp_path: Path) -> None:
     # the harness builds the voice agents before the app: without the gateway's own
     # readings plugged in, "how is the gateway doing?" had no answer in an eval run
-    from gateway.eval_gateway import build_app_parts
-    from orchestration.agent import CallInfo, Say, UserTurn
-    from orchestration.eval_scenario import Agents
+    from gateway.evaluation.gateway import build_app_parts
+    from gateway.evaluation.scenario import Agents
+    from orchestration.agents.agent import CallInfo, Say, UserTurn
 
     app, close = build_app_parts(tmp_path, Agents(factory="agents"), None)
     try:

@@ -18,15 +18,15 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.app import create_app
-from gateway.cli import app
+from gateway.cli.main import app
 from gateway.config import Settings
-from gateway.eval_gateway import Credentials, RemoteGateway, SubprocessGateway
-from gateway.eval_voice import CallerVoice, run_voice
+from gateway.evaluation.checks import audit_call
+from gateway.evaluation.gateway import Credentials, RemoteGateway, SubprocessGateway
+from gateway.evaluation.load import parse_suite
+from gateway.evaluation.log import read_stream
+from gateway.evaluation.scenario import Agents, VoiceSuite
+from gateway.evaluation.voice import CallerVoice, run_voice
 from gateway.server import ServerThread
-from orchestration.eval_checks import audit_call
-from orchestration.eval_load import parse_suite
-from orchestration.eval_log import read_stream
-from orchestration.eval_scenario import Agents, VoiceSuite
 from tests.eval.untimed import untimed
 
 pytestmark = pytest.mark.slow

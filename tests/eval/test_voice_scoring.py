@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.call_result import CallResult
-from gateway.eval_voice import by_turn, heard_text, score_call
-from orchestration.eval_report import RunRecord
-from orchestration.eval_scenario import Call
-from orchestration.events import Event
-from orchestration.store import StoredEvent
+from gateway.evaluation.call_result import CallResult
+from gateway.evaluation.report import RunRecord
+from gateway.evaluation.scenario import Call
+from gateway.evaluation.voice import by_turn, heard_text, score_call
+from orchestration.log.events import Event
+from orchestration.log.store import StoredEvent
 
 TIMELINE: list[tuple[float, str, dict[str, Any]]] = [
     (0.1, "session.started", {}),

@@ -14,14 +14,14 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway import browser_protocol as bp
 from gateway.app import create_app
-from gateway.client import run_call
 from gateway.config import Settings
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.server import ServerThread
-from gateway.twilio import MAX_BAD_MESSAGES
-from orchestration.events import EventRecorder
-from tests.speech import load_prompt
+from gateway.transports import browser_protocol as bp
+from gateway.transports.twilio import MAX_BAD_MESSAGES
+from orchestration.log.events import EventRecorder
 
 pytestmark = pytest.mark.slow
 

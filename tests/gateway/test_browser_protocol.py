@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.browser_protocol import (
+from gateway.errors import GatewayError
+from gateway.transports.browser_protocol import (
     CLOSE_INVALID_DATA,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
@@ -41,8 +42,7 @@ from gateway.browser_protocol import (
     parse_client,
     parse_server,
 )
-from gateway.errors import GatewayError
-from orchestration.events import Event
+from orchestration.log.events import Event
 from tests.security.fuzzing import budget
 
 START: dict[str, Any] = {

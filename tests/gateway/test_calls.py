@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from gateway.app import create_app
-from gateway.client import CallResult, Segment, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import CallResult, Segment, run_call
+from gateway.evaluation.speech import load_prompt, word_error_rate
 from gateway.server import ServerThread
-from tests.speech import load_prompt, word_error_rate
 
 pytestmark = pytest.mark.slow
 

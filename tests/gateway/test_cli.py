@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.speech import SOUNDS_DIR
+from gateway.evaluation.speech import SOUNDS_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.cli.main",
             "serve",
             "--port",
             str(port),
@@ -76,7 +76,7 @@ def test_voxgate_call_prints_both_sides_and_saves_audio(
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.cli.main",
             "call",
             str(SOUNDS_DIR / "conf-locked.wav"),
             "--protocol",
@@ -110,7 +110,7 @@ def test_voxgate_call_reports_an_unreachable_gateway(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.cli.main",
             "call",
             str(SOUNDS_DIR / "conf-locked.wav"),
             "--url",

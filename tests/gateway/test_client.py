@@ -23,9 +23,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from gateway import browser_protocol as bp
-from gateway import twilio_protocol as tp
-from gateway.client import (
+from gateway.evaluation.client import (
     CallError,
     Segment,
     format_transcript,
@@ -33,8 +31,10 @@ from gateway.client import (
     run_call,
     voiced_frames,
 )
-from gateway.playback import PlaybackDevice
-from orchestration.events import Event
+from gateway.evaluation.playback import PlaybackDevice
+from gateway.transports import browser_protocol as bp
+from gateway.transports import twilio_protocol as tp
+from orchestration.log.events import Event
 from voice.audio import level, ulaw_encode
 
 SPEECH = Path("/usr/share/asterisk/sounds/en/agent-pass.wav")  # 8 kHz human speech, 3.3 s

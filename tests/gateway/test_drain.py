@@ -16,9 +16,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.client import CallResult, Segment, run_call
-from tests.gateway.serve_process import ADMIN_TOKEN, ServeProcess
-from tests.speech import load_prompt
+from gateway.evaluation.client import CallResult, Segment, run_call
+from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
+from gateway.evaluation.speech import load_prompt
 from voice.stt import WhisperSTT
 
 pytestmark = pytest.mark.slow

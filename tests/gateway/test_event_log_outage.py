@@ -19,11 +19,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.client import CallResult, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import CallResult, run_call
+from gateway.evaluation.speech import load_prompt, word_error_rate
 from gateway.server import ServerThread
-from orchestration.events import EventRecorder
-from tests.speech import load_prompt, word_error_rate
+from orchestration.log.events import EventRecorder
 
 pytestmark = pytest.mark.slow
 

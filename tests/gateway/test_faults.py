@@ -26,11 +26,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import create_app
-from gateway.client import Segment, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import Segment, run_call
 from gateway.server import ServerThread
-from orchestration.agents_system import AgentSystem
-from orchestration.events import EventBus
+from orchestration.agents.system import AgentSystem
+from orchestration.log.events import EventBus
 from voice.audio import resample, ulaw_encode
 from voice.tts import PiperTTS
 

@@ -1,4 +1,4 @@
-"""The gateway's own status reading (gateway/health.py) against real files: a real
+"""The gateway's own status reading (gateway/observability/health.py) against real files: a real
 SQLite event log, a corrupt one, and one locked by a writer."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from gateway.config import Settings
-from gateway.health import GatewayReadings
+from gateway.observability.health import GatewayReadings
 from gateway.runtime import Runtime
-from orchestration.agent import basic_agent_factory
-from orchestration.events import EventBus
+from orchestration.agents.agent import basic_agent_factory
+from orchestration.log.events import EventBus
 from orchestration.service import Orchestrator
 from voice.services import VoiceServices
 

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.logs import configure_logging
+from gateway.observability.logs import configure_logging
 from gateway.server import ServerThread
 from tests.gateway.test_bad_input import closed_with, start_message
 

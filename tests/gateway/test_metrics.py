@@ -10,10 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.client import run_call
 from gateway.config import Settings
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.server import ServerThread
-from tests.speech import load_prompt
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.app import create_app
-from gateway.client import run_call
 from gateway.config import Settings
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
+from gateway.observability.tracing import CallTracer
 from gateway.server import ServerThread
-from gateway.tracing import CallTracer
-from tests.speech import load_prompt
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError
-from gateway.twilio_protocol import (
+from gateway.transports.twilio_protocol import (
     MAX_MEDIA_PAYLOAD_BYTES,
     ClearMessage,
     ConnectedMessage,

@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from memory.router import MemoryRouter
-from orchestration.agents_system import AgentSystem
-from orchestration.buslog import BusLog, attach_bus
-from orchestration.call_run import Conversation
-from orchestration.definition import WorkflowDef
-from orchestration.engine import Engine
-from orchestration.events import EventBus, EventRecorder
-from orchestration.flow_host import FlowHost
-from orchestration.loader import load_file
-from orchestration.memory_tools import CallTools
-from orchestration.runner import ToolRunner
-from orchestration.runs import Turn
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import View
-from orchestration.views import project
+from orchestration.agents.flow_host import FlowHost
+from orchestration.agents.system import AgentSystem
+from orchestration.log.buslog import BusLog, attach_bus
+from orchestration.log.events import EventBus, EventRecorder
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import View
+from orchestration.log.views import project
+from orchestration.patterns.runner import ToolRunner
+from orchestration.workflow.call_run import Conversation
+from orchestration.workflow.definition import WorkflowDef
+from orchestration.workflow.engine import Engine
+from orchestration.workflow.loader import load_file
+from orchestration.workflow.memory_tools import CallTools
+from orchestration.workflow.runs import Turn
 
 CONVERTED = Path(__file__).parents[2] / "orchestration" / "agents" / "flows"
 FLOWS = ("scheduling", "support", "workspace", "ops")

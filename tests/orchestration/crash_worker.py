@@ -6,10 +6,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from orchestration.engine import Engine
-from orchestration.loader import from_dict
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.views import project
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.views import project
+from orchestration.workflow.engine import Engine
+from orchestration.workflow.loader import from_dict
 from tests.orchestration.toolkit import Toolkit
 
 FLOW = from_dict({

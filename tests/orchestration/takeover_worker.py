@@ -8,10 +8,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from orchestration.engine import Engine
-from orchestration.pg_leases import RunLeases, take_over
-from orchestration.pg_store import PostgresEventStore
-from orchestration.views import project
+from orchestration.log.pg_store import PostgresEventStore
+from orchestration.log.views import project
+from orchestration.workflow.engine import Engine
+from orchestration.workflow.pg_leases import RunLeases, take_over
 from tests.orchestration.crash_worker import FLOW
 from tests.orchestration.toolkit import Toolkit
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from orchestration.bulkhead import Bulkhead, BulkheadFull, shared_bulkhead
 from orchestration.errors import OrchestrationError
+from orchestration.patterns.bulkhead import Bulkhead, BulkheadFull, shared_bulkhead
 
 
 async def _settle() -> None:

@@ -6,12 +6,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from orchestration.buslog import attach_bus
-from orchestration.events import EventBus
-from orchestration.replay import replay
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import MemoryEventStore, NewEvent, StoredEvent
-from orchestration.views import project
+from orchestration.log.buslog import attach_bus
+from orchestration.log.events import EventBus
+from orchestration.log.replay import replay
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import MemoryEventStore, NewEvent, StoredEvent
+from orchestration.log.views import project
 
 
 def test_every_bus_event_is_appended_in_order(tmp_path: Path) -> None:

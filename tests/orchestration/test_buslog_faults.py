@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from orchestration.buslog import BusLog, attach_bus
-from orchestration.events import EventBus
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import LogFullError, NewEvent, StoredEvent, View
-from orchestration.views import project
+from orchestration.log.buslog import BusLog, attach_bus
+from orchestration.log.events import EventBus
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import LogFullError, NewEvent, StoredEvent, View
+from orchestration.log.views import project
 
 
 class Recorder:

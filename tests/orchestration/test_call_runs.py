@@ -15,18 +15,18 @@ import pytest
 from pydantic import BaseModel
 
 from memory.router import MemoryRouter
-from orchestration.buslog import BusLog, attach_bus
-from orchestration.call_run import CallHost, CallRun, Conversation
+from orchestration.agents.flow_host import FlowHost
 from orchestration.clock import FakeClock
-from orchestration.engine import Engine, WorkflowError
-from orchestration.events import EventBus
-from orchestration.flow_host import FlowHost
-from orchestration.loader import from_dict
-from orchestration.redact import redact_data
-from orchestration.runner import ToolRunner
-from orchestration.runs import Turn
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.views import project
+from orchestration.log.buslog import BusLog, attach_bus
+from orchestration.log.events import EventBus
+from orchestration.log.redact import redact_data
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.views import project
+from orchestration.patterns.runner import ToolRunner
+from orchestration.workflow.call_run import CallHost, CallRun, Conversation
+from orchestration.workflow.engine import Engine, WorkflowError
+from orchestration.workflow.loader import from_dict
+from orchestration.workflow.runs import Turn
 from tests.orchestration.toolkit import Crash, Num, Toolkit
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.evaluation.checks import tokens_used
 from orchestration.clock import FakeClock
-from orchestration.eval_checks import tokens_used
-from orchestration.llm import LlmConfig, TextModel, read_usage
+from orchestration.patterns.llm import LlmConfig, TextModel, read_usage
 from orchestration.service import Orchestrator
 
 DAY = 86400.0

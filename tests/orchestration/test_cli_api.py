@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from gateway.api_workflows import workflows_router
-from gateway.cli_workflow import replay_command, workflow_app
-from orchestration.events import EventBus
+from gateway.api.workflows import workflows_router
+from gateway.cli.workflow import replay_command, workflow_app
+from orchestration.log.events import EventBus
 from orchestration.service import Orchestrator
 
 runner = CliRunner()

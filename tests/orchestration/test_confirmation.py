@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.confirmation import LocalOutbox, register
-from orchestration.tools import ToolError, ToolRegistry
+from orchestration.patterns.tools import ToolError, ToolRegistry
+from orchestration.workflow.confirmation import LocalOutbox, register
 
 
 class BrokenSender:

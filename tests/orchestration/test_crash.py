@@ -10,10 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
-from orchestration.engine import Engine
-from orchestration.replay import replay
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.views import project
+from orchestration.log.replay import replay
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.views import project
+from orchestration.workflow.engine import Engine
 from tests.orchestration.crash_worker import FLOW
 from tests.orchestration.toolkit import Toolkit
 

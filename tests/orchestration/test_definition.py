@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from orchestration.definition import WorkflowDef
-from orchestration.diagram import to_graph, to_mermaid
-from orchestration.loader import DefinitionError, from_dict, load_file, load_text
-from orchestration.tools import ToolRegistry
+from orchestration.patterns.tools import ToolRegistry
+from orchestration.workflow.definition import WorkflowDef
+from orchestration.workflow.diagram import to_graph, to_mermaid
+from orchestration.workflow.loader import DefinitionError, from_dict, load_file, load_text
 
 GOOD = """
 name: booking
@@ -158,9 +158,9 @@ def test_python_definitions_are_checked_when_built() -> None:
 
 
 def test_an_engine_refuses_python_definitions_whose_tools_it_lacks() -> None:
-    from orchestration.engine import Engine
-    from orchestration.store import MemoryEventStore
-    from orchestration.views import project
+    from orchestration.log.store import MemoryEventStore
+    from orchestration.log.views import project
+    from orchestration.workflow.engine import Engine
 
     wf = WorkflowDef.model_validate({"name": "p", "start": "a", "states": {
         "a": {"tool": "calendar.book", "next": "b"}, "b": {"kind": "end"}}})

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from orchestration.clock import FakeClock
-from orchestration.engine import Engine, InputInvalid, WorkflowError
-from orchestration.loader import DefinitionError, from_dict
-from orchestration.pools import ObservedBulkhead
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import ConcurrentWriteError, MemoryEventStore
-from orchestration.tools import PermissionDenied, ToolRegistry
-from orchestration.views import project
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import ConcurrentWriteError, MemoryEventStore
+from orchestration.log.views import project
+from orchestration.patterns.pools import ObservedBulkhead
+from orchestration.patterns.tools import PermissionDenied, ToolRegistry
+from orchestration.workflow.engine import Engine, InputInvalid, WorkflowError
+from orchestration.workflow.loader import DefinitionError, from_dict
 from tests.orchestration.toolkit import Crash, Num, Toolkit
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.diagram import to_graph, to_mermaid
-from orchestration.loader import DefinitionError, load_text
+from orchestration.workflow.diagram import to_graph, to_mermaid
+from orchestration.workflow.loader import DefinitionError, load_text
 from tests.orchestration.conversation_kit import CONVERTED, FLOWS, Agents, ScriptedCall
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from gateway.cli_workflow import replay_command
+from gateway.cli.workflow import replay_command
 from orchestration.clock import FakeClock
 from orchestration.service import Orchestrator
 

@@ -18,17 +18,17 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from gateway.api_workflows import workflows_router
-from gateway.cli_workflow import replay_command
+from gateway.api.sessions import SessionLog
+from gateway.api.workflows import workflows_router
+from gateway.cli.workflow import replay_command
 from gateway.config import Settings
 from gateway.retention import apply_retention
-from gateway.sessions import SessionLog
 from orchestration.clock import FakeClock
-from orchestration.events import EventBus
-from orchestration.pg_store import PostgresEventStore
+from orchestration.log.events import EventBus
+from orchestration.log.pg_store import PostgresEventStore
+from orchestration.log.store import LogError, NewEvent
+from orchestration.log.views import project
 from orchestration.service import Orchestrator
-from orchestration.store import LogError, NewEvent
-from orchestration.views import project
 
 ROOT = Path(__file__).resolve().parents[2]
 

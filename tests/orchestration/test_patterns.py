@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from orchestration.breaker import BreakerOpen, BreakerPolicy, Breakers, CircuitBreaker
-from orchestration.bulkhead import BulkheadFull
 from orchestration.clock import FakeClock
-from orchestration.definition import RetrySpec
 from orchestration.errors import OrchestrationError
-from orchestration.fanout import FanOutFailed, fan_out
-from orchestration.pools import ObservedBulkhead
-from orchestration.retry import RetryBudget, delays, retry
-from orchestration.saga import Saga, SagaFailed
-from orchestration.tools import TransientToolError
+from orchestration.patterns.breaker import BreakerOpen, BreakerPolicy, Breakers, CircuitBreaker
+from orchestration.patterns.bulkhead import BulkheadFull
+from orchestration.patterns.fanout import FanOutFailed, fan_out
+from orchestration.patterns.pools import ObservedBulkhead
+from orchestration.patterns.retry import RetryBudget, delays, retry
+from orchestration.patterns.saga import Saga, SagaFailed
+from orchestration.patterns.tools import TransientToolError
+from orchestration.workflow.definition import RetrySpec
 
 
 class Recorder:

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestration.clock import FakeClock
-from orchestration.engine import Engine
-from orchestration.replay import rebuild, replay, salvage
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import MemoryEventStore, NewEvent
-from orchestration.views import project
+from orchestration.log.replay import rebuild, replay, salvage
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import MemoryEventStore, NewEvent
+from orchestration.log.views import project
+from orchestration.workflow.engine import Engine
 from tests.orchestration.test_engine import CALL, SEQ
 from tests.orchestration.toolkit import Toolkit
 

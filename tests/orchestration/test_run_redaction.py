@@ -10,14 +10,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestration.clock import FakeClock
-from orchestration.engine import Engine
-from orchestration.loader import from_dict
-from orchestration.redact import redact_data
-from orchestration.replay import replay
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.tools import ToolRegistry
-from orchestration.vault import Sealing, Vault
-from orchestration.views import project
+from orchestration.log.redact import redact_data
+from orchestration.log.replay import replay
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.vault import Sealing, Vault
+from orchestration.log.views import project
+from orchestration.patterns.tools import ToolRegistry
+from orchestration.workflow.engine import Engine
+from orchestration.workflow.loader import from_dict
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import (
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import (
     ConcurrentWriteError,
     EventRejected,
     EventStore,
@@ -23,7 +23,7 @@ from orchestration.store import (
     StoredEvent,
     View,
 )
-from orchestration.views import project
+from orchestration.log.views import project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,9 +215,9 @@ def test_a_flipped_byte_inside_an_event_fails_its_checksum(tmp_path: Path) -> No
 
 WRITER = """
 import sys
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import NewEvent
-from orchestration.views import project
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import NewEvent
+from orchestration.log.views import project
 s = SQLiteEventStore(sys.argv[1], project)
 for i in range(int(sys.argv[3])):
     s.append([NewEvent("call:" + sys.argv[2], "tick", {"i": i}) for _ in range(5)])

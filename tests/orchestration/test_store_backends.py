@@ -12,10 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.backends import open_store
-from orchestration.pg_migrations import LATEST
-from orchestration.pg_store import PostgresEventStore
-from orchestration.store import (
+from orchestration.log.backends import open_store
+from orchestration.log.pg_migrations import LATEST
+from orchestration.log.pg_store import PostgresEventStore
+from orchestration.log.store import (
     ConcurrentWriteError,
     EventStore,
     LogBusyError,
@@ -23,7 +23,7 @@ from orchestration.store import (
     NewEvent,
     StoredEvent,
 )
-from orchestration.views import project
+from orchestration.log.views import project
 from tests.orchestration.test_store import (  # noqa: F401  the contract, on both backends
     rejecting,
     test_an_event_the_log_cannot_take_is_rejected_and_nothing_is_written,
@@ -108,9 +108,9 @@ def test_purge_and_replace_views(location: str) -> None:
 
 WRITER = """
 import sys
-from orchestration.backends import open_store
-from orchestration.store import ConcurrentWriteError, NewEvent
-from orchestration.views import project
+from orchestration.log.backends import open_store
+from orchestration.log.store import ConcurrentWriteError, NewEvent
+from orchestration.log.views import project
 location, name, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 s = open_store(location, project)
 import os, time
@@ -167,8 +167,8 @@ def _versions(url: str) -> list[int]:
 
 OPENER = """
 import sys
-from orchestration.pg_store import PostgresEventStore
-from orchestration.views import project
+from orchestration.log.pg_store import PostgresEventStore
+from orchestration.log.views import project
 PostgresEventStore(sys.argv[1], project).close()
 """
 
@@ -211,7 +211,7 @@ def test_a_log_locked_by_another_node_is_busy_then_writable(pg_url: str) -> None
 
 
 def test_a_text_postgresql_cannot_hold_is_rejected(pg_url: str) -> None:
-    from orchestration.store import EventRejected
+    from orchestration.log.store import EventRejected
 
     s = PostgresEventStore(pg_url, project)
     with pytest.raises(EventRejected):

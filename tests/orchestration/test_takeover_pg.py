@@ -12,10 +12,10 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration.pg_leases import RunLeases
-from orchestration.pg_store import PostgresEventStore
-from orchestration.replay import replay
-from orchestration.views import project
+from orchestration.log.pg_store import PostgresEventStore
+from orchestration.log.replay import replay
+from orchestration.log.views import project
+from orchestration.workflow.pg_leases import RunLeases
 
 ROOT = Path(__file__).resolve().parents[2]
 

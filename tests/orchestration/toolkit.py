@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestration.tools import ToolRegistry, TransientToolError
+from orchestration.patterns.tools import ToolRegistry, TransientToolError
 
 
 class Num(BaseModel):

@@ -16,11 +16,11 @@ from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.auth import SUBPROTOCOL, AuthError, Tickets
-from gateway.client import run_call
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.server import ServerThread
 from tests.security.test_auth import ADMIN, TWILIO, secure_settings
 from tests.security.test_limits import FakeClock
-from tests.speech import load_prompt
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,12 @@ from websockets.typing import Origin
 
 from gateway.app import create_app
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, InsecureConfiguration
-from gateway.client import run_call
 from gateway.config import Settings
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.server import ServerThread
-from orchestration.events import EventRecorder
+from orchestration.log.events import EventRecorder
 from tests.gateway.test_bad_input import closed_with, start_message
-from tests.speech import load_prompt
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from gateway.app import create_app
 from gateway.auth import Auth
 from gateway.limits import CLOSE_LIMITED
 from gateway.server import ServerThread
-from orchestration.events import Event, EventRecorder
+from orchestration.log.events import Event, EventRecorder
 from tests.gateway.test_bad_input import closed_with, start_message
 from tests.security.test_auth import ADMIN, secure_settings, signed
 

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from gateway.app import create_app
 from gateway.config import LimitSettings, Settings
 from gateway.server import ServerThread
-from orchestration.events import EventRecorder
+from orchestration.log.events import EventRecorder
 from tests.security.test_auth import secure_settings
 
 pytestmark = pytest.mark.slow

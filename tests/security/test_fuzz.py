@@ -23,14 +23,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.app import create_app
-from gateway.client import run_call
 from gateway.config import Settings
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.server import ServerThread
-from orchestration.catalog import build_registry
-from orchestration.loader import CATALOG, DefinitionError, load_text
+from orchestration.catalog.registry import build_registry
+from orchestration.workflow.loader import CATALOG, DefinitionError, load_text
 from tests.gateway.test_bad_input import start_message
 from tests.security.fuzzing import budget
-from tests.speech import load_prompt
 
 REGISTRY = build_registry()
 SEED_YAML = (CATALOG / "support_triage.yaml").read_text()

@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.server import ServerThread
-from orchestration.loader import CATALOG
+from orchestration.workflow.loader import CATALOG
 from tests.security.fuzzing import budget
 
 pytestmark = pytest.mark.slow

@@ -29,13 +29,13 @@ from starlette.requests import HTTPConnection
 
 from gateway.auth import WIDGET_AUDIENCE, Auth, AuthError
 from gateway.config import Settings
-from orchestration import agents_config
-from orchestration.agents_config import DEFAULT_CONFIG, AgentsConfigError
+from orchestration.agents import config as agents_config
+from orchestration.agents.config import DEFAULT_CONFIG, AgentsConfigError
+from orchestration.agents.nlu.parser import LocalNlu, NluConfig, NluResult
+from orchestration.agents.ops import OpsConfig, OpsMonitor, register
 from orchestration.expr import ExpressionError, evaluate, parse, render
-from orchestration.loader import _Loader as YamlLoader
-from orchestration.nlu import LocalNlu, NluConfig, NluResult
-from orchestration.ops import OpsConfig, OpsMonitor, register
-from orchestration.tools import ToolError, ToolRegistry
+from orchestration.patterns.tools import ToolError, ToolRegistry
+from orchestration.workflow.loader import _Loader as YamlLoader
 from tests.security.fuzzing import budget
 from tests.security.test_fuzz import mutate
 
@@ -81,7 +81,7 @@ def test_templates_render_or_raise_expression_error(
         assert isinstance(render(template, ctx), str)
 
 
-# --- the agents' configuration and dialogue flows (orchestration/agents_config.py) --
+# --- the agents' configuration and dialogue flows (orchestration/agents/config.py) --
 
 
 def _read(path: Path) -> Any:
@@ -199,7 +199,7 @@ def test_settings_from_environment_validate_or_raise_a_settings_error(
                 os.environ[key] = value
 
 
-# --- the ops status file, read by the ops.probe tool (orchestration/ops.py) ------------
+# --- the ops status file, read by the ops.probe tool (orchestration/agents/ops.py) ------------
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_status_file_gives_a_status_or_a_tool_error(
     assert isinstance(out["status"], str)
 
 
-# --- what the NLU is given: any transcript (orchestration/nlu.py) ------------------------
+# --- what the NLU is given: any transcript (orchestration/agents/nlu/parser.py) -------------------
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from orchestration.breaker import Breakers
+from gateway.evaluation.line import Line, make_system
 from orchestration.clock import FakeClock
-from orchestration.policy import Policy, PolicyDenied, PolicyFileError
-from orchestration.runner import ToolRunner
+from orchestration.patterns.breaker import Breakers
+from orchestration.patterns.policy import Policy, PolicyDenied, PolicyFileError
+from orchestration.patterns.runner import ToolRunner
+from orchestration.patterns.tools import PermissionDenied, ToolRegistry
 from orchestration.service import Orchestrator
-from orchestration.tools import PermissionDenied, ToolRegistry
-from tests.agents.helpers import Line, make_system
 
 
 class Refund(BaseModel):

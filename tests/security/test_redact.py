@@ -9,8 +9,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from memory.redact import contains_secret, find_personal_data, redact_text
-from orchestration.events import EventBus
-from orchestration.redact import redact_data
+from orchestration.log.events import EventBus
+from orchestration.log.redact import redact_data
 
 
 @pytest.mark.parametrize(

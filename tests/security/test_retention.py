@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from gateway.app import create_app
-from gateway.client import run_call
 from gateway.config import Settings
+from gateway.evaluation.client import run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.retention import apply_retention
 from gateway.server import ServerThread
-from orchestration.replay import replay
-from orchestration.sqlite_store import SQLiteEventStore
-from orchestration.store import NewEvent
-from orchestration.views import project
-from tests.speech import load_prompt
+from orchestration.log.replay import replay
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import NewEvent
+from orchestration.log.views import project
 
 
 @pytest.mark.slow

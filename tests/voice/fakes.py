@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from orchestration.agent import AgentAction, AgentInput, CallInfo, Say, UserTurn
-from orchestration.events import EventBus, EventRecorder
-from tests.speech import load_prompt
+from gateway.evaluation.speech import load_prompt
+from orchestration.agents.agent import AgentAction, AgentInput, CallInfo, Say, UserTurn
+from orchestration.log.events import EventBus, EventRecorder
 from voice.audio import FRAME_BYTES, ms_of
 from voice.config import VoiceConfig
 from voice.session import CallSession

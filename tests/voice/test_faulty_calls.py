@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from gateway.client import CallResult, Segment, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import CallResult, Segment, run_call
+from gateway.evaluation.line import TODAY
 from gateway.server import ServerThread
-from orchestration.agents_system import AgentSystem
-from orchestration.bulkhead import Bulkhead
-from orchestration.events import EventBus
-from tests.agents.helpers import TODAY
+from orchestration.agents.system import AgentSystem
+from orchestration.log.events import EventBus
+from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import resample
 from voice.config import SttConfig, TtsConfig
 from voice.services import VoiceServices

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestration.agent import HangUp
+from orchestration.agents.agent import HangUp
 from tests.voice.fakes import (
     SPEECH,
     FakeSTT,

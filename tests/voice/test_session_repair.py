@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestration.agent import Dtmf, HangUp, UserTurn
+from orchestration.agents.agent import Dtmf, HangUp, UserTurn
 from tests.voice.fakes import (
     SPEECH,
     FakeSTT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.speech import load_prompt
+from gateway.evaluation.speech import load_prompt
 from voice.audio import FRAME_BYTES, SAMPLE_RATE, chunks
 from voice.errors import VoiceError
 from voice.silero import SileroClassifier, SileroError

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestration.bulkhead import Bulkhead, BulkheadFull
-from orchestration.eval_checks import word_errors
-from tests.speech import SHORT_PROMPTS, corpus_wer, load_prompt, word_error_rate
-from tests.voice.phone_line import load_phone_lines
+from benchmarks.phone_line import load_phone_lines
+from gateway.evaluation.checks import word_errors
+from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt, word_error_rate
+from orchestration.patterns.bulkhead import Bulkhead, BulkheadFull
 from voice import stt as stt_module
 from voice.audio import SAMPLE_RATE
 from voice.config import SttConfig
@@ -87,7 +87,7 @@ def test_the_agents_prompt_over_a_phone_line(whisper_tiny: WhisperSTT) -> None:
     """Caller turns of the agents' domain over a telephone line: the agents' prompt makes
     fewer word errors than none, and costs nothing on human speech.
 
-    The turns are committed audio (tests/voice/phone_line.py): of the 246 clean domain
+    The turns are committed audio (benchmarks/phone_line.py): of the 246 clean domain
     turns of ``benchmarks/stt_prompt.py`` (piper over an 8 kHz mu-law line, as said and
     15 % faster), the 18 on which the prompt changes the transcript's errors, for better
     or worse; on the others it changes nothing, so these carry its effect. Whisper decodes

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration.bulkhead import Bulkhead
-from tests.speech import corpus_wer
+from gateway.evaluation.speech import corpus_wer
+from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import SAMPLE_RATE, level, resample
 from voice.config import TtsConfig
 from voice.errors import VoiceError

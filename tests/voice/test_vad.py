@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.speech import load_prompt
+from gateway.evaluation.speech import load_prompt
 from voice.audio import FRAME_BYTES
 from voice.config import VadConfig
 from voice.vad import Pause, Resume, Segmenter, SpeechStart, VadEvent, VadState

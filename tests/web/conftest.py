@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.client import CallResult, run_call
 from gateway.config import Settings
+from gateway.evaluation.client import CallResult, run_call
+from gateway.evaluation.speech import load_prompt
 from gateway.server import ServerThread
-from tests.speech import load_prompt
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from benchmarks.browser import artifact, launch, speech_wav
 from gateway.server import ServerThread
-from tests.web.browser import artifact, launch, speech_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

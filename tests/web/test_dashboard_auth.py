@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import WebSocket, sync_playwright
 
+from benchmarks.browser import launch, speech_wav
 from gateway.app import create_app
 from gateway.server import ServerThread
 from tests.security.test_auth import ADMIN, secure_settings
-from tests.web.browser import launch, speech_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

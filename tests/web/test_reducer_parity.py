@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.sessions import fold_all
+from gateway.api.sessions import fold_all
 from tests.web.node import run_node
 
 SUMMARY_KEYS = (

@@ -13,11 +13,11 @@ import httpx
 import pytest
 import websockets
 
+from gateway.api.state import _Viewer
 from gateway.app import create_app
-from gateway.client import CallResult
 from gateway.config import Settings
+from gateway.evaluation.client import CallResult
 from gateway.server import ServerThread
-from gateway.state import _Viewer
 
 pytestmark = pytest.mark.slow
 
@@ -210,9 +210,9 @@ def test_workflow_runs_are_in_the_snapshot_and_streamed(gateway_server: ServerTh
 async def test_a_viewer_that_falls_behind_is_resynchronised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import gateway.state
+    import gateway.api.state
 
-    monkeypatch.setattr(gateway.state, "QUEUE_LIMIT", 3)
+    monkeypatch.setattr(gateway.api.state, "QUEUE_LIMIT", 3)
     viewer = _Viewer(asyncio.get_running_loop(), None)
     for seq in range(1, 6):
         viewer.on_event({"seq": seq, "ts": 0.0, "session_id": "s", "type": "x", "data": {}})

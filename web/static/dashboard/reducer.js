@@ -1,6 +1,6 @@
 // The dashboard's state, folded from /ws/state messages (docs/dashboard.md). No DOM here:
 // node's test runner checks it (web/test/reducer.test.js), and the summary fields match
-// the server's fold in gateway/sessions.py (tests/web/test_reducer_parity.py).
+// the server's fold in gateway/api/sessions.py (tests/web/test_reducer_parity.py).
 //
 // apply(state, message) changes `state` in place and returns the ids of the sessions it
 // changed, so the views redraw only those.
@@ -25,7 +25,7 @@ export function createState() {
 
 export function newSession(id, ts) {
   return {
-    // the summary: the same fields, folded the same way, as gateway/sessions.py
+    // the summary: the same fields, folded the same way, as gateway/api/sessions.py
     id, protocol: null, call_sid: null, caller: null, started_at: ts, ended_at: null,
     end_reason: null, state: "idle", agent: DEFAULT_AGENT, agents: [DEFAULT_AGENT],
     supervisor: DEFAULT_AGENT, workflow: null, turns: 0, barge_ins: 0, escalations: 0,

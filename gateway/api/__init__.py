@@ -1,0 +1,1 @@
+"""HTTP endpoints and the live-state WebSocket."""

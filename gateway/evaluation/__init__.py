@@ -1,0 +1,1 @@
+"""The evaluation harness: suites, the call client it drives, checks and reports."""

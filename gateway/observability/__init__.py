@@ -1,0 +1,1 @@
+"""Metrics, traces, logs, health and the debug endpoint."""

@@ -1,0 +1,1 @@
+"""The call transports: Twilio Media Streams and the browser WebSocket."""

@@ -1,0 +1,1 @@
+"""The local, offline NLU: one utterance -> intent, confidence and slots."""

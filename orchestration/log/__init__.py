@@ -1,0 +1,1 @@
+"""The event log: events, stores, derived views, replay and the vault."""

@@ -1,0 +1,1 @@
+"""How a tool call runs (registry, policy, runner) and the resilience patterns around it."""

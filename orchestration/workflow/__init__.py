@@ -1,0 +1,1 @@
+"""Workflows: definitions, loading, the engine and its runs, schedules, diagrams."""
