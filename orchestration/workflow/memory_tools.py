@@ -54,7 +54,7 @@ class RecallOut(BaseModel):
 
 def _tools(router: MemoryRouter | None) -> list[Tool]:
     def unbound(name: str) -> ToolError:
-        return ToolError(name, "memory tools are bound to a call (orchestration.workflow.memory_tools)")
+        return ToolError(name, "memory tools are bound to a call (workflow/memory_tools.py)")
 
     def remember(inp: RememberIn) -> RememberOut:
         if router is None:
