@@ -37,6 +37,7 @@ from benchmarks import nlu_sets
 from orchestration.agents.config import load
 from orchestration.agents.nlu.intent import OUT_OF_SCOPE
 from orchestration.agents.nlu.parser import UNKNOWN, LocalNlu, NluConfig
+from orchestration.patterns.bulkhead import Bulkhead
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).parents[1] / "tests" / "agents" / "data" / "intents.tsv"
@@ -135,14 +136,13 @@ def make_whisper_set() -> None:
     us. Writes tests/agents/data/intents_whisper.tsv."""
     import asyncio
 
-    from orchestration.patterns.bulkhead import Bulkhead
     from voice.audio import resample, ulaw_decode, ulaw_encode
     from voice.config import SttConfig, TtsConfig
     from voice.stt import WhisperSTT
     from voice.tts import PiperTTS
 
     prompt = load()[0].stt_prompt
-    tts = PiperTTS(TtsConfig())
+    tts = PiperTTS(TtsConfig(), Bulkhead("bench-tts", 1, 4))
     tts.load()
     with tempfile.TemporaryDirectory() as tmp:
         stt = WhisperSTT(SttConfig(), Path(tmp), Bulkhead("bench-stt", 1, 4))

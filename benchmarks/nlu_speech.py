@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestration.patterns.bulkhead import Bulkhead
+
 DATA = Path(__file__).parents[1] / "tests" / "agents" / "data"
 
 
@@ -123,7 +125,8 @@ def speaker(voices: tuple[Voice, ...]) -> Callable[[str, Voice], tuple[bytes, in
         if voice.engine == "flite":
             return flite(text, voice)
         if voice.speed not in pipers:
-            pipers[voice.speed] = PiperTTS(TtsConfig(length_scale=voice.speed))
+            pipers[voice.speed] = PiperTTS(TtsConfig(length_scale=voice.speed),
+                                           Bulkhead("bench-tts", 1, 4))
             pipers[voice.speed].load()
         tts = pipers[voice.speed]
         return tts.synthesize_sync(text), tts.sample_rate
@@ -141,7 +144,6 @@ def make(name: str, model: str = "tiny.en") -> None:
     default recogniser the output is ``<set>_whisper_<model>.tsv`` beside the usual one,
     to see how much of the heard figure is the recogniser's."""
     from orchestration.agents.config import load
-    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
@@ -183,7 +185,6 @@ def screen(every: int = 8) -> None:
     caller a person could not understand on the phone is not a fair test of the NLU."""
     from gateway.evaluation.checks import word_errors
     from orchestration.agents.config import load
-    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 

@@ -49,6 +49,7 @@ from gateway.api.sessions import SessionLog
 from gateway.evaluation.client import CallError, CallResult, Segment, run_call
 from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
 from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
+from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import resample
 
 RESULTS = Path(__file__).parent / "results"
@@ -81,7 +82,7 @@ def scripts(turns: int) -> list[list[bytes]]:
     from voice.config import TtsConfig
     from voice.tts import PiperTTS
 
-    tts = PiperTTS(TtsConfig())
+    tts = PiperTTS(TtsConfig(), Bulkhead("bench-tts", 1, 4))
     tts.load()
     requests = [resample(tts.synthesize_sync(t), tts.sample_rate, 16000) for t in REQUESTS]
     prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt
+from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import FRAME_BYTES, SAMPLE_RATE, ms_of
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,7 +79,7 @@ def child_load(what: str, data_dir: Path) -> dict[str, float]:
         from voice.config import SttConfig
         from voice.stt import WhisperSTT
 
-        stt = WhisperSTT(SttConfig(model=what), data_dir)
+        stt = WhisperSTT(SttConfig(model=what), data_dir, Bulkhead("bench-stt", 1, 0))
         stt.load()
         loaded = time.perf_counter()
         stt.warmup()
@@ -86,7 +87,7 @@ def child_load(what: str, data_dir: Path) -> dict[str, float]:
         from voice.config import TtsConfig
         from voice.tts import PiperTTS
 
-        tts = PiperTTS(TtsConfig())
+        tts = PiperTTS(TtsConfig(), Bulkhead("bench-tts", 1, 0))
         tts.load()
         loaded = time.perf_counter()
         tts.warmup()
@@ -137,7 +138,6 @@ def measure_loads(data_dir: Path) -> dict[str, Any]:
 def measure_stt(
     model: str, beam: int, runs: int, data_dir: Path, threads: int = 2
 ) -> dict[str, Any]:
-    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import SttConfig
     from voice.stt import WhisperSTT
 
@@ -247,7 +247,6 @@ def measure_decoding(data_dir: Path) -> dict[str, Any]:
 
 
 def measure_tts(runs: int) -> dict[str, Any]:
-    from orchestration.patterns.bulkhead import Bulkhead
     from voice.config import TtsConfig
     from voice.tts import PiperTTS, split_sentences
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from gateway.agents import plug
 from gateway.api.http_errors import validation_error
 from gateway.api.pages import pages_router, static_files
 from gateway.api.state import state_router
@@ -35,7 +36,7 @@ from orchestration.agents.agent import AgentFactory, basic_agent_factory
 from orchestration.agents.system import make_agent_factory
 from orchestration.log.events import EventBus
 from orchestration.log.redact import redact_data
-from orchestration.patterns.bulkhead import shared_bulkheads
+from orchestration.patterns.bulkhead import Bulkhead, shared_bulkheads
 from voice.services import VoiceServices
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 def create_app(
     settings: Settings,
-    voice: VoiceServices | None = None,
+    voice: VoiceServices[Bulkhead] | None = None,
     agent_factory: AgentFactory | None = None,
     bus: EventBus | None = None,
     tracer: CallTracer | None = None,
@@ -66,9 +67,9 @@ def create_app(
         )
     runtime = Runtime(
         settings=settings,
-        voice=voice or VoiceServices.create(settings.voice, settings.data_dir),
+        voice=voice or VoiceServices.create(settings.voice, settings.data_dir, Bulkhead),
         bus=bus,
-        agent_factory=agent_factory,
+        agent_factory=plug(agent_factory),
     )
     readings.attach(runtime)
 

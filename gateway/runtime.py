@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from gateway.config import Settings
-from orchestration.agents.agent import AgentAction, AgentFactory, CallInfo, HangUp, Say
 from orchestration.log.events import EventBus
+from orchestration.patterns.bulkhead import Bulkhead
+from voice.ports import AgentAction, AgentFactory, CallInfo, HangUp, Say
 from voice.recorder import CallRecorder
 from voice.services import VoiceServices
 from voice.session import CallSession
@@ -51,9 +52,9 @@ class Draining(CallRefused):
 @dataclass
 class Runtime:
     settings: Settings
-    voice: VoiceServices
+    voice: VoiceServices[Bulkhead]
     bus: EventBus
-    agent_factory: AgentFactory
+    agent_factory: AgentFactory  # the voice side's: gateway/agents.py plugs agents in
     sessions: dict[str, CallSession] = field(default_factory=dict)
     # Twilio CallSids whose stream ended in a transfer, with the target; read by the
     # <Connect action> webhook to decide between <Dial> and <Hangup>

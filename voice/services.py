@@ -1,35 +1,44 @@
 """The process-wide voice resources shared by every call: the models and their pools.
 
-Whisper and piper are loaded once per process and reached through bulkheads, so many
-calls share two CPU cores without one call's burst starving the others.
+Whisper and piper are loaded once per process and reached through worker pools the
+gateway plugs in (orchestration's bulkheads), so many calls share two CPU cores without one
+call's burst starving the others.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
-from orchestration.patterns.bulkhead import Bulkhead
 from voice.config import VoiceConfig
+from voice.ports import WorkerPool
 from voice.replies import keep
 from voice.stt import WhisperSTT
 from voice.tts import PiperTTS, split_sentences
 
+P = TypeVar("P", bound=WorkerPool)
+# makes a pool: (name, jobs running at most, jobs waiting at most)
+PoolFactory = Callable[[str, int, int], P]
+
 
 @dataclass
-class VoiceServices:
+class VoiceServices(Generic[P]):
     config: VoiceConfig
     stt: WhisperSTT
     tts: PiperTTS
-    stt_pool: Bulkhead
-    tts_pool: Bulkhead
+    stt_pool: P
+    tts_pool: P
     load_ms: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, config: VoiceConfig, data_dir: Path) -> VoiceServices:
-        stt_pool = Bulkhead("stt", config.stt.workers, config.stt.queue)
-        tts_pool = Bulkhead("tts", config.tts.workers, config.tts.queue)
+    def create(cls, config: VoiceConfig, data_dir: Path, pool: PoolFactory[P],
+               ) -> VoiceServices[P]:
+        """The models (not loaded yet) on two pools made by ``pool``: "stt" and "tts"."""
+        stt_pool = pool("stt", config.stt.workers, config.stt.queue)
+        tts_pool = pool("tts", config.tts.workers, config.tts.queue)
         return cls(
             config=config,
             stt=WhisperSTT(config.stt, data_dir, stt_pool),

@@ -25,20 +25,20 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from orchestration.agents.agent import (
+from voice.audio import ms_of
+from voice.config import VoiceConfig
+from voice.listener import Cut, Heard, Listener
+from voice.ports import (
     Agent,
     AgentAction,
     CallInfo,
     Dtmf,
+    EventSink,
     HangUp,
     Say,
     Transfer,
     UserTurn,
 )
-from orchestration.log.events import EventBus
-from voice.audio import ms_of
-from voice.config import VoiceConfig
-from voice.listener import Cut, Heard, Listener
 from voice.recorder import CallRecorder
 from voice.replies import Reply, Speaker, TextToSpeech, stream
 from voice.silence import SilenceWatch
@@ -61,7 +61,7 @@ class CallSession:
         stt: SpeechToText,
         tts: TextToSpeech,
         splitter: SentenceSplitter,
-        bus: EventBus,
+        bus: EventSink,
         config: VoiceConfig,
         recorder: CallRecorder | None = None,
     ) -> None:

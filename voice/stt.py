@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from faster_whisper import WhisperModel
 
-from orchestration.patterns.bulkhead import Bulkhead, shared_bulkhead
 from voice.audio import AudioFormatError, ms_of, pcm_to_array
 from voice.config import SttConfig
 from voice.errors import VoiceError
+from voice.ports import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,11 @@ def _shared_model(config: SttConfig, path: Path) -> WhisperModel:
 class WhisperSTT:
     """Transcribes finished utterances (PCM16 LE mono 16 kHz) with faster-whisper."""
 
-    def __init__(self, config: SttConfig, data_dir: Path, bulkhead: Bulkhead | None = None) -> None:
+    def __init__(self, config: SttConfig, data_dir: Path, pool: WorkerPool) -> None:
         self.config = config
         self.data_dir = data_dir
-        # transcriptions are limited process-wide unless the caller brings its own pool
-        self.bulkhead = bulkhead or shared_bulkhead("stt", config.workers, config.queue)
+        # where transcriptions run: the gateway plugs in one pool shared by every call
+        self.pool = pool
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
 
@@ -232,8 +232,8 @@ class WhisperSTT:
         self.transcribe_sync(bytes(2 * 8000))
 
     async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
-        """``transcribe_sync`` on the bulkhead's threads; may raise ``BulkheadFull``."""
-        return await self.bulkhead.run_in_thread(self.transcribe_sync, pcm, prompt)
+        """``transcribe_sync`` on the pool's threads; may raise if the pool is full."""
+        return await self.pool.run_in_thread(self.transcribe_sync, pcm, prompt)
 
     def transcribe_sync(self, pcm: bytes, prompt: str | None = None) -> Transcript:
         """Text of one utterance. ``prompt`` is whisper's "previous text": phrases of the

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from piper import PiperVoice, SynthesisConfig
 
-from orchestration.patterns.bulkhead import Bulkhead, shared_bulkhead
 from voice.config import TtsConfig
 from voice.errors import VoiceError
 from voice.piper_session import load_voice
+from voice.ports import WorkerPool
 
 
 class TtsError(VoiceError):
@@ -176,9 +176,10 @@ def _voice_files() -> tuple[Path, Path]:
 class PiperTTS:
     """Synthesizes text to PCM16 LE mono at the voice's native rate (22.05 kHz)."""
 
-    def __init__(self, config: TtsConfig, bulkhead: Bulkhead | None = None) -> None:
+    def __init__(self, config: TtsConfig, pool: WorkerPool) -> None:
         self.config = config
-        self.bulkhead = bulkhead or shared_bulkhead("tts", config.workers, config.queue)
+        # where syntheses run: the gateway plugs in one pool shared by every call
+        self.pool = pool
         self._model_path, self._config_path = _voice_files()
         with self._config_path.open(encoding="utf-8") as f:
             self._sample_rate = int(json.load(f)["audio"]["sample_rate"])
@@ -212,8 +213,8 @@ class PiperTTS:
         self.synthesize_sync("Hello.")
 
     async def synthesize(self, text: str) -> bytes:
-        """``synthesize_sync`` on the bulkhead's threads; may raise ``BulkheadFull``."""
-        return await self.bulkhead.run_in_thread(self.synthesize_sync, text)
+        """``synthesize_sync`` on the pool's threads; may raise if the pool is full."""
+        return await self.pool.run_in_thread(self.synthesize_sync, text)
 
     def synthesize_sync(self, text: str) -> bytes:
         spoken = normalize_text(text)

@@ -38,6 +38,7 @@ from gateway.server import ServerThread
 from orchestration.agents.agent import AgentFactory, basic_agent_factory
 from orchestration.log.events import EventBus
 from orchestration.log.redact import redact_data
+from orchestration.patterns.bulkhead import Bulkhead
 from voice.services import VoiceServices
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -89,7 +90,7 @@ def agent_factory(agents: Agents, bus: EventBus, data_dir: Path
     return factory, (close if callable(close) else lambda: None)
 
 
-def build_app_parts(data_dir: Path, agents: Agents, voice: VoiceServices | None
+def build_app_parts(data_dir: Path, agents: Agents, voice: VoiceServices[Bulkhead] | None
                     ) -> tuple[Any, Callable[[], None]]:
     settings = Settings(data_dir=data_dir)
     bus = EventBus(redactor=redact_data if settings.redact else None)
@@ -104,7 +105,7 @@ def build_app_parts(data_dir: Path, agents: Agents, voice: VoiceServices | None
 
 
 class InProcessGateway:
-    _voice: VoiceServices | None = None  # shared by every in-process gateway
+    _voice: VoiceServices[Bulkhead] | None = None  # shared by every in-process gateway
 
     def __init__(self, data_dir: Path, agents: Agents) -> None:
         self.credentials = Credentials()  # a development gateway asks for none
@@ -114,13 +115,13 @@ class InProcessGateway:
         self.url = self._server.url
 
     @classmethod
-    def _shared_voice(cls) -> VoiceServices:
+    def _shared_voice(cls) -> VoiceServices[Bulkhead]:
         if cls._voice is None:
             # its own folder (a joined whisper base model goes there), not a run's, which
             # is deleted when its evaluation ends
             models = Path(tempfile.mkdtemp(prefix="voxgate-eval-models-"))
             atexit.register(shutil.rmtree, models, True)
-            cls._voice = VoiceServices.create(Settings(data_dir=models).voice, models)
+            cls._voice = VoiceServices.create(Settings(data_dir=models).voice, models, Bulkhead)
         return cls._voice
 
     def server_cpu_s(self) -> float | None:

@@ -34,6 +34,7 @@ from gateway.evaluation.report import RunRecord, signature
 from gateway.evaluation.scenario import Call, Turn, VoiceScenario, VoiceSuite, variant_params
 from orchestration.log.events import Event
 from orchestration.log.store import StoredEvent
+from orchestration.patterns.bulkhead import shared_bulkhead
 from voice.audio import SAMPLE_RATE, resample
 from voice.config import TtsConfig
 from voice.perturb import apply_variant
@@ -52,7 +53,8 @@ class CallerVoice:
     def speak(self, text: str) -> bytes:
         if text not in self._cache:
             if self._tts is None:
-                self._tts = PiperTTS(TtsConfig())
+                config = TtsConfig()
+                self._tts = PiperTTS(config, shared_bulkhead("tts", config.workers, config.queue))
                 self._tts.load()
             pcm = self._tts.synthesize_sync(text)
             self._cache[text] = resample(pcm, self._tts.sample_rate, SAMPLE_RATE)

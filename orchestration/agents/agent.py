@@ -1,8 +1,10 @@
-"""The agent boundary: what the voice session hands to the brain, and what comes back.
+"""The agents' side of a call's boundary: what a call hands to the brain, and what comes back.
 
 A call's session gives the agent each final user turn (and DTMF digits) and the agent
 streams back actions: text to speak, a hang-up, or a transfer. The session speaks text as
-it arrives, sentence by sentence, so an agent should yield early.
+it arrives, sentence by sentence, so an agent should yield early. The voice core declares
+the same values as its port (``voice/ports.py``); orchestration imports nothing of voice,
+and the gateway translates between the two (``gateway/agents.py``).
 """
 
 from __future__ import annotations

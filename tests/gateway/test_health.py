@@ -12,13 +12,14 @@ from gateway.observability.health import GatewayReadings
 from gateway.runtime import Runtime
 from orchestration.agents.agent import basic_agent_factory
 from orchestration.log.events import EventBus
+from orchestration.patterns.bulkhead import Bulkhead
 from orchestration.service import Orchestrator
 from voice.services import VoiceServices
 
 
 def readings(data_dir: Path, ready: bool = True) -> GatewayReadings:
     settings = Settings(data_dir=data_dir)
-    voice = VoiceServices.create(settings.voice, data_dir)  # pools only: nothing loaded
+    voice = VoiceServices.create(settings.voice, data_dir, Bulkhead)  # pools only: nothing loaded
     runtime = Runtime(settings, voice, EventBus(), basic_agent_factory)
     if ready:
         runtime.ready.set()  # what the app's start-up does once the models are loaded

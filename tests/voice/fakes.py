@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from gateway.evaluation.speech import load_prompt
-from orchestration.agents.agent import AgentAction, AgentInput, CallInfo, Say, UserTurn
 from orchestration.log.events import EventBus, EventRecorder
 from voice.audio import FRAME_BYTES, ms_of
 from voice.config import VoiceConfig
+from voice.ports import AgentAction, AgentInput, CallInfo, Say, UserTurn
 from voice.session import CallSession
 
 

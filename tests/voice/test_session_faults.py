@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestration.agents.agent import HangUp
 from tests.voice.fakes import (
     SPEECH,
     FakeSTT,
@@ -19,6 +18,7 @@ from tests.voice.fakes import (
     settle,
     silence,
 )
+from voice.ports import HangUp
 from voice.replies import keep
 from voice.turns import TurnState
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestration.agents.agent import Dtmf, HangUp, UserTurn
 from tests.voice.fakes import (
     SPEECH,
     FakeSTT,
@@ -19,6 +18,7 @@ from tests.voice.fakes import (
     silence,
 )
 from voice.audio import ms_of
+from voice.ports import Dtmf, HangUp, UserTurn
 from voice.turns import TurnState
 
 

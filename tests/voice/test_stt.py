@@ -156,7 +156,7 @@ def test_non_speech_decision(
 async def test_async_transcription_goes_through_the_bulkhead(
     whisper_tiny: WhisperSTT,
 ) -> None:
-    bulkhead = whisper_tiny.bulkhead
+    bulkhead = whisper_tiny.pool
     assert bulkhead.max_concurrent == 1
     pcm, reference = load_prompt("conf-full")
     gate = threading.Event()

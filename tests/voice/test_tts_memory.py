@@ -17,6 +17,7 @@ PROBE = textwrap.dedent("""
     import ctypes, gc, json
     from voice.config import TtsConfig
     from voice.tts import PiperTTS
+    from orchestration.patterns.bulkhead import shared_bulkhead
 
     def held_mb():
         gc.collect()
@@ -25,7 +26,7 @@ PROBE = textwrap.dedent("""
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
 
-    tts = PiperTTS(TtsConfig())
+    tts = PiperTTS(TtsConfig(), shared_bulkhead("tts", 1, 4))
     tts.load()
     tts.synthesize_sync("Payments is up. Is there anything else I can help with?")
     short = held_mb()
