@@ -15,20 +15,45 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from orchestration.clock import Clock
-from orchestration.workflow.definition import RetrySpec
 
 T = TypeVar("T")
 Emit = Callable[[str, dict[str, Any]], None]
+
+
+class RetryPolicy(Protocol):
+    """How a call is retried. A workflow definition's ``retry:`` (``RetrySpec``, checked
+    when the definition is loaded) is one; ``Backoff`` is one made in code."""
+
+    @property
+    def max_attempts(self) -> int: ...
+    @property
+    def backoff(self) -> str: ...  # "exponential" or "linear"
+    @property
+    def base(self) -> float: ...
+    @property
+    def cap(self) -> float: ...
+    @property
+    def jitter(self) -> str: ...  # "none", "full", "equal" or "decorrelated"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    max_attempts: int = 3
+    backoff: str = "exponential"
+    base: float = 0.5
+    cap: float = 30.0
+    jitter: str = "full"
 
 
 def _no_emit(type: str, data: dict[str, Any]) -> None:
     pass
 
 
-def delays(policy: RetrySpec, rng: random.Random) -> Iterator[float]:
+def delays(policy: RetryPolicy, rng: random.Random) -> Iterator[float]:
     """The delay before each retry: ``max_attempts - 1`` values."""
     prev = policy.base
     for n in range(1, policy.max_attempts):
@@ -80,7 +105,7 @@ def is_transient(exc: BaseException) -> bool:
 
 async def retry(
     fn: Callable[[int], Awaitable[T]],
-    policy: RetrySpec,
+    policy: RetryPolicy,
     *,
     clock: Clock,
     rng: random.Random,

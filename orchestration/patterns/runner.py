@@ -20,9 +20,8 @@ from orchestration.clock import Clock
 from orchestration.patterns.breaker import BreakerOpen, Breakers
 from orchestration.patterns.bulkhead import BulkheadFull
 from orchestration.patterns.policy import Policy, PolicyDenied
-from orchestration.patterns.retry import Emit, RetryBudget, retry
+from orchestration.patterns.retry import Emit, RetryBudget, RetryPolicy, retry
 from orchestration.patterns.tools import PermissionDenied, ToolError, ToolInputInvalid, ToolRegistry
-from orchestration.workflow.definition import RetrySpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ class ToolRunner:
 
     async def run(
         self, tools: Sequence[str], raw: Mapping[str, Any], *, emit: Emit,
-        fallbacks: Sequence[str] = (), retry_spec: RetrySpec | None = None,
+        fallbacks: Sequence[str] = (), retry_spec: RetryPolicy | None = None,
         time_box: float | None = None, granted: Iterable[str] | None = None,
         who: Mapping[str, Any] | None = None,
     ) -> CallResult:
@@ -96,7 +95,7 @@ class ToolRunner:
 
     async def one(
         self, name: str, raw: Mapping[str, Any], *, emit: Emit,
-        retry_spec: RetrySpec | None = None, time_box: float | None = None,
+        retry_spec: RetryPolicy | None = None, time_box: float | None = None,
         granted: Iterable[str] | None = None, who: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         self.gate(name, raw, emit=emit, granted=granted, who=who)

@@ -19,10 +19,9 @@ from typing import Any
 
 from orchestration.clock import Clock
 from orchestration.errors import OrchestrationError
-from orchestration.patterns.retry import Emit, retry
-from orchestration.workflow.definition import RetrySpec
+from orchestration.patterns.retry import Backoff, Emit, RetryPolicy, retry
 
-COMPENSATION_RETRY = RetrySpec(max_attempts=3, base=0.5, cap=5.0, jitter="equal")
+COMPENSATION_RETRY = Backoff(max_attempts=3, base=0.5, cap=5.0, jitter="equal")
 
 
 def _always(exc: BaseException) -> bool:
@@ -54,7 +53,7 @@ class SagaFailed(OrchestrationError):
 
 async def compensate(
     done: Sequence[Compensation], *, clock: Clock, rng: random.Random, emit: Emit,
-    policy: RetrySpec = COMPENSATION_RETRY,
+    policy: RetryPolicy = COMPENSATION_RETRY,
 ) -> CompensationReport:
     """Undo ``done`` (given in the order the steps ran) in reverse order."""
     report = CompensationReport()
@@ -84,7 +83,7 @@ class Saga:
     clock: Clock
     rng: random.Random
     emit: Emit
-    policy: RetrySpec = COMPENSATION_RETRY
+    policy: RetryPolicy = COMPENSATION_RETRY
     _done: list[Compensation] = field(default_factory=list)
 
     async def step(
