@@ -1,0 +1,64 @@
+"""The architecture as tests (docs/architecture.md): the import contract in pyproject.toml
+holds, and it breaks when a forbidden import is added."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("gateway", "voice", "orchestration", "memory", "web")
+LINT = ("import sys; from importlinter.cli import lint_imports; "
+        "sys.exit(lint_imports(no_cache=True, no_logo=True))")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on the packages under ``root`` (it puts its cwd first on the path)."""
+    return subprocess.run([sys.executable, "-c", LINT], cwd=root, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_the_import_contract_is_kept() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "BROKEN" not in result.stdout
+
+
+def copy_of_the_project(tmp_path: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "static", "node_modules"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+# one bad import each, of the kinds that hide: inside a function, under TYPE_CHECKING
+BAD_IMPORTS = [
+    ("voice/vad.py", "def _bad() -> None:\n    from orchestration.patterns import bulkhead\n",
+     "voice imports nothing of the project"),
+    ("memory/store.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+     "    from orchestration.log import events\n", "memory imports nothing of the project"),
+    ("orchestration/log/store.py", "def _bad() -> None:\n    import gateway.app\n",
+     "orchestration imports only memory"),
+    ("orchestration/log/store.py",
+     "def _bad() -> None:\n    from orchestration.workflow import engine\n",
+     "no import cycles, at any depth"),
+]
+
+
+@pytest.mark.parametrize(("path", "code", "contract"), BAD_IMPORTS,
+                         ids=[f"{p}:{c}" for p, _, c in BAD_IMPORTS])
+def test_a_forbidden_import_breaks_the_contract(tmp_path: Path, path: str, code: str,
+                                                contract: str) -> None:
+    root = copy_of_the_project(tmp_path)
+    with (root / path).open("a") as f:
+        f.write("\n\n" + code)
+    result = lint_imports(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = " ".join(result.stdout.split())  # rich wraps long contract names
+    assert re.search(re.escape(contract) + r"(?:(?!KEPT).)*? BROKEN", summary), result.stdout
