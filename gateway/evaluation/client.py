@@ -20,23 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import io
 import operator
 import time
-import uuid
-import wave
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import numpy as np
-import soxr
-import webrtcvad
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.asyncio.client import ClientConnection
 
+from gateway.evaluation.call_end import FRAME_S, CallEnd
 from gateway.evaluation.call_result import (
     BargeIn,
     CallError,
@@ -46,18 +37,13 @@ from gateway.evaluation.call_result import (
     Utterance,
     format_transcript,
 )
-from gateway.evaluation.playback import PlaybackDevice
+from gateway.evaluation.caller_audio import Protocol, Segment, load_caller_audio, voiced_frames
+from gateway.evaluation.connect import CLOSE_WAIT_S, open_ws
 from gateway.transports import browser_protocol as bp
 from gateway.transports import twilio_protocol as tp
-from orchestration.log.events import Event
 from voice.audio import (
     SAMPLE_RATE,
-    SUPPORTED_RATES,
-    FrameAssembler,
-    level,
     resample,
-    ulaw_decode,
-    ulaw_encode,
 )
 
 __all__ = [
@@ -74,383 +60,12 @@ __all__ = [
     "voiced_frames",
 ]
 
-Protocol = Literal["twilio", "browser"]
-
-FRAME_S = 0.02
-FRAME_BYTES_16K = 640
-VAD_AGGRESSIVENESS = 3
-VOICE_FLOOR = 0.0056  # RMS of about -45 dBFS: webrtcvad alone flags faint noise as speech
 REPLY_QUIET_S = 1.5  # agent silence that counts as "the reply is over"
-CLOSE_WAIT_S = 2.0
-CONNECT_TIMEOUT_S = 5.0
 STALL_S = 0.2  # a sender further behind than this resyncs instead of bursting
-MAX_EVENTS = 100_000
-MAX_WIRE_BYTES = 4 * 1024 * 1024
 DEFAULT_CALLER = "+15005550006"
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One stretch of caller audio in a scripted call.
-
-    ``gap_ms`` of silence goes out first. Then, optionally, the segment waits: with
-    ``after_agent_audio_ms`` it starts that long after agent audio begins playing (to
-    provoke a barge-in); with ``after_agent_quiet_ms`` it starts once the agent has spoken
-    and then been quiet that long (a polite caller). Neither wait lasts beyond
-    ``wait_limit_s``. ``dtmf`` digits are pressed when the segment starts.
-    """
-
-    audio: Path | bytes | None = None
-    gap_ms: int = 0
-    after_agent_audio_ms: int | None = None
-    after_agent_quiet_ms: int | None = None
-    dtmf: str = ""
-    wait_limit_s: float = 8.0
-
-
-# --- caller audio --------------------------------------------------------------------
-
-
-def _to_int16(raw: bytes, width: int, channels: int) -> np.ndarray:
-    if width == 1:
-        samples = (np.frombuffer(raw, np.uint8).astype(np.int32) - 128) << 8
-    elif width == 2:
-        samples = np.frombuffer(raw, "<i2").astype(np.int32)
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-        samples = ((b[:, 0] << 8) | (b[:, 1] << 16) | (b[:, 2] << 24)) >> 16
-    elif width == 4:
-        samples = np.frombuffer(raw, "<i4") >> 16
-    else:
-        raise CallError(f"unsupported WAV sample width: {width} bytes")
-    if channels > 1:
-        samples = samples[: samples.size // channels * channels].reshape(-1, channels).mean(axis=1)
-    return np.asarray(samples, dtype="<i2")
-
-
-def load_caller_audio(source: Path | bytes) -> bytes:
-    """Caller audio as PCM16 mono 16 kHz.
-
-    ``source`` is a WAV file (any rate, width and channel count), the bytes of one, or raw
-    PCM16 mono 16 kHz bytes.
-    """
-    if isinstance(source, bytes) and not source.startswith(b"RIFF"):
-        if len(source) % 2:
-            raise CallError(f"raw caller audio must be PCM16: {len(source)} bytes is odd")
-        return source
-    name = "WAV bytes" if isinstance(source, bytes) else str(source)
-    try:
-        with wave.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as w:
-            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-            raw = w.readframes(w.getnframes())
-    except (OSError, EOFError, wave.Error) as exc:
-        raise CallError(f"cannot read {name}: {exc}") from None
-    pcm = _to_int16(raw, width, channels).tobytes()
-    if rate in SUPPORTED_RATES:
-        return resample(pcm, rate, SAMPLE_RATE)
-    # voice.audio only takes the rates the pipeline uses; a caller's file may be 44.1 kHz
-    out = soxr.resample(np.frombuffer(pcm, "<i2"), rate, SAMPLE_RATE, quality="HQ")
-    return bytes(np.asarray(out, dtype="<i2").tobytes())
-
-
-def _frames(pcm: bytes) -> list[bytes]:
-    assembler = FrameAssembler(FRAME_BYTES_16K)
-    frames = list(assembler.push(pcm))
-    if assembler.pending():
-        frames += list(assembler.push(bytes(FRAME_BYTES_16K - assembler.pending())))
-    return frames
-
-
-def voiced_frames(pcm: bytes) -> list[bool]:
-    """Which 20 ms frames of PCM16 16 kHz audio carry speech: webrtcvad at aggressiveness 3
-    and an energy floor, so a benchmark's "last voiced frame" is the end of real speech."""
-    vad = webrtcvad.Vad(VAD_AGGRESSIVENESS)
-    return [vad.is_speech(f, SAMPLE_RATE) and level(f) >= VOICE_FLOOR for f in _frames(pcm)]
-
-
-def _wire_frames(pcm: bytes, protocol: Protocol) -> list[bytes]:
-    """The segment as it goes on the wire: 640-byte PCM16 frames or 160-byte mu-law ones."""
-    frames = _frames(pcm)
-    if protocol == "browser":
-        return frames
-    ulaw = ulaw_encode(resample(b"".join(frames), SAMPLE_RATE, 8000))
-    ulaw = ulaw.ljust(160 * len(frames), ulaw_encode(b"\0\0"))
-    return [ulaw[i * 160 : (i + 1) * 160] for i in range(len(frames))]
-
-
-def _endpoint(url: str, path: str) -> str:
-    """``url`` may be the gateway's base (http, https, ws, wss) or a full ``/ws/...`` URL."""
-    parts = urlsplit(url)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None or not parts.netloc:
-        raise CallError(f"not a gateway URL: {url!r} (expected http(s):// or ws(s)://)")
-    base = parts.path.split("/ws/")[0].rstrip("/")
-    return urlunsplit((scheme, parts.netloc, base + path, parts.query, ""))
-
-
-def _with_token(url: str, token: str | None) -> str:
-    if not token:
-        return url
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode({"token": token})) if q)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-
-
-def twilio_signature(url: str, auth_token: str) -> str:
-    """The ``X-Twilio-Signature`` Twilio sends when it opens a media stream at ``url``
-    (no form parameters), so a production gateway lets this client in."""
-    from twilio.request_validator import RequestValidator
-
-    return str(RequestValidator(auth_token).compute_signature(url, {}))
-
-
-async def _open(url: str, headers: dict[str, str] | None = None) -> ClientConnection:
-    try:
-        return await connect(
-            url,
-            additional_headers=headers,
-            open_timeout=CONNECT_TIMEOUT_S,
-            close_timeout=CLOSE_WAIT_S,
-            max_size=MAX_WIRE_BYTES,
-            compression=None,
-        )
-    except InvalidStatus as exc:
-        raise CallError(f"{url} refused the WebSocket: HTTP {exc.response.status_code}") from None
-    except TimeoutError:
-        raise CallError(f"timed out connecting to {url}") from None
-    except (OSError, WebSocketException) as exc:
-        raise CallError(f"cannot connect to {url}: {exc}") from None
-
-
-# --- the call ------------------------------------------------------------------------
-
-
-class _Call:
-    def __init__(
-        self,
-        protocol: Protocol,
-        url: str,
-        segments: Sequence[Segment],
-        *,
-        realtime: bool,
-        tail_s: float,
-        hangup_after_reply: bool,
-        caller: str | None,
-        max_call_s: float,
-        clock: Callable[[], float],
-        token: str | None = None,
-        admin_token: str | None = None,
-        twilio_auth_token: str | None = None,
-    ) -> None:
-        self.protocol = protocol
-        self.twilio = protocol == "twilio"
-        # the widget token opens a browser call; the admin token the event stream, in a
-        # header: never in a URL, where logs keep it
-        self.url = _with_token(_endpoint(url, f"/ws/{protocol}"), token)
-        self.state_url = _endpoint(url, "/ws/state")
-        self.state_headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else None
-        # a production gateway checks Twilio's signature on the stream upgrade
-        self.headers = ({"X-Twilio-Signature": twilio_signature(self.url, twilio_auth_token)}
-                        if self.twilio and twilio_auth_token else None)
-        self.realtime = realtime
-        self.tail_s = tail_s
-        self.hangup_after_reply = hangup_after_reply
-        self.caller = caller
-        self.max_call_s = max_call_s
-        self.clock = clock
-        self.prepared: list[tuple[Segment, list[bytes], list[bool]]] = []
-        for seg in segments:
-            pcm = load_caller_audio(seg.audio) if seg.audio is not None else b""
-            self.prepared.append((seg, _wire_frames(pcm, protocol), voiced_frames(pcm)))
-        self.silence = ulaw_encode(bytes(320)) if self.twilio else bytes(FRAME_BYTES_16K)
-        self.playback = PlaybackDevice(8000 if self.twilio else SAMPLE_RATE)
-        self.result = CallResult(protocol=protocol, url=self.url)
-        if self.twilio:
-            self.result.stream_sid = "MZ" + uuid.uuid4().hex
-            self.result.call_sid = "CA" + uuid.uuid4().hex
-            self.account_sid = "AC" + uuid.uuid4().hex
-        self.done = asyncio.Event()
-        self.session_ended = asyncio.Event()
-        self.bad: str | None = None
-        self.t0 = clock()
-        self._lock = asyncio.Lock()
-        self._ws: ClientConnection | None = None
-        self._seq = 0
-        self._next = 0.0
-        self._last_voiced: float | None = None
-        self._last_agent_audio: float | None = None
-        self._play_started: float | None = None
-        self._idle_since = 0.0
-        self._script_end = 0.0
-        self._state_events: list[tuple[float, Event]] = []
-
-    def now(self) -> float:
-        return self.clock() - self.t0
-
-    def _seq_next(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    async def _send(self, data: str | bytes) -> bool:
-        assert self._ws is not None
-        try:
-            async with self._lock:
-                await self._ws.send(data)
-        except ConnectionClosed:
-            self.done.set()
-            return False
-        return True
-
-    # --- playback ---------------------------------------------------------------------
-
-    async def _sync_playback(self) -> None:
-        marks, drained_at = self.playback.advance(self.now())
-        if drained_at is not None:
-            self._stopped_playing(drained_at, "drained")
-        for name in marks:
-            await self._echo_mark(name, played=True)
-
-    def _stopped_playing(self, t: float, reason: str) -> None:
-        self._idle_since = t
-        self.result.add(t, "playback.stopped", reason=reason)
-
-    async def _echo_mark(self, name: str, *, played: bool) -> None:
-        self.result.add(self.now(), "mark.echoed", name=name, played=played)
-        if self.twilio:
-            sid = self.result.stream_sid or ""
-            await self._send(tp.MarkMessage(self._seq_next(), sid, name).to_json())
-        else:
-            await self._send(bp.MarkMessage(name).to_json())
-
-    async def _agent_audio(self, pcm: bytes) -> None:
-        await self._sync_playback()
-        t = self.now()
-        first = not self.playback.busy
-        self.playback.write(pcm)
-        self._last_agent_audio = t
-        self.result.add(t, "agent.audio", bytes=len(pcm), first=first)
-        if first:
-            self._play_started = t
-            self.result.add(t, "playback.started")
-
-    async def _mark(self, name: str) -> None:
-        await self._sync_playback()
-        self.result.add(self.now(), "mark.received", name=name)
-        if self.playback.mark(name):  # nothing queued before it: it has "played" already
-            await self._echo_mark(name, played=True)
-
-    async def _clear(self) -> None:
-        await self._sync_playback()
-        t = self.now()
-        was_busy = self.playback.busy
-        dropped, pending = self.playback.clear()
-        self.result.add(t, "clear.received", dropped_ms=dropped * 1000 // self.playback.rate)
-        if was_busy:
-            self._stopped_playing(t, "clear")
-        if self.twilio:
-            for name in pending:
-                await self._echo_mark(name, played=False)
-
-    async def _tick(self) -> None:
-        while True:
-            await self._sync_playback()
-            due = self.playback.next_due()
-            wait = FRAME_S if due is None else min(FRAME_S, max(0.0, due - self.now()))
-            await asyncio.sleep(wait)
-
-    # --- receiving --------------------------------------------------------------------
-
-    async def _listen(self, ws: ClientConnection) -> None:
-        try:
-            async for raw in ws:
-                try:
-                    await self._on_message(raw)
-                except (tp.TwilioProtocolError, bp.BrowserProtocolError) as exc:
-                    self.bad = f"server sent a bad message: {exc}"
-                    self.result.add(self.now(), "error", message=self.bad)
-                    break
-        except ConnectionClosed:
-            pass
-        finally:
-            self.done.set()
-
-    async def _on_message(self, raw: str | bytes) -> None:
-        if self.twilio:
-            if isinstance(raw, bytes):
-                raise tp.TwilioProtocolError("binary frame on a Twilio stream")
-            out = tp.parse_outbound(raw)
-            if out.stream_sid != self.result.stream_sid:
-                raise tp.TwilioProtocolError(f"{out.event} for unknown streamSid {out.stream_sid}")
-            if isinstance(out, tp.OutboundMedia):
-                await self._agent_audio(ulaw_decode(out.payload))
-            elif isinstance(out, tp.OutboundMark):
-                await self._mark(out.name)
-            else:
-                await self._clear()
-            return
-        if isinstance(raw, bytes):
-            if len(raw) % 2:
-                raise bp.BrowserProtocolError(
-                    bp.ERR_BAD_AUDIO, f"audio frame of {len(raw)} bytes is not whole PCM16 samples"
-                )
-            await self._agent_audio(raw)
-            return
-        msg = bp.parse_server(raw)
-        t = self.now()
-        if isinstance(msg, bp.SessionMessage):
-            if msg.sample_rate != bp.SERVER_SAMPLE_RATE:
-                raise bp.BrowserProtocolError(
-                    bp.ERR_INVALID_MESSAGE,
-                    f"session.sample_rate {msg.sample_rate} (expected {bp.SERVER_SAMPLE_RATE})",
-                )
-            self.result.session_id = msg.session_id
-            self.result.add(t, "session", session_id=msg.session_id)
-        elif isinstance(msg, bp.MarkMessage):
-            await self._mark(msg.name)
-        elif isinstance(msg, bp.ClearMessage):
-            await self._clear()
-        elif isinstance(msg, bp.EventMessage):
-            self.result.add_event(t, msg.event)
-        elif isinstance(msg, bp.ErrorMessage):
-            self.result.add(t, "server.error", code=msg.code, message=msg.message)
-            self.result.errors.append(f"server error {msg.code}: {msg.message}")
-        elif isinstance(msg, bp.EndMessage):
-            self.result.end_reason = msg.reason
-            self.result.add(t, "end", reason=msg.reason)
-            if self.result.ended_by is None:
-                self.result.ended_by = "agent"
-
-    async def _read_state(self, ws: ClientConnection) -> None:
-        """Twilio carries no events: read them from ``/ws/state``, keep our session's."""
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                try:
-                    msg = bp.parse_server(raw)
-                except bp.BrowserProtocolError:
-                    continue  # the dashboard feed may carry more than events
-                if not isinstance(msg, bp.EventMessage):
-                    continue
-                event, t = msg.event, self.now()
-                sid = self.result.session_id
-                if (
-                    sid is None
-                    and event.type == "session.started"
-                    and event.data.get("call_sid") == self.result.call_sid
-                ):
-                    sid = self.result.session_id = event.session_id
-                    self.result.add(t, "session", session_id=sid)
-                    for early_t, early in self._state_events:
-                        if early.session_id == sid:
-                            self.result.add_event(early_t, early)
-                    self._state_events.clear()
-                if sid is None:
-                    if len(self._state_events) < MAX_EVENTS:
-                        self._state_events.append((t, event))
-                elif event.session_id == sid:
-                    self.result.add_event(t, event)
-                    if event.type == "session.ended":
-                        self.session_ended.set()
-
+class _Call(CallEnd):
     # --- speaking ---------------------------------------------------------------------
 
     async def _pace(self, paced: bool = True) -> bool:
@@ -592,11 +207,11 @@ class _Call:
         state_ws = None
         if self.twilio:
             try:
-                state_ws = await _open(self.state_url, self.state_headers)
+                state_ws = await open_ws(self.state_url, self.state_headers)
             except CallError as exc:
                 self.result.errors.append(f"no events (transcripts) for this call: {exc}")
         try:
-            ws = self._ws = await _open(self.url, self.headers)
+            ws = self._ws = await open_ws(self.url, self.headers)
         except CallError:
             if state_ws is not None:
                 await state_ws.close()
