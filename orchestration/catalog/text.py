@@ -84,6 +84,13 @@ def _out(r: TextResult) -> TextOut:
 
 
 def register(reg: ToolRegistry, model: TextModel) -> None:
+    _writing_tools(reg, model)
+    _checking_tools(reg)
+    _language_tools(reg, model)
+
+
+def _writing_tools(reg: ToolRegistry, model: TextModel) -> None:
+    """Summaries, outlines and drafts: the model when there is one, else local methods."""
     @reg.tool("text.summarize", pool="llm", description="Summarize text")
     async def summarize(inp: TextIn) -> TextOut:
         return _out(await model.run("summarize", inp.text,
@@ -119,6 +126,9 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
                                     lambda: textops.draft(inp.title, points),
                                     "draft a short document in Markdown from these points"))
 
+
+def _checking_tools(reg: ToolRegistry) -> None:
+    """Rule-based checks of drafts and summaries (never a model)."""
     @reg.tool("text.review", description="Check a draft for gaps and placeholders")
     def review(inp: TextIn) -> ReviewOut:
         issues = []
@@ -143,6 +153,9 @@ def register(reg: ToolRegistry, model: TextModel) -> None:
             issues.append("summary is longer than its source")
         return ReviewOut(ok=not issues, issues=issues, method="local:rules")
 
+
+def _language_tools(reg: ToolRegistry, model: TextModel) -> None:
+    """Classification, requirements, translation and its terminology check."""
     @reg.tool("text.classify", pool="llm", description="Classify a ticket and flag urgency")
     async def classify(inp: TextIn) -> ClassifyOut:
         label, conf = textops.classify(inp.text, TICKET_LABELS, "general")

@@ -122,13 +122,13 @@ class DataIn(BaseModel):
 
 
 def register(reg: ToolRegistry, sys: LocalSystems) -> None:
-    flaky: dict[str, int] = {}
+    _sales_tools(reg)
+    _knowledge_tools(reg)
+    _system_tools(reg, sys)
+    _data_tools(reg)
 
-    def unavailable(key: str, times: int) -> bool:
-        seen = flaky.get(key, 0)
-        flaky[key] = seen + 1
-        return seen < times
 
+def _sales_tools(reg: ToolRegistry) -> None:
     @reg.tool("crm.lookup", permissions=["crm.read"], description="Find a lead in the CRM")
     def crm_lookup(inp: LeadIn) -> Lead:
         lead = LEADS.get(inp.lead_id)
@@ -170,42 +170,21 @@ def register(reg: ToolRegistry, sys: LocalSystems) -> None:
         return Quote(plan=inp.plan, seats=inp.seats, discount_pct=inp.discount_pct,
                      total=total, needs_approval=inp.discount_pct > 15)
 
+
+def _knowledge_tools(reg: ToolRegistry) -> None:
+    """The knowledge base and the support desk that answers from it."""
     @reg.tool("kb.sources", description="Which knowledge sources are reachable now")
     def sources(inp: SourcesIn) -> Sources:
         return Sources(public="public" not in inp.offline, internal="internal" not in inp.offline)
 
-    def search(query: str, source: str) -> Hits:
-        terms = {w for w in textops.words(query) if len(w) > 3}
-        scored = sorted(
-            ((len(terms & set(textops.words(a["title"] + " " + a["text"]))), a)
-             for a in KB if a["source"] == source), key=lambda x: (-x[0], x[1]["id"]))
-        hits = [{"id": a["id"], "title": a["title"], "text": a["text"]}
-                for n, a in scored if n > 0][:2]
-        return Hits(hits=hits, text=" ".join(h["text"] for h in hits), count=len(hits))
-
     @reg.tool("kb.search", description="Search the public knowledge base")
     def kb_search(inp: SearchIn) -> Hits:
-        return search(inp.query, "public")
+        return _search(inp.query, "public")
 
     @reg.tool("kb.search_internal", permissions=["kb.internal"],
               description="Search the internal knowledge base")
     def kb_internal(inp: SearchIn) -> Hits:
-        return search(inp.query, "internal")
-
-    @reg.tool("onboarding.create_account", permissions=["accounts.write"])
-    def create_account(inp: Named) -> Done:
-        sys.accounts[inp.name] = {"status": "created", "contact": inp.detail}
-        return Done(name=inp.name, detail="account created")
-
-    @reg.tool("notify.send", permissions=["notify"], description="Send a notification")
-    def send(inp: Message) -> Sent:
-        sys.notifications.append(inp.model_dump())
-        return Sent(id=len(sys.notifications), to=inp.to, kind=inp.kind)
-
-    @reg.tool("notify.escalate", permissions=["notify"], description="Escalate to a manager")
-    def escalate(inp: Message) -> Sent:
-        sys.notifications.append({**inp.model_dump(), "kind": "escalation"})
-        return Sent(id=len(sys.notifications), to=inp.to, kind="escalation")
+        return _search(inp.query, "internal")
 
     @reg.tool("support.route", description="Pick a queue for a classified ticket")
     def route(inp: Obj) -> Obj:
@@ -222,7 +201,36 @@ def register(reg: ToolRegistry, sys: LocalSystems) -> None:
 
     @reg.tool("support.resolve", description="Answer from the knowledge base")
     def resolve(inp: SearchIn) -> Hits:
-        return search(inp.query, "public")
+        return _search(inp.query, "public")
+
+
+def _search(query: str, source: str) -> Hits:
+    terms = {w for w in textops.words(query) if len(w) > 3}
+    scored = sorted(
+        ((len(terms & set(textops.words(a["title"] + " " + a["text"]))), a)
+         for a in KB if a["source"] == source), key=lambda x: (-x[0], x[1]["id"]))
+    hits = [{"id": a["id"], "title": a["title"], "text": a["text"]}
+            for n, a in scored if n > 0][:2]
+    return Hits(hits=hits, text=" ".join(h["text"] for h in hits), count=len(hits))
+
+
+def _system_tools(reg: ToolRegistry, sys: LocalSystems) -> None:
+    """The tools that change a "system" (accounts, notifications, incidents, hosts,
+    deployments, publications, the audit trail); each action has its undo for sagas."""
+    @reg.tool("onboarding.create_account", permissions=["accounts.write"])
+    def create_account(inp: Named) -> Done:
+        sys.accounts[inp.name] = {"status": "created", "contact": inp.detail}
+        return Done(name=inp.name, detail="account created")
+
+    @reg.tool("notify.send", permissions=["notify"], description="Send a notification")
+    def send(inp: Message) -> Sent:
+        sys.notifications.append(inp.model_dump())
+        return Sent(id=len(sys.notifications), to=inp.to, kind=inp.kind)
+
+    @reg.tool("notify.escalate", permissions=["notify"], description="Escalate to a manager")
+    def escalate(inp: Message) -> Sent:
+        sys.notifications.append({**inp.model_dump(), "kind": "escalation"})
+        return Sent(id=len(sys.notifications), to=inp.to, kind="escalation")
 
     for name, doc in (("incident.open", "Open an incident"), ("incident.close", "Close it"),
                       ("ops.isolate_host", "Take a host out of rotation"),
@@ -244,6 +252,17 @@ def register(reg: ToolRegistry, sys: LocalSystems) -> None:
     def audit(inp: Named) -> Done:
         sys.audit.append(inp.model_dump())
         return Done(name=inp.name, detail=f"audit entry {len(sys.audit)}")
+
+
+def _data_tools(reg: ToolRegistry) -> None:
+    """Data quality, metrics and reports; sources can be told to be unavailable a few
+    times, so retries show."""
+    flaky: dict[str, int] = {}
+
+    def unavailable(key: str, times: int) -> bool:
+        seen = flaky.get(key, 0)
+        flaky[key] = seen + 1
+        return seen < times
 
     @reg.tool("dq.check", description="Data-quality check: share of rows with missing fields")
     def dq_check(inp: DataIn) -> Obj:
