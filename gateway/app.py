@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, WebSocket, WebSocketException
 from fastapi.exceptions import RequestValidationError
@@ -53,6 +54,30 @@ def create_app(
     for warning in auth.validate():  # raises InsecureConfiguration in production
         log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    runtime, readings = _runtime(settings, voice, agent_factory, bus)
+    app = FastAPI(title="voxgate", version="0.1.0", lifespan=_lifespan(runtime, settings))
+    # a 422 that NaN or Infinity in the body cannot turn into a 500 (gateway/api/http_errors.py)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.state.runtime = runtime
+    app.state.auth = auth
+    limits = EdgeLimits(settings.limits, enabled=settings.limits_on)
+    app.state.limits = limits
+    if settings.trusted_proxies:
+        # the client address comes from X-Forwarded-For only when a trusted proxy sent it
+        # (uvicorn's middleware; the servers we start leave proxy headers to this setting)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    app.state.readings = readings
+    admin = Depends(_admin_check(auth))
+    _observers(app, runtime, limits, tracer)
+    _routers(app, runtime, auth, limits, admin)
+    _call_endpoints(app, runtime, auth, limits)
+    return app
+
+
+def _runtime(settings: Settings, voice: VoiceServices[Bulkhead] | None,
+             agent_factory: AgentFactory | None, bus: EventBus | None,
+             ) -> tuple[Runtime, GatewayReadings]:
+    """The bus, the voice models and the agents every call shares."""
     bus = bus or EventBus(redactor=redact_data if settings.redact else None)
     # the gateway's own status for the ops agent ("how is the gateway?"); a caller that
     # builds its own agents plugs in app.state.readings itself
@@ -72,7 +97,11 @@ def create_app(
         agent_factory=plug(agent_factory),
     )
     readings.attach(runtime)
+    return runtime, readings
 
+
+def _lifespan(runtime: Runtime, settings: Settings,
+              ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(runtime.voice.load)
@@ -88,19 +117,10 @@ def create_app(
             await runtime.end_session(session, "server shutting down")
         await asyncio.to_thread(app.state.tracer.shutdown)  # flush spans to the exporter
 
-    app = FastAPI(title="voxgate", version="0.1.0", lifespan=lifespan)
-    # a 422 that NaN or Infinity in the body cannot turn into a 500 (gateway/api/http_errors.py)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.state.runtime = runtime
-    app.state.auth = auth
-    limits = EdgeLimits(settings.limits, enabled=settings.limits_on)
-    app.state.limits = limits
-    if settings.trusted_proxies:
-        # the client address comes from X-Forwarded-For only when a trusted proxy sent it
-        # (uvicorn's middleware; the servers we start leave proxy headers to this setting)
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    app.state.readings = readings
+    return lifespan
 
+
+def _admin_check(auth: Auth) -> Callable[[HTTPConnection], Awaitable[None]]:
     async def require_admin(conn: HTTPConnection) -> None:
         try:
             auth.check_admin(conn)
@@ -111,16 +131,33 @@ def create_app(
                 raise WebSocketException(CLOSE_UNAUTHORIZED, str(exc)) from None
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
-    admin = Depends(require_admin)
-    # widget tokens and /ws/state tickets (POST /api/tokens, /api/ws-ticket)
-    app.include_router(tokens_router(auth, admin, limits))
-    # workflows, their REST API, and the event log every call event is appended to
+    return require_admin
+
+
+def _observers(app: FastAPI, runtime: Runtime, limits: EdgeLimits, tracer: CallTracer | None,
+               ) -> None:
+    """Metrics and traces, both observers of the bus."""
+    settings = runtime.settings
     metrics = Metrics(
         lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()],
         refusals=limits.refusals,
     )
     metrics.attach(runtime.bus)
     app.state.metrics = metrics
+    if tracer is None:
+        exporter = otlp_exporter(settings.otlp_endpoint) if settings.otlp_endpoint else None
+        tracer = CallTracer(exporter=exporter)
+    tracer.attach(runtime.bus)
+    app.state.tracer = tracer
+    set_trace_lookup(tracer.trace_id)  # log lines of a call carry its trace id
+
+
+def _routers(app: FastAPI, runtime: Runtime, auth: Auth, limits: EdgeLimits, admin: Any,
+             ) -> None:
+    settings, metrics = runtime.settings, app.state.metrics
+    # widget tokens and /ws/state tickets (POST /api/tokens, /api/ws-ticket)
+    app.include_router(tokens_router(auth, admin, limits))
+    # workflows, their REST API, and the event log every call event is appended to
     app.include_router(
         workflows_router(settings.data_dir, bus=runtime.bus, log_observer=metrics,
                          on_logged=metrics.observe_log, redact=settings.redact,
@@ -139,12 +176,6 @@ def create_app(
     ))
     app.include_router(twilio_webhooks(runtime, auth, limits))
     app.mount("/static", static_files(), name="static")
-    if tracer is None:
-        exporter = otlp_exporter(settings.otlp_endpoint) if settings.otlp_endpoint else None
-        tracer = CallTracer(exporter=exporter)
-    tracer.attach(runtime.bus)
-    app.state.tracer = tracer
-    set_trace_lookup(tracer.trace_id)  # log lines of a call carry its trace id
 
     @app.get("/metrics", dependencies=[admin])
     async def metrics_endpoint() -> Response:
@@ -158,6 +189,10 @@ def create_app(
         body = {"status": status, "sessions": len(runtime.sessions),
                 "models": runtime.voice.load_ms}
         return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _call_endpoints(app: FastAPI, runtime: Runtime, auth: Auth, limits: EdgeLimits) -> None:
+    """The two call WebSockets, each behind its own check."""
 
     @app.websocket("/ws/twilio")
     async def ws_twilio(ws: WebSocket) -> None:
@@ -189,8 +224,6 @@ def create_app(
             return
         with slot:  # a place among the live calls until this connection ends
             await handle_browser(ws, runtime)
-
-    return app
 
 
 async def _retention_loop(settings: Settings, every_s: float = 3600.0) -> None:

@@ -131,8 +131,41 @@ def state_router(
     bus: EventBus, data_dir: Path, *, poll_s: float = 0.25, database_url: str | None = None,
 ) -> APIRouter:
     tracker = SessionTracker(bus)
-    holder: dict[str, Any] = {}
+    holder: dict[str, Any] = {}  # the event log's sessions and run tail, once open
+    router = APIRouter(tags=["state"], lifespan=_lifespan(tracker, holder, data_dir, poll_s),
+                       dependencies=[Depends(viewer)])
+    router.include_router(flows_router())  # the diagrams of the calls' dialogue flows
 
+    def session_log() -> SessionLog:
+        found: SessionLog | None = holder.get("log")
+        if found is None:
+            raise HTTPException(503, "the event log is not open yet")
+        return found
+
+    _session_routes(router, tracker, session_log)
+
+    @router.websocket("/ws/state")
+    async def ws_state(ws: WebSocket) -> None:
+        # the router's dependencies have checked the viewer; a browser that offered
+        # voxgate.v1 (with its bearer subprotocol) needs it selected
+        await ws.accept(subprotocol=ws_subprotocol(ws))
+        session = ws.query_params.get("session") or None
+        v = _Viewer(asyncio.get_running_loop(), session)
+        tail: RunTail | None = holder.get("tail")
+        if tail is not None:
+            tail.viewers.add(v)
+        try:
+            await _stream(ws, v, tracker, tail)
+        finally:
+            if tail is not None:
+                tail.viewers.discard(v)
+
+    return router
+
+
+def _lifespan(tracker: SessionTracker, holder: dict[str, Any], data_dir: Path, poll_s: float,
+              ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Open the event log's sessions and tail its workflow runs while the app runs."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         where = database_url or env_database_url() or Path(data_dir) / "events.db"
@@ -149,15 +182,11 @@ def state_router(
             tracker.close()
             sessions.close()
 
-    router = APIRouter(tags=["state"], lifespan=lifespan, dependencies=[Depends(viewer)])
-    router.include_router(flows_router())  # the diagrams of the calls' dialogue flows
+    return lifespan
 
-    def session_log() -> SessionLog:
-        found: SessionLog | None = holder.get("log")
-        if found is None:
-            raise HTTPException(503, "the event log is not open yet")
-        return found
 
+def _session_routes(router: APIRouter, tracker: SessionTracker,
+                    session_log: Callable[[], SessionLog]) -> None:
     @router.get("/api/sessions")
     async def list_sessions(
         limit: int = Query(100, ge=1, le=1000),
@@ -196,51 +225,42 @@ def state_router(
         by_seq.update({e["seq"]: e for e in logged})
         return [by_seq[k] for k in sorted(by_seq) if k > after][:limit]
 
-    @router.websocket("/ws/state")
-    async def ws_state(ws: WebSocket) -> None:
-        # the router's dependencies have checked the viewer; a browser that offered
-        # voxgate.v1 (with its bearer subprotocol) needs it selected
-        await ws.accept(subprotocol=ws_subprotocol(ws))
-        session = ws.query_params.get("session") or None
-        v = _Viewer(asyncio.get_running_loop(), session)
-        tail: RunTail | None = holder.get("tail")
-        unsubscribe: Callable[[], None] = _nothing
-        receiver = asyncio.ensure_future(ws.receive())
-        try:
-            if tail is not None:
-                tail.viewers.add(v)
-            unsubscribe = await _resync(ws, v, tracker, tail)
-            while True:
-                getter = asyncio.ensure_future(v.queue.get())
-                done, _ = await asyncio.wait({getter, receiver}, return_when="FIRST_COMPLETED")
-                if receiver in done:
-                    getter.cancel()
-                    message = receiver.result()
-                    if message["type"] == "websocket.disconnect":
-                        return
-                    if _is_ping(message.get("text")):
-                        await ws.send_text('{"type":"pong"}')
-                    receiver = asyncio.ensure_future(ws.receive())
-                    continue
-                item = getter.result()
-                if v.overflowed:
-                    unsubscribe()
-                    unsubscribe = await _resync(ws, v, tracker, tail)
-                    continue
-                if item["type"] == "event":
-                    event = item["event"]
-                    if event["seq"] <= v.skip.get(event["session_id"], 0):
-                        continue  # already in the snapshot
-                await ws.send_text(encode(item))
-        except (WebSocketDisconnect, RuntimeError):
-            return  # the viewer went away mid-send
-        finally:
-            unsubscribe()
-            if tail is not None:
-                tail.viewers.discard(v)
-            receiver.cancel()
 
-    return router
+async def _stream(ws: WebSocket, v: _Viewer, tracker: SessionTracker,
+                  tail: RunTail | None) -> None:
+    """A snapshot, then every event until the viewer goes; pings answered, a viewer that
+    fell behind resynced with a fresh snapshot."""
+    unsubscribe: Callable[[], None] = _nothing
+    receiver = asyncio.ensure_future(ws.receive())
+    try:
+        unsubscribe = await _resync(ws, v, tracker, tail)
+        while True:
+            getter = asyncio.ensure_future(v.queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when="FIRST_COMPLETED")
+            if receiver in done:
+                getter.cancel()
+                message = receiver.result()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if _is_ping(message.get("text")):
+                    await ws.send_text('{"type":"pong"}')
+                receiver = asyncio.ensure_future(ws.receive())
+                continue
+            item = getter.result()
+            if v.overflowed:
+                unsubscribe()
+                unsubscribe = await _resync(ws, v, tracker, tail)
+                continue
+            if item["type"] == "event":
+                event = item["event"]
+                if event["seq"] <= v.skip.get(event["session_id"], 0):
+                    continue  # already in the snapshot
+            await ws.send_text(encode(item))
+    except (WebSocketDisconnect, RuntimeError):
+        return  # the viewer went away mid-send
+    finally:
+        unsubscribe()
+        receiver.cancel()
 
 
 def _nothing() -> None:
