@@ -21,7 +21,6 @@ from gateway.transports.browser_protocol import (
     CLOSE_POLICY_VIOLATION,
     BrowserProtocolError,
     ClearMessage,
-    ClientValidator,
     DtmfMessage,
     EndMessage,
     ErrorMessage,
@@ -34,6 +33,7 @@ from gateway.transports.browser_protocol import (
     StopMessage,
     TextMessage,
 )
+from gateway.transports.browser_validator import ClientValidator
 from gateway.transports.inbox import Inbox, disconnect_reason
 from gateway.transports.outbox import Outbox
 from orchestration.log.events import Event

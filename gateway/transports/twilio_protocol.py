@@ -16,18 +16,25 @@ Anything malformed raises ``TwilioProtocolError`` with a message that names the 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from twilio.twiml.voice_response import VoiceResponse
-
-from gateway.errors import GatewayError
+from gateway.transports.twilio_fields import (
+    Message,
+    b64,
+    counter_field,
+    get_field,
+    int_field,
+    load,
+    obj_field,
+    payload_field,
+    quote,
+    str_field,
+    wrong_type,
+)
+from gateway.transports.twilio_fields import TwilioProtocolError as TwilioProtocolError
 
 # 20 ms of 8 kHz mu-law is 160 bytes; 16 KiB is two seconds, far beyond what Twilio sends.
 MAX_MEDIA_PAYLOAD_BYTES = 16 * 1024
@@ -43,107 +50,11 @@ CHANNELS = 1
 MEDIA_TRACKS = ("inbound", "outbound")
 DTMF_DIGITS = "0123456789*#ABCD"
 
-_COUNTER = re.compile(r"[0-9]{1,18}")
-
-
-class TwilioProtocolError(GatewayError):
-    """A Media Streams message that does not follow [WSM]."""
-
-
-# --- field access ----------------------------------------------------------------------
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text if len(text) <= 40 else text[:40] + "...")
-
-
-def _wrong_type(path: str, expected: str, value: object) -> TwilioProtocolError:
-    return TwilioProtocolError(
-        f'wrong type for "{path}": expected {expected}, got {_json_type(value)}'
-    )
-
-
-def _get(obj: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in obj:
-        raise TwilioProtocolError(f'missing field "{path}"')
-    return obj[key]
-
-
-def _str(obj: Mapping[str, Any], key: str, path: str) -> str:
-    value = _get(obj, key, path)
-    if not isinstance(value, str):
-        raise _wrong_type(path, "a string", value)
-    return value
-
-
-def _obj(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-    value = _get(obj, key, path)
-    if not isinstance(value, dict):
-        raise _wrong_type(path, "an object", value)
-    return value
-
-
-def _int(obj: Mapping[str, Any], key: str, path: str) -> int:
-    value = _get(obj, key, path)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _wrong_type(path, "an integer", value)
-    return value
-
-
-def _counter(obj: Mapping[str, Any], key: str, path: str) -> int:
-    """sequenceNumber, chunk and timestamp: Twilio sends them as decimal strings."""
-    value = _get(obj, key, path)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and _COUNTER.fullmatch(value):
-        return int(value)
-    raise _wrong_type(path, "a decimal string", value)
-
-
-def _payload(obj: Mapping[str, Any], path: str, limit: int) -> bytes:
-    text = _str(obj, "payload", path)
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise TwilioProtocolError(f"bad base64 in {path}") from None
-    if len(data) > limit:
-        raise TwilioProtocolError(f"{path} too large: {len(data)} bytes (limit {limit})")
-    return data
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-class _Message:
-    __slots__ = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-
 # --- Twilio -> us ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectedMessage(_Message):
+class ConnectedMessage(Message):
     """[WSM] "Connected message": the first message on the socket."""
 
     protocol: str = "Call"
@@ -153,7 +64,8 @@ class ConnectedMessage(_Message):
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> ConnectedMessage:
         return cls(
-            protocol=_str(obj, "protocol", "protocol"), version=_str(obj, "version", "version")
+            protocol=str_field(obj, "protocol", "protocol"),
+            version=str_field(obj, "version", "version"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,7 +73,7 @@ class ConnectedMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class StartMessage(_Message):
+class StartMessage(Message):
     """[WSM] "Start message": stream metadata, sent once right after ``connected``."""
 
     sequence_number: int
@@ -174,21 +86,21 @@ class StartMessage(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> StartMessage:
-        seq = _counter(obj, "sequenceNumber", "sequenceNumber")
-        start = _obj(obj, "start", "start")
-        stream_sid = _str(start, "streamSid", "start.streamSid")
-        outer_sid = _str(obj, "streamSid", "streamSid")
+        seq = counter_field(obj, "sequenceNumber", "sequenceNumber")
+        start = obj_field(obj, "start", "start")
+        stream_sid = str_field(start, "streamSid", "start.streamSid")
+        outer_sid = str_field(obj, "streamSid", "streamSid")
         if outer_sid != stream_sid:
             raise TwilioProtocolError(
-                f"streamSid {_quote(outer_sid)} does not match start.streamSid {_quote(stream_sid)}"
+                f"streamSid {quote(outer_sid)} does not match start.streamSid {quote(stream_sid)}"
             )
-        tracks = _get(start, "tracks", "start.tracks")
+        tracks = get_field(start, "tracks", "start.tracks")
         if not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):
-            raise _wrong_type("start.tracks", "an array of strings", tracks)
-        fmt = _obj(start, "mediaFormat", "start.mediaFormat")
-        encoding = _str(fmt, "encoding", "start.mediaFormat.encoding")
-        rate = _int(fmt, "sampleRate", "start.mediaFormat.sampleRate")
-        channels = _int(fmt, "channels", "start.mediaFormat.channels")
+            raise wrong_type("start.tracks", "an array of strings", tracks)
+        fmt = obj_field(start, "mediaFormat", "start.mediaFormat")
+        encoding = str_field(fmt, "encoding", "start.mediaFormat.encoding")
+        rate = int_field(fmt, "sampleRate", "start.mediaFormat.sampleRate")
+        channels = int_field(fmt, "channels", "start.mediaFormat.channels")
         # [WSM] "Start message": encoding "is always audio/x-mulaw", sampleRate "always
         # 8000", channels "always 1". Anything else is not a stream we can decode.
         if (encoding, rate, channels) != (ENCODING, SAMPLE_RATE, CHANNELS):
@@ -198,16 +110,16 @@ class StartMessage(_Message):
             )
         params: dict[str, str] = {}
         if "customParameters" in start:
-            raw = _obj(start, "customParameters", "start.customParameters")
+            raw = obj_field(start, "customParameters", "start.customParameters")
             for key, value in raw.items():
                 if not isinstance(value, str):
-                    raise _wrong_type(f"start.customParameters.{key}", "a string", value)
+                    raise wrong_type(f"start.customParameters.{key}", "a string", value)
                 params[key] = value
         return cls(
             sequence_number=seq,
             stream_sid=stream_sid,
-            account_sid=_str(start, "accountSid", "start.accountSid"),
-            call_sid=_str(start, "callSid", "start.callSid"),
+            account_sid=str_field(start, "accountSid", "start.accountSid"),
+            call_sid=str_field(start, "callSid", "start.callSid"),
             tracks=tuple(tracks),
             custom_parameters=MappingProxyType(params),
         )
@@ -233,7 +145,7 @@ class StartMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class MediaMessage(_Message):
+class MediaMessage(Message):
     """[WSM] "Media message": one chunk of base64 mu-law (20 ms, 160 bytes, from Twilio)."""
 
     sequence_number: int
@@ -246,19 +158,19 @@ class MediaMessage(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> MediaMessage:
-        seq = _counter(obj, "sequenceNumber", "sequenceNumber")
-        media = _obj(obj, "media", "media")
-        track = _str(media, "track", "media.track")
+        seq = counter_field(obj, "sequenceNumber", "sequenceNumber")
+        media = obj_field(obj, "media", "media")
+        track = str_field(media, "track", "media.track")
         if track not in MEDIA_TRACKS:
             raise TwilioProtocolError(
-                f'bad value for "media.track": {_quote(track)} (expected inbound or outbound)'
+                f'bad value for "media.track": {quote(track)} (expected inbound or outbound)'
             )
         return cls(
             sequence_number=seq,
-            stream_sid=_str(obj, "streamSid", "streamSid"),
-            chunk=_counter(media, "chunk", "media.chunk"),
-            timestamp=_counter(media, "timestamp", "media.timestamp"),
-            payload=_payload(media, "media.payload", MAX_MEDIA_PAYLOAD_BYTES),
+            stream_sid=str_field(obj, "streamSid", "streamSid"),
+            chunk=counter_field(media, "chunk", "media.chunk"),
+            timestamp=counter_field(media, "timestamp", "media.timestamp"),
+            payload=payload_field(media, "media.payload", MAX_MEDIA_PAYLOAD_BYTES),
             track=track,
         )
 
@@ -270,14 +182,14 @@ class MediaMessage(_Message):
                 "track": self.track,
                 "chunk": str(self.chunk),
                 "timestamp": str(self.timestamp),
-                "payload": _b64(self.payload),
+                "payload": b64(self.payload),
             },
             "streamSid": self.stream_sid,
         }
 
 
 @dataclass(frozen=True, slots=True)
-class DtmfMessage(_Message):
+class DtmfMessage(Message):
     """[WSM] "DTMF message": a key press on the inbound track (bidirectional streams only)."""
 
     sequence_number: int
@@ -288,18 +200,18 @@ class DtmfMessage(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> DtmfMessage:
-        seq = _counter(obj, "sequenceNumber", "sequenceNumber")
-        dtmf = _obj(obj, "dtmf", "dtmf")
-        digit = _str(dtmf, "digit", "dtmf.digit")
+        seq = counter_field(obj, "sequenceNumber", "sequenceNumber")
+        dtmf = obj_field(obj, "dtmf", "dtmf")
+        digit = str_field(dtmf, "digit", "dtmf.digit")
         if len(digit) != 1 or digit not in DTMF_DIGITS:
             raise TwilioProtocolError(
-                f'bad value for "dtmf.digit": {_quote(digit)} (expected one of 0-9 * # A-D)'
+                f'bad value for "dtmf.digit": {quote(digit)} (expected one of 0-9 * # A-D)'
             )
         return cls(
             sequence_number=seq,
-            stream_sid=_str(obj, "streamSid", "streamSid"),
+            stream_sid=str_field(obj, "streamSid", "streamSid"),
             digit=digit,
-            track=_str(dtmf, "track", "dtmf.track"),
+            track=str_field(dtmf, "track", "dtmf.track"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,7 +224,7 @@ class DtmfMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class MarkMessage(_Message):
+class MarkMessage(Message):
     """[WSM] "Mark message": our mark echoed back, once its audio played or was cleared."""
 
     sequence_number: int
@@ -322,12 +234,12 @@ class MarkMessage(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> MarkMessage:
-        seq = _counter(obj, "sequenceNumber", "sequenceNumber")
-        mark = _obj(obj, "mark", "mark")
+        seq = counter_field(obj, "sequenceNumber", "sequenceNumber")
+        mark = obj_field(obj, "mark", "mark")
         return cls(
             sequence_number=seq,
-            stream_sid=_str(obj, "streamSid", "streamSid"),
-            name=_str(mark, "name", "mark.name"),
+            stream_sid=str_field(obj, "streamSid", "streamSid"),
+            name=str_field(mark, "name", "mark.name"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -340,7 +252,7 @@ class MarkMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class StopMessage(_Message):
+class StopMessage(Message):
     """[WSM] "Stop message": the call ended (the only way a bidirectional stream stops)."""
 
     sequence_number: int
@@ -351,13 +263,13 @@ class StopMessage(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> StopMessage:
-        seq = _counter(obj, "sequenceNumber", "sequenceNumber")
-        stop = _obj(obj, "stop", "stop")
+        seq = counter_field(obj, "sequenceNumber", "sequenceNumber")
+        stop = obj_field(obj, "stop", "stop")
         return cls(
             sequence_number=seq,
-            stream_sid=_str(obj, "streamSid", "streamSid"),
-            account_sid=_str(stop, "accountSid", "stop.accountSid"),
-            call_sid=_str(stop, "callSid", "stop.callSid"),
+            stream_sid=str_field(obj, "streamSid", "streamSid"),
+            account_sid=str_field(stop, "accountSid", "stop.accountSid"),
+            call_sid=str_field(stop, "callSid", "stop.callSid"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -373,7 +285,7 @@ class StopMessage(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class OutboundMedia(_Message):
+class OutboundMedia(Message):
     """[WSM] "Send a media message": raw mu-law/8000, no file header, any size."""
 
     stream_sid: str
@@ -382,22 +294,22 @@ class OutboundMedia(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> OutboundMedia:
-        media = _obj(obj, "media", "media")
+        media = obj_field(obj, "media", "media")
         return cls(
-            stream_sid=_str(obj, "streamSid", "streamSid"),
-            payload=_payload(media, "media.payload", MAX_OUTBOUND_PAYLOAD_BYTES),
+            stream_sid=str_field(obj, "streamSid", "streamSid"),
+            payload=payload_field(media, "media.payload", MAX_OUTBOUND_PAYLOAD_BYTES),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "event": self.event,
             "streamSid": self.stream_sid,
-            "media": {"payload": _b64(self.payload)},
+            "media": {"payload": b64(self.payload)},
         }
 
 
 @dataclass(frozen=True, slots=True)
-class OutboundMark(_Message):
+class OutboundMark(Message):
     """[WSM] "Send a mark message": echoed back when the audio sent before it has played."""
 
     stream_sid: str
@@ -406,9 +318,10 @@ class OutboundMark(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> OutboundMark:
-        mark = _obj(obj, "mark", "mark")
+        mark = obj_field(obj, "mark", "mark")
         return cls(
-            stream_sid=_str(obj, "streamSid", "streamSid"), name=_str(mark, "name", "mark.name")
+            stream_sid=str_field(obj, "streamSid", "streamSid"),
+            name=str_field(mark, "name", "mark.name"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -416,7 +329,7 @@ class OutboundMark(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class ClearMessage(_Message):
+class ClearMessage(Message):
     """[WSM] "Send a clear message": drop buffered audio; pending marks come back at once."""
 
     stream_sid: str
@@ -424,7 +337,7 @@ class ClearMessage(_Message):
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> ClearMessage:
-        return cls(stream_sid=_str(obj, "streamSid", "streamSid"))
+        return cls(stream_sid=str_field(obj, "streamSid", "streamSid"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.event, "streamSid": self.stream_sid}
@@ -444,55 +357,19 @@ _OUTBOUND: dict[str, type[OutboundMessage]] = {
 }
 
 
-def _load(text: str | bytes, limit: int) -> tuple[str, dict[str, Any]]:
-    if isinstance(text, bytes | bytearray):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError:
-            raise TwilioProtocolError("message is not valid UTF-8") from None
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > limit:
-        raise TwilioProtocolError(f"message too large: {size} bytes (limit {limit})")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TwilioProtocolError(f"malformed JSON: {exc}") from None
-    except (ValueError, RecursionError):  # e.g. a number longer than int() accepts
-        raise TwilioProtocolError("malformed JSON: cannot be decoded") from None
-    if not isinstance(obj, dict):
-        raise TwilioProtocolError(f"message is not a JSON object (got {_json_type(obj)})")
-    return _str(obj, "event", "event"), obj
-
-
 def parse_inbound(text: str | bytes) -> InboundMessage:
     """Parse one message from Twilio (what the gateway's ``/ws/twilio`` endpoint receives)."""
-    event, obj = _load(text, MAX_MESSAGE_BYTES)
+    event, obj = load(text, MAX_MESSAGE_BYTES)
     cls = _INBOUND.get(event)
     if cls is None:
-        raise TwilioProtocolError(f"unknown event {_quote(event)}")
+        raise TwilioProtocolError(f"unknown event {quote(event)}")
     return cls.parse(obj)
 
 
 def parse_outbound(text: str | bytes) -> OutboundMessage:
     """Parse one message sent to Twilio (what a fake Twilio, i.e. our client, receives)."""
-    event, obj = _load(text, MAX_OUTBOUND_MESSAGE_BYTES)
+    event, obj = load(text, MAX_OUTBOUND_MESSAGE_BYTES)
     cls = _OUTBOUND.get(event)
     if cls is None:
-        raise TwilioProtocolError(f"unknown event {_quote(event)}")
+        raise TwilioProtocolError(f"unknown event {quote(event)}")
     return cls.parse(obj)
-
-
-def twiml_connect_stream(stream_url: str, caller: str | None, *, action: str | None = None) -> str:
-    """TwiML answering a call with a bidirectional stream to ``stream_url``.
-
-    ``<Connect><Stream>`` makes the stream bidirectional ([WSM] "Send WebSocket messages to
-    Twilio"); the caller travels as the custom parameter ``caller``, which Twilio hands back
-    in ``start.customParameters`` (TwiML <Stream> doc, "Custom parameters"). ``action`` is
-    the <Connect> webhook Twilio asks for the next TwiML once the stream ends.
-    """
-    response = VoiceResponse()
-    connect = response.connect(action=action) if action is not None else response.connect()
-    stream = connect.stream(url=stream_url)
-    if caller is not None:
-        stream.parameter(name="caller", value=caller)
-    return str(response)

@@ -14,7 +14,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from gateway.auth import Auth, AuthError
 from gateway.limits import EdgeLimits, LimitExceeded
 from gateway.runtime import Runtime
-from gateway.transports.twilio_protocol import twiml_connect_stream
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +106,19 @@ def twilio_webhooks(
         return Response(str(response), media_type=XML)
 
     return router
+
+
+def twiml_connect_stream(stream_url: str, caller: str | None, *, action: str | None = None) -> str:
+    """TwiML answering a call with a bidirectional stream to ``stream_url``.
+
+    ``<Connect><Stream>`` makes the stream bidirectional ([WSM] "Send WebSocket messages to
+    Twilio"); the caller travels as the custom parameter ``caller``, which Twilio hands back
+    in ``start.customParameters`` (TwiML <Stream> doc, "Custom parameters"). ``action`` is
+    the <Connect> webhook Twilio asks for the next TwiML once the stream ends.
+    """
+    response = VoiceResponse()
+    connect = response.connect(action=action) if action is not None else response.connect()
+    stream = connect.stream(url=stream_url)
+    if caller is not None:
+        stream.parameter(name="caller", value=caller)
+    return str(response)

@@ -27,7 +27,6 @@ from gateway.transports.browser_protocol import (
     MAX_MESSAGE_BYTES,
     BrowserProtocolError,
     ClearMessage,
-    ClientValidator,
     DtmfMessage,
     EndMessage,
     ErrorMessage,
@@ -42,6 +41,7 @@ from gateway.transports.browser_protocol import (
     parse_client,
     parse_server,
 )
+from gateway.transports.browser_validator import ClientValidator
 from orchestration.log.events import Event
 from tests.security.fuzzing import budget
 

@@ -34,8 +34,8 @@ from gateway.transports.twilio_protocol import (
     TwilioProtocolError,
     parse_inbound,
     parse_outbound,
-    twiml_connect_stream,
 )
+from gateway.transports.twilio_webhooks import twiml_connect_stream
 from tests.security.fuzzing import budget
 from voice.audio import ulaw_encode
 
