@@ -83,30 +83,7 @@ def workflows_router(
     if on_logged is not None:
         orch.store.observe(on_logged)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the bus's writer has a connection of its own: while another process holds the
-        # log locked it waits in SQLite's busy handler, and must not hold the connection
-        # the engine and this API use on the event loop meanwhile
-        sink = writer = None
-        if bus is not None:
-            writer = open_store(orch.store_location, project, size=2, busy_timeout_s=2.0,
-                                check=False)
-            sink = attach_bus(bus, writer, observer=log_observer)
-        ticker = await orch.start_background(tick_s) if tick_s > 0 else None
-        try:
-            yield
-        finally:
-            if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
-            if sink is not None and writer is not None:
-                await asyncio.to_thread(sink.close)
-                writer.close()
-            if orchestrator is None:
-                orch.close()
-
+    lifespan = _lifespan(orch, bus, tick_s, log_observer, own=orchestrator is None)
     router = APIRouter(tags=["workflows"], lifespan=lifespan)
 
     @router.get("/api/workflows")
@@ -143,6 +120,38 @@ def workflows_router(
         return await _guard(lambda: _now(lambda: orch.events(run_id, after, limit)))
 
     return router
+
+
+def _lifespan(orch: Orchestrator, bus: EventBus | None, tick_s: float,
+              log_observer: AppendObserver | None, *, own: bool,
+              ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """While the app runs: the bus's events written to the log, the engine's timers ticking;
+    the orchestrator closed at the end when this router made it (``own``)."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the bus's writer has a connection of its own: while another process holds the
+        # log locked it waits in SQLite's busy handler, and must not hold the connection
+        # the engine and this API use on the event loop meanwhile
+        sink = writer = None
+        if bus is not None:
+            writer = open_store(orch.store_location, project, size=2, busy_timeout_s=2.0,
+                                check=False)
+            sink = attach_bus(bus, writer, observer=log_observer)
+        ticker = await orch.start_background(tick_s) if tick_s > 0 else None
+        try:
+            yield
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            if sink is not None and writer is not None:
+                await asyncio.to_thread(sink.close)
+                writer.close()
+            if own:
+                orch.close()
+
+    return lifespan
 
 
 async def _now(fn: Callable[[], T]) -> T:

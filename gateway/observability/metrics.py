@@ -71,7 +71,13 @@ class Metrics:
         refusals: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._call_metrics(self.registry)
+        self._orchestration_metrics(self.registry)
+        self._log_metrics(self.registry)
+        self.registry.register(_PoolCollector(pools))
+        self.registry.register(_RefusalCollector(refusals))
+
+    def _call_metrics(self, r: CollectorRegistry) -> None:
         self.calls_active = Gauge("voxgate_calls_active", "Calls in progress", registry=r)
         self.calls = Counter("voxgate_calls", "Calls started", ["protocol"], registry=r)
         self.turns = Counter("voxgate_turns", "Caller turns transcribed", registry=r)
@@ -96,6 +102,8 @@ class Metrics:
             "voxgate_tts_latency_seconds", "Piper time per sentence", buckets=_FAST_BUCKETS,
             registry=r,
         )
+
+    def _orchestration_metrics(self, r: CollectorRegistry) -> None:
         self.tools = Counter(
             "voxgate_tool_calls", "Tool calls by outcome", ["tool", "outcome"], registry=r
         )
@@ -115,6 +123,8 @@ class Metrics:
         self.bad_messages = Counter(
             "voxgate_bad_messages", "Malformed messages at the edge", ["protocol"], registry=r
         )
+
+    def _log_metrics(self, r: CollectorRegistry) -> None:
         self.log_append = Histogram(
             "voxgate_event_log_append_seconds",
             "Time to append one batch to the event log",
@@ -140,8 +150,6 @@ class Metrics:
         )
         for reason in ("poison", "backlog_full", "shutdown"):
             self.log_drops.labels(reason)  # every reason shows, at 0 until it happens
-        r.register(_PoolCollector(pools))
-        r.register(_RefusalCollector(refusals))
 
     def observe(self, event: Event) -> None:
         self._count(event.type, event.data, "call")
