@@ -26,7 +26,7 @@ from gateway.evaluation.html import render_html
 from gateway.evaluation.load import load_suites
 from gateway.evaluation.report import RunRecord, summarize
 from gateway.evaluation.run import Job, Options, evaluate, machine, plan
-from gateway.evaluation.scenario import SuiteError, WorkflowSuite, variant_params
+from gateway.evaluation.scenario import Suite, SuiteError, WorkflowSuite, variant_params
 from gateway.evaluation.workflows import unknown_workflows
 
 
@@ -128,17 +128,7 @@ def eval_command(
     (workflows); exit 1 if any threshold fails."""
     # piped (CI logs): wide enough that the tables do not wrap
     out = Console() if sys.stdout.isatty() else Console(width=120)
-    try:
-        loaded = load_suites(suites)
-        for v in variant or []:
-            variant_params(v)
-    except (SuiteError, ValueError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    unknown = unknown_workflows([s for s in loaded if isinstance(s, WorkflowSuite)])
-    if unknown:
-        typer.echo("\n".join(unknown), err=True)
-        raise typer.Exit(2)
+    loaded = _load_or_exit(suites, variant or [])
     server: Literal["thread", "subprocess"] = "subprocess" if subprocess else "thread"
     options = Options(url=url, data_dir=data_dir, server_pid=server_pid, server=server,
                       repeat=repeat, variants=variant or None, scenarios=scenario or [],
@@ -150,9 +140,40 @@ def eval_command(
         raise typer.Exit(2)
     started = time.monotonic()
     load_start = machine()
+    records = _run_with_progress(loaded, options, len(jobs))
+    mode = (f"remote gateway {url}" if url else
+            "gateway in child processes" if subprocess else "gateway in this process")
+    meta = {"mode": mode, "started": load_start, "ended": machine(),
+            "duration_s": round(time.monotonic() - started, 1),
+            "suites": [str(s.source) for s in loaded], "audited": url is None or bool(data_dir),
+            "cpu_measured": url is None or server_pid is not None}
+    report = summarize(loaded, records, meta)
+    print_summary(report, out)
+    _write_reports(report, out, json_out, html_out)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def _load_or_exit(suites: list[Path], variants: list[str]) -> list[Suite]:
+    """The suites, checked; a bad suite, variant or workflow name exits 2 with its error."""
+    try:
+        loaded = load_suites(suites)
+        for v in variants:
+            variant_params(v)
+    except (SuiteError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    unknown = unknown_workflows([s for s in loaded if isinstance(s, WorkflowSuite)])
+    if unknown:
+        typer.echo("\n".join(unknown), err=True)
+        raise typer.Exit(2)
+    return loaded
+
+
+def _run_with_progress(loaded: list[Suite], options: Options, total: int) -> list[RunRecord]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task("evaluating", total=len(jobs))
+        task = bar.add_task("evaluating", total=total)
 
         def on_start(job: Job) -> None:
             bar.update(task, description=f"running {job.label}")
@@ -165,14 +186,11 @@ def eval_command(
 
         records = asyncio.run(evaluate(loaded, options, on_run, on_start))
         bar.update(task, description="done")
-    mode = (f"remote gateway {url}" if url else
-            "gateway in child processes" if subprocess else "gateway in this process")
-    meta = {"mode": mode, "started": load_start, "ended": machine(),
-            "duration_s": round(time.monotonic() - started, 1),
-            "suites": [str(s.source) for s in loaded], "audited": url is None or bool(data_dir),
-            "cpu_measured": url is None or server_pid is not None}
-    report = summarize(loaded, records, meta)
-    print_summary(report, out)
+    return records
+
+
+def _write_reports(report: dict[str, Any], out: Console, json_out: Path | None,
+                   html_out: Path | None) -> None:
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=1, default=str) + "\n")
@@ -181,5 +199,3 @@ def eval_command(
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(render_html(report))
         out.print(f"HTML report written to {html_out}")
-    if not report["ok"]:
-        raise typer.Exit(1)
