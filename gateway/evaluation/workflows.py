@@ -25,9 +25,10 @@ from gateway.evaluation.checks import (
     tokens_used,
 )
 from gateway.evaluation.report import RunRecord, signature
-from gateway.evaluation.scenario import WorkflowScenario, WorkflowSuite
+from gateway.evaluation.scenario import RunExpect, WorkflowScenario, WorkflowSuite
 from orchestration.clock import FakeClock
 from orchestration.errors import OrchestrationError
+from orchestration.log.store import StoredEvent
 from orchestration.service import Orchestrator
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: schedules and SLAs fall on known times
@@ -66,37 +67,50 @@ async def run_workflow(suite: WorkflowSuite, scenario: WorkflowScenario, repeat:
     record = RunRecord(suite.suite, scenario.name, scenario.tier, "clean", repeat)
     clock = FakeClock(EPOCH)
     orch = Orchestrator(data_dir, clock=clock, rng=random.Random(repeat))
-    expect = scenario.expect
     try:
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        view = await orch.start(scenario.workflow, scenario.input)
-        run_id = str(view["id"])
-        record.ids.append(run_id)
-        for i, step in enumerate(scenario.script):
-            if step.signal is not None:
-                result = await orch.signal(run_id, step.signal, step.data)
-                if step.accepted is not None and result.accepted != step.accepted:
-                    record.outcome.append(
-                        f"script[{i}] {step.signal}: accepted={result.accepted}, expected "
-                        f"{step.accepted}" + (f" ({result.reason})" if result.reason else ""))
-            elif step.advance is not None:
-                clock.advance(step.advance)
-                await orch.tick()
-        record.duration_s = time.perf_counter() - t0
-        record.cpu_s = time.process_time() - cpu0
-        record.latencies_ms.append(round(record.duration_s * 1000, 3))
-        view = orch.status(run_id)
-        events = list(orch.store.read(stream=f"wf:{run_id}"))
-        record.audit += audit_run(events, orch.store.view(f"wf:{run_id}"))
-        replayed = orch.replay()
-        if not replayed.ok:
-            record.audit.append(f"replay differs from the stored views: mismatched "
-                                f"{replayed.mismatched[:3]}, missing {replayed.missing[:3]}")
+        view, events = await _drive(orch, clock, scenario, record)
     except OrchestrationError as exc:
         record.error = str(exc)
         return record
     finally:
         orch.close()
+    _score(record, scenario.expect, view, events)
+    return record
+
+
+async def _drive(orch: Orchestrator, clock: FakeClock, scenario: WorkflowScenario,
+                 record: RunRecord) -> tuple[dict[str, Any], list[StoredEvent]]:
+    """Start the run, play its script (signals, time passing), audit and replay its log."""
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    view = await orch.start(scenario.workflow, scenario.input)
+    run_id = str(view["id"])
+    record.ids.append(run_id)
+    for i, step in enumerate(scenario.script):
+        if step.signal is not None:
+            result = await orch.signal(run_id, step.signal, step.data)
+            if step.accepted is not None and result.accepted != step.accepted:
+                record.outcome.append(
+                    f"script[{i}] {step.signal}: accepted={result.accepted}, expected "
+                    f"{step.accepted}" + (f" ({result.reason})" if result.reason else ""))
+        elif step.advance is not None:
+            clock.advance(step.advance)
+            await orch.tick()
+    record.duration_s = time.perf_counter() - t0
+    record.cpu_s = time.process_time() - cpu0
+    record.latencies_ms.append(round(record.duration_s * 1000, 3))
+    view = orch.status(run_id)
+    events = list(orch.store.read(stream=f"wf:{run_id}"))
+    record.audit += audit_run(events, orch.store.view(f"wf:{run_id}"))
+    replayed = orch.replay()
+    if not replayed.ok:
+        record.audit.append(f"replay differs from the stored views: mismatched "
+                            f"{replayed.mismatched[:3]}, missing {replayed.missing[:3]}")
+    return view, events
+
+
+def _score(record: RunRecord, expect: RunExpect, view: dict[str, Any],
+           events: list[StoredEvent]) -> None:
+    """What the run did against what the scenario expects."""
     pairs = [(e.type, e.data) for e in events]
     types = [e.type for e in events]
     completed = [str(d.get("step")) for t, d in pairs if t == "step.completed"]
@@ -130,4 +144,3 @@ async def run_workflow(suite: WorkflowSuite, scenario: WorkflowScenario, repeat:
                        if t in types]
     record.signature = signature({"status": view["status"], "state": view["state"],
                                   "steps": sorted(set(completed)), "output": view.get("output")})
-    return record
