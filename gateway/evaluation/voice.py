@@ -150,19 +150,10 @@ def _answered(events: Sequence[Event]) -> bool:
     return "agent.reply" in after or "agent.turn" in after
 
 
-def score_call(record: RunRecord, call: Call, result: CallResult,
-               logged: Sequence[StoredEvent], audited: bool) -> dict[str, Any]:
-    """Adds one call's figures and problems to ``record``; returns its signature part."""
-    expect = call.expect
-    pairs = _pairs(result, logged)
-    types = [t for t, _ in pairs]
-    if audited:
-        record.audit += audit_call(logged, [e.event.seq for e in result.events])
-    record.policy += policy_violations(pairs)
-    denials = [t for t, d in pairs if is_denial(t, d)]
-    record.denials += len(denials)
-    record.tokens += tokens_used(d for _, d in pairs)
-
+def _score_speech(record: RunRecord, call: Call, result: CallResult,
+                  ) -> tuple[list[list[Event]], list[int]]:
+    """Word errors and understanding (intents, slots) of the call's spoken turns; returns
+    the events by turn and which turns were spoken."""
     turns = by_turn(result, len(call.turns))
     spoken = [i for i, t in enumerate(call.turns) if t.say is not None or t.audio is not None]
     for i in spoken:
@@ -182,6 +173,23 @@ def score_call(record: RunRecord, call: Call, result: CallResult,
     record.intents_correct += u.intents_correct
     record.slots_expected += u.slots_expected
     record.slots_correct += u.slots_correct
+    return turns, spoken
+
+
+def score_call(record: RunRecord, call: Call, result: CallResult,
+               logged: Sequence[StoredEvent], audited: bool) -> dict[str, Any]:
+    """Adds one call's figures and problems to ``record``; returns its signature part."""
+    expect = call.expect
+    pairs = _pairs(result, logged)
+    types = [t for t, _ in pairs]
+    if audited:
+        record.audit += audit_call(logged, [e.event.seq for e in result.events])
+    record.policy += policy_violations(pairs)
+    denials = [t for t, d in pairs if is_denial(t, d)]
+    record.denials += len(denials)
+    record.tokens += tokens_used(d for _, d in pairs)
+
+    turns, spoken = _score_speech(record, call, result)
 
     called = [str(d.get("tool")) for t, d in pairs if t == "tool.called"]
     succeeded = [str(d.get("tool")) for t, d in pairs if t == "tool.succeeded"]
