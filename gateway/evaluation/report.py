@@ -139,58 +139,79 @@ def summarize(suites: Sequence[Suite], runs: Sequence[RunRecord],
     for s in suites:
         tiers.update(s.tiers)
     failures: list[str] = []
-    suite_rows = []
-    for s in suites:
-        mine = [r for r in runs if r.suite == s.suite]
-        figures = _accuracy(mine)
-        cons = _consistency(mine)
-        figures["consistency"] = cons["overall"]
-        t = s.thresholds
-        gates = [
-            _gate("wer", figures["wer"], t.wer_max, upper=True),
-            _gate("intent_accuracy", figures["intent_accuracy"], t.intent_accuracy_min, False),
-            _gate("slot_accuracy", figures["slot_accuracy"], t.slot_accuracy_min, False),
-            _gate("outcome", figures["outcome"], t.outcome_min, False),
-            _gate("completeness", figures["completeness"], t.completeness_min, False),
-            _gate("consistency", figures["consistency"], t.consistency_min, False),
-        ]
-        audit = sum(bool(r.audit) for r in mine)
-        policy = sum(bool(r.policy) for r in mine)
-        errors = sum(r.error is not None for r in mine)
-        gates.append({"name": "audit_complete", "value": len(mine) - audit, "limit": len(mine),
-                      "op": "==", "ok": audit == 0})
-        gates.append({"name": "policy_adherence", "value": len(mine) - policy,
-                      "limit": len(mine), "op": "==", "ok": policy == 0})
-        gates.append({"name": "runs_completed", "value": len(mine) - errors, "limit": len(mine),
-                      "op": "==", "ok": errors == 0})
-        failures += [f"suite {s.suite}: {g['name']} {g['value']} (limit {g['op']} {g['limit']})"
-                     for g in gates if g["ok"] is False]
-        variants = sorted({r.variant for r in mine}, key=lambda v: (v != "clean", v))
-        suite_rows.append({
-            "suite": s.suite, "kind": s.kind, "source": str(s.source), "runs": len(mine),
-            "runs_ok": sum(r.ok for r in mine), "figures": figures, "gates": gates,
-            "denials": sum(r.denials for r in mine),
-            "variants": {v: {**_accuracy([r for r in mine if r.variant == v]),
-                             "consistency_vs_clean": cons["per_variant"].get(v)}
-                         for v in variants},
-            "consistency": cons,
-        })
-    tier_rows = []
-    for name, limits in sorted(tiers.items()):
-        mine = [r for r in runs if r.tier == name]
-        figures = _latency(mine)
-        gates = [
-            _gate("latency_p50_ms", figures["latency_p50_ms"], limits.latency_p50_ms, True),
-            _gate("latency_p95_ms", figures["latency_p95_ms"], limits.latency_p95_ms, True),
-            _gate("cpu_s_per_call", figures["cpu_s_per_call"], limits.cpu_s_per_call, True),
-            _gate("tokens_per_call", figures["tokens_per_call"], limits.tokens_per_call, True),
-        ]
-        if not mine:
-            gates = [g for g in gates if g["limit"] is None]
-        failures += [f"tier {name}: {g['name']} {g['value']} (limit {g['op']} {g['limit']})"
-                     for g in gates if g["ok"] is False]
-        tier_rows.append({"tier": name, **figures, "limits": limits.model_dump(),
-                          "gates": gates})
+    suite_rows = [_suite_row(s, runs, failures) for s in suites]
+    tier_rows = [_tier_row(name, limits, runs, failures) for name, limits in sorted(tiers.items())]
+    for r in runs:
+        if not r.ok:
+            failures.append(f"run {r.suite}/{r.scenario} [{r.variant} #{r.repeat + 1}]: "
+                            + "; ".join(r.problems()))
+    return {
+        "ok": not failures,
+        "meta": meta or {},
+        "suites": suite_rows,
+        "tiers": tier_rows,
+        "scenarios": _scenario_rows(runs),
+        "failures": failures,
+        "runs": [asdict(r) | {"ok": r.ok} for r in runs],
+    }
+
+
+def _suite_row(s: Suite, runs: Sequence[RunRecord], failures: list[str]) -> dict[str, Any]:
+    """One suite's figures and gates; its failed gates are added to ``failures``."""
+    mine = [r for r in runs if r.suite == s.suite]
+    figures = _accuracy(mine)
+    cons = _consistency(mine)
+    figures["consistency"] = cons["overall"]
+    t = s.thresholds
+    gates = [
+        _gate("wer", figures["wer"], t.wer_max, upper=True),
+        _gate("intent_accuracy", figures["intent_accuracy"], t.intent_accuracy_min, False),
+        _gate("slot_accuracy", figures["slot_accuracy"], t.slot_accuracy_min, False),
+        _gate("outcome", figures["outcome"], t.outcome_min, False),
+        _gate("completeness", figures["completeness"], t.completeness_min, False),
+        _gate("consistency", figures["consistency"], t.consistency_min, False),
+    ]
+    audit = sum(bool(r.audit) for r in mine)
+    policy = sum(bool(r.policy) for r in mine)
+    errors = sum(r.error is not None for r in mine)
+    gates.append({"name": "audit_complete", "value": len(mine) - audit, "limit": len(mine),
+                  "op": "==", "ok": audit == 0})
+    gates.append({"name": "policy_adherence", "value": len(mine) - policy,
+                  "limit": len(mine), "op": "==", "ok": policy == 0})
+    gates.append({"name": "runs_completed", "value": len(mine) - errors, "limit": len(mine),
+                  "op": "==", "ok": errors == 0})
+    failures += [f"suite {s.suite}: {g['name']} {g['value']} (limit {g['op']} {g['limit']})"
+                 for g in gates if g["ok"] is False]
+    variants = sorted({r.variant for r in mine}, key=lambda v: (v != "clean", v))
+    return {
+        "suite": s.suite, "kind": s.kind, "source": str(s.source), "runs": len(mine),
+        "runs_ok": sum(r.ok for r in mine), "figures": figures, "gates": gates,
+        "denials": sum(r.denials for r in mine),
+        "variants": {v: {**_accuracy([r for r in mine if r.variant == v]),
+                         "consistency_vs_clean": cons["per_variant"].get(v)}
+                     for v in variants},
+        "consistency": cons,
+    }
+
+
+def _tier_row(name: str, limits: Tier, runs: Sequence[RunRecord], failures: list[str],
+              ) -> dict[str, Any]:
+    mine = [r for r in runs if r.tier == name]
+    figures = _latency(mine)
+    gates = [
+        _gate("latency_p50_ms", figures["latency_p50_ms"], limits.latency_p50_ms, True),
+        _gate("latency_p95_ms", figures["latency_p95_ms"], limits.latency_p95_ms, True),
+        _gate("cpu_s_per_call", figures["cpu_s_per_call"], limits.cpu_s_per_call, True),
+        _gate("tokens_per_call", figures["tokens_per_call"], limits.tokens_per_call, True),
+    ]
+    if not mine:
+        gates = [g for g in gates if g["limit"] is None]
+    failures += [f"tier {name}: {g['name']} {g['value']} (limit {g['op']} {g['limit']})"
+                 for g in gates if g["ok"] is False]
+    return {"tier": name, **figures, "limits": limits.model_dump(), "gates": gates}
+
+
+def _scenario_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
     scenario_rows = []
     keyed: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for r in runs:
@@ -207,16 +228,4 @@ def summarize(suites: Sequence[Suite], runs: Sequence[RunRecord],
             "wer": _accuracy(group)["wer"],
             "problems": sorted({p for r in group for p in r.problems()}),
         })
-    for r in runs:
-        if not r.ok:
-            failures.append(f"run {r.suite}/{r.scenario} [{r.variant} #{r.repeat + 1}]: "
-                            + "; ".join(r.problems()))
-    return {
-        "ok": not failures,
-        "meta": meta or {},
-        "suites": suite_rows,
-        "tiers": tier_rows,
-        "scenarios": scenario_rows,
-        "failures": failures,
-        "runs": [asdict(r) | {"ok": r.ok} for r in runs],
-    }
+    return scenario_rows
