@@ -120,8 +120,17 @@ details{margin:4px 0}code{font-size:12px}h2{margin-top:32px}
 
 
 def render_html(report: dict[str, Any]) -> str:
+    out: list[str] = []
+    for section in (_head, _suites, _tiers, _plots, _scenarios, _runs):
+        out += section(report)
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _head(report: dict[str, Any]) -> list[str]:
+    """The page's head and verdict."""
     meta = report.get("meta", {})
-    out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+    out: list[str] = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
            "<title>voxgate evaluation</title>", f"<style>{CSS}</style></head><body>",
            "<h1>voxgate evaluation</h1>",
            f"<p class='verdict {'ok' if report['ok'] else 'bad'}'>"
@@ -129,6 +138,12 @@ def render_html(report: dict[str, Any]) -> str:
            f"<p>{_e(meta.get('mode', ''))}; {_e(meta.get('duration_s', '?'))} s; suites: "
            f"{_e(', '.join(meta.get('suites', [])))}; machine: "
            f"<code>{_e(json.dumps(meta.get('started', {})))}</code></p>"]
+    return out
+
+
+def _suites(report: dict[str, Any]) -> list[str]:
+    """One row per suite: its runs and gates."""
+    out: list[str] = []
     out.append("<h2>Suites</h2><table><tr><th>suite</th><th>runs ok</th>")
     names = ["wer", "intent_accuracy", "slot_accuracy", "outcome", "completeness",
              "consistency", "audit_complete", "policy_adherence", "runs_completed"]
@@ -140,6 +155,12 @@ def render_html(report: dict[str, Any]) -> str:
         out += [_gate_cell(gates[n], n in PCT) for n in names]
         out.append("</tr>")
     out.append("</table>")
+    return out
+
+
+def _tiers(report: dict[str, Any]) -> list[str]:
+    """One row per tier: latency and cost against its limits."""
+    out: list[str] = []
     out.append("<h2>Latency and cost per tier</h2><table><tr><th>tier</th><th>n</th>"
                "<th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>CPU s/call</th>"
                "<th>tokens/call</th></tr>")
@@ -152,6 +173,12 @@ def render_html(report: dict[str, Any]) -> str:
                    + _gate_cell(g["cpu_s_per_call"], False)
                    + _gate_cell(g["tokens_per_call"], False) + "</tr>")
     out.append("</table>")
+    return out
+
+
+def _plots(report: dict[str, Any]) -> list[str]:
+    """Every latency per tier, the audio variants' WER and the CPU per call."""
+    out: list[str] = []
     latencies: dict[str, list[float]] = {}
     for r in report["runs"]:
         latencies.setdefault(r["tier"], []).extend(r["latencies_ms"])
@@ -182,6 +209,12 @@ def render_html(report: dict[str, Any]) -> str:
         if any(v is not None for _, v in cpu):
             out.append(f"<h2>{title}</h2>")
             out.append(bar_chart(cpu, "CPU seconds"))
+    return out
+
+
+def _scenarios(report: dict[str, Any]) -> list[str]:
+    """One row per scenario."""
+    out: list[str] = []
     out.append("<h2>Scenarios</h2><table><tr><th>scenario</th><th>tier</th><th>runs ok</th>"
                "<th>p50 ms</th><th>p95 ms</th><th>CPU s</th><th>WER</th><th>problems</th></tr>")
     for r in report["scenarios"]:
@@ -193,6 +226,12 @@ def render_html(report: dict[str, Any]) -> str:
                    f"<td>{_fmt(r['cpu_s_per_call'])}</td><td>{_fmt(r['wer'], True)}</td>"
                    f"<td style='text-align:left'>{problems}</td></tr>")
     out.append("</table>")
+    return out
+
+
+def _runs(report: dict[str, Any]) -> list[str]:
+    """The failures, then every run with what it found."""
+    out: list[str] = []
     if report["failures"]:
         out.append("<h2>Failures</h2><ul>")
         out += [f"<li>{_e(f)}</li>" for f in report["failures"]]
@@ -208,5 +247,4 @@ def render_html(report: dict[str, Any]) -> str:
             lines.append(f"error: {r['error']}")
         body = "<br>".join(_e(x).replace("&lt;br&gt;", "<br>") for x in lines)
         out.append(f"<details><summary>{_e(head)}</summary><p>{body}</p></details>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return out
