@@ -190,12 +190,10 @@ class SQLiteEventStore:
         self._observers.append(observer)
         return lambda: self._observers.remove(observer)
 
-    def _append_locked(
-        self, events: Sequence[NewEvent], expected: Mapping[str, int]
-    ) -> list[StoredEvent]:
+    def _current(self, touched: list[str]) -> tuple[dict[str, int], dict[str, View | None]]:
+        """The streams' versions and views now: views from the cache when still current,
+        else from the database."""
         db = self._db
-        seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-        touched = list(dict.fromkeys(e.stream for e in events))
         versions: dict[str, int] = {}
         views: dict[str, View | None] = {}
         for i in range(0, len(touched), _IN_CHUNK):
@@ -219,6 +217,15 @@ class SQLiteEventStore:
                 f"SELECT stream, view FROM streams WHERE stream IN ({marks})", chunk
             ):
                 views[stream] = None if view is None else decode(view)
+        return versions, views
+
+    def _append_locked(
+        self, events: Sequence[NewEvent], expected: Mapping[str, int]
+    ) -> list[StoredEvent]:
+        db = self._db
+        seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        touched = list(dict.fromkeys(e.stream for e in events))
+        versions, views = self._current(touched)
         for stream, version in expected.items():
             if versions.get(stream, 0) != version:
                 raise ConcurrentWriteError(stream, version, versions.get(stream, 0))
