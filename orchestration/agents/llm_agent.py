@@ -25,13 +25,14 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from memory.redact import redact_text
 from orchestration.agents.agent import AgentAction, AgentInput, CallInfo, Dtmf, Say, UserTurn
 from orchestration.agents.config import AgentsConfigError
+from orchestration.agents.context import AgentContext
 from orchestration.agents.nlu.parser import NluResult
 from orchestration.agents.supervisor import SUPERVISOR, Supervisor
 from orchestration.log.store import View
@@ -40,9 +41,6 @@ from orchestration.patterns.bulkhead import BulkheadFull
 from orchestration.patterns.llm import read_usage
 from orchestration.patterns.runner import describe
 from orchestration.patterns.tools import ToolError
-
-if TYPE_CHECKING:
-    from orchestration.agents.system import AgentSystem
 
 CONFIRM = {"calendar.book": "book", "calendar.move": "move", "calendar.cancel": "cancel"}
 PERMISSIONS = ["calendar.read", "calendar.write", "support.read", "ticket.write", "ops.read",
@@ -69,23 +67,23 @@ class LlmError(Exception):
 class LlmBrain:
     """The model client and the tool catalogue shared by all calls."""
 
-    def __init__(self, system: AgentSystem, http: httpx.AsyncClient | None = None) -> None:
-        cfg = system.config.llm
+    def __init__(self, context: AgentContext, http: httpx.AsyncClient | None = None) -> None:
+        cfg = context.config.llm
         if not cfg.base_url:
-            raise AgentsConfigError(system.source, [("llm.base_url",
+            raise AgentsConfigError(context.source, [("llm.base_url",
                                                      "nlu.backend 'llm' needs llm.base_url")])
         self.config = cfg
         self.base_url = cfg.base_url.rstrip("/")
         self.http = http
         self.api_key = os.environ.get(cfg.api_key_env, "")
-        tools = sorted({t for f in system.flows.values() for st in f.states.values()
+        tools = sorted({t for f in context.flows.values() for st in f.states.values()
                         for t in [getattr(st, "tool", None), *getattr(st, "fallbacks", [])]
-                        if t and t in system.registry and t not in _LOCAL
+                        if t and t in context.registry and t not in _LOCAL
                         and t not in ("ticket.queue", "ops.cached")})
         self.tools = tools
         self.specs: list[dict[str, Any]] = []
         for name in tools:
-            tool = system.registry.get(name)
+            tool = context.registry.get(name)
             schema = tool.input_model.model_json_schema()
             schema.get("properties", {}).pop("caller", None)
             if "required" in schema:
@@ -130,10 +128,10 @@ class LlmSupervisor(Supervisor):
 
     TURN_STATE = ("pending", "history")  # undone with the rest for a superseded turn
 
-    def __init__(self, call: CallInfo, system: AgentSystem, resume: View | None = None) -> None:
-        super().__init__(call, system, resume)
-        assert system.llm is not None
-        self.brain: LlmBrain = system.llm
+    def __init__(self, call: CallInfo, context: AgentContext, brain: LlmBrain,
+                 resume: View | None = None) -> None:
+        super().__init__(call, context, resume)
+        self.brain = brain
         self.pending: tuple[str, dict[str, Any], str] | None = None  # tool, input, call id
         self.history: list[dict[str, Any]] = []
 

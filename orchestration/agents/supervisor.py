@@ -34,7 +34,7 @@ import copy
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memory.router import MemoryRouter
 from memory.short_term import CallMemory
@@ -49,6 +49,7 @@ from orchestration.agents.agent import (
     UserTurn,
 )
 from orchestration.agents.config import opens_with
+from orchestration.agents.context import AgentContext
 from orchestration.agents.flow_host import FlowHost
 from orchestration.agents.nlu.parser import UNKNOWN, NluResult
 from orchestration.agents.nlu.slots import speak_date, speak_time
@@ -57,9 +58,6 @@ from orchestration.patterns.runner import ToolRunner
 from orchestration.workflow.call_run import CallRun, Conversation, carried_on
 from orchestration.workflow.memory_tools import CallTools
 from orchestration.workflow.runs import Turn
-
-if TYPE_CHECKING:
-    from orchestration.agents.system import AgentSystem
 
 SLOT_NAMES = ("date", "time", "service", "note", "number")
 SUPERVISOR = "supervisor"
@@ -71,20 +69,20 @@ class Supervisor:
     # more attributes that are conversational state, kept and put back like the rest
     TURN_STATE: tuple[str, ...] = ()
 
-    def __init__(self, call: CallInfo, system: AgentSystem, resume: View | None = None) -> None:
+    def __init__(self, call: CallInfo, context: AgentContext, resume: View | None = None) -> None:
         """``resume``: the conversation of an earlier session (its call view's
         ``conversation``, rebuilt from the log) to carry on from."""
         self.call = call
-        self.sys = system
-        self.config = system.config.supervisor
+        self.sys = context  # the shared parts of the agent system this call uses
+        self.config = context.config.supervisor
         self.memory = CallMemory()  # the recent turns ("repeat", the model's history)
-        self.conversation = Conversation(system.bus, call.session_id, carried_on(resume))
-        self.router = MemoryRouter(system.memory, call.caller, self.emit)
-        runner = ToolRunner(CallTools(system.registry, self.router), system.clock,
-                            system.runner.rng, system.breakers, policy=system.policy)
-        self.host = FlowHost(system.engine, self.conversation, system.flows, runner=runner,
-                             router=self.router, today=system.today,
-                             services=system.spoken_services, durable=system.durable)
+        self.conversation = Conversation(context.bus, call.session_id, carried_on(resume))
+        self.router = MemoryRouter(context.memory, call.caller, self.emit)
+        runner = ToolRunner(CallTools(context.registry, self.router), context.clock,
+                            context.runner.rng, context.breakers, policy=context.policy)
+        self.host = FlowHost(context.engine, self.conversation, context.flows, runner=runner,
+                             router=self.router, today=context.today,
+                             services=context.spoken_services, durable=context.durable)
         # what the view cannot hold, kept from before the last input: the recent turns and
         # a subclass's own state
         self._kept: tuple[int | None, tuple[Any, ...], dict[str, Any]] | None = None

@@ -29,6 +29,8 @@ from memory.store import MemoryStore
 from orchestration.agents import ops, scheduling, support, workspace
 from orchestration.agents.agent import AgentFactory, CallInfo
 from orchestration.agents.config import AgentsConfig, check, load
+from orchestration.agents.context import AgentContext
+from orchestration.agents.llm_agent import LlmBrain, LlmSupervisor
 from orchestration.agents.nlu.parser import LocalNlu, NluResult
 from orchestration.agents.ops_readings import ReadingsProvider
 from orchestration.agents.supervisor import Supervisor
@@ -126,11 +128,19 @@ class AgentSystem:
         # the workflow engine runs each call's flows (call-bound runs: no log of its own)
         self.engine = Engine(None, self.registry, clock=self.clock, breakers=self.breakers,
                              policy=self.policy)
-        self.llm: Any = None
+        # what each call's agents get: the parts above they use, not this whole object
+        self.context = self._context()
+        self.llm: LlmBrain | None = None
         if config.nlu.backend == "llm":
-            from orchestration.agents.llm_agent import LlmBrain
+            self.llm = LlmBrain(self.context, http)
 
-            self.llm = LlmBrain(self, http)
+    def _context(self) -> AgentContext:
+        return AgentContext(
+            bus=self.bus, config=self.config, source=self.source, nlu=self.nlu,
+            today=self.today, clock=self.clock, memory=self.memory, registry=self.registry,
+            runner=self.runner, breakers=self.breakers, policy=self.policy, engine=self.engine,
+            flows=self.flows, routes=self.routes, spoken_services=self.spoken_services,
+            durable=self.durable)
 
     def _stores_and_tools(self, data_dir: Path, http: httpx.AsyncClient | None,
                           readings: dict[str, ReadingsProvider] | None,
@@ -161,16 +171,13 @@ class AgentSystem:
         return registry
 
     async def understand(self, text: str, expected: Iterable[str] = ()) -> NluResult:
-        return self.nlu.parse(text, expected)
+        return await self.context.understand(text, expected)
 
     def agent(self, call: CallInfo) -> Supervisor:
         resume = self._stored_call(call.resume_from) if call.resume_from else None
         if self.llm is not None:
-            from orchestration.agents.llm_agent import LlmSupervisor
-
-            agent: Supervisor = LlmSupervisor(call, self, resume)
-            return agent
-        return Supervisor(call, self, resume)
+            return LlmSupervisor(call, self.context, self.llm, resume)
+        return Supervisor(call, self.context, resume)
 
     def _stored_call(self, session: str) -> View:
         if self.calls is None:
