@@ -124,7 +124,7 @@ async def test_the_harness_gateway_knows_itself(tmp_path: Path) -> None:
     # readings plugged in, "how is the gateway doing?" had no answer in an eval run
     from gateway.evaluation.gateway import build_app_parts
     from gateway.evaluation.scenario import Agents
-    from orchestration.agents.agent import CallInfo, Say, UserTurn
+    from voice.ports import CallInfo, Say, UserTurn
 
     app, close = build_app_parts(tmp_path, Agents(factory="agents"), None)
     try:
