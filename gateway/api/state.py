@@ -132,8 +132,8 @@ def state_router(
 ) -> APIRouter:
     tracker = SessionTracker(bus)
     holder: dict[str, Any] = {}  # the event log's sessions and run tail, once open
-    router = APIRouter(tags=["state"], lifespan=_lifespan(tracker, holder, data_dir, poll_s),
-                       dependencies=[Depends(viewer)])
+    lifespan = _lifespan(tracker, holder, data_dir, database_url, poll_s)
+    router = APIRouter(tags=["state"], lifespan=lifespan, dependencies=[Depends(viewer)])
     router.include_router(flows_router())  # the diagrams of the calls' dialogue flows
 
     def session_log() -> SessionLog:
@@ -163,7 +163,8 @@ def state_router(
     return router
 
 
-def _lifespan(tracker: SessionTracker, holder: dict[str, Any], data_dir: Path, poll_s: float,
+def _lifespan(tracker: SessionTracker, holder: dict[str, Any], data_dir: Path,
+              database_url: str | None, poll_s: float,
               ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Open the event log's sessions and tail its workflow runs while the app runs."""
     @contextlib.asynccontextmanager
