@@ -95,7 +95,10 @@ class Outcome:
 
 
 def discover() -> list[str]:
-    return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in ("__init__", "run_all"))
+    """The benchmarks: the modules here that run as a script (the others, such as
+    ``browser.py`` or ``nlu_sets.py``, are helpers the benchmarks and tests share)."""
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem != "run_all"
+                  and '__name__ == "__main__"' in p.read_text(encoding="utf-8"))
 
 
 def lookup(data: dict[str, Any], path: str) -> Any:

@@ -32,3 +32,11 @@ def test_every_result_file_the_readme_names_is_committed() -> None:
     tracked = subprocess.run(["git", "ls-files", "benchmarks/results"], capture_output=True,
                              text=True, cwd=ROOT, check=True).stdout.split()
     assert named <= set(tracked), sorted(named - set(tracked))
+
+
+def test_make_bench_runs_the_benchmarks_not_their_helpers() -> None:
+    from benchmarks.run_all import discover
+
+    names = discover()
+    assert {"call_latency", "stt_tts", "soak", "orchestration_log"} <= set(names)
+    assert not {"browser", "phone_line", "nlu_sets", "log_backends", "run_all"} & set(names)
