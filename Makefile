@@ -35,9 +35,9 @@ install: apt $(STAMP) $(WEB_STAMP)
 run: install
 	$(BIN)/voxgate serve --host 127.0.0.1 --port 8000
 
+# two workers, each test file on one of them (module-scoped servers stay in one process):
+# most tests stream audio in real time and wait, so the suite takes half the time
 test: install
-	# two workers, each test file on one of them (module-scoped servers stay in one
-	# process): most tests stream audio in real time and wait, so the suite takes half the time
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: install
