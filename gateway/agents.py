@@ -14,7 +14,8 @@ from voice import ports
 
 
 def agent_call(call: ports.CallInfo) -> brain.CallInfo:
-    return brain.CallInfo(call.session_id, call.protocol, call.caller, call.call_sid)
+    return brain.CallInfo(call.session_id, call.protocol, call.caller, call.call_sid,
+                          call.resume_from)
 
 
 def agent_input(item: ports.AgentInput) -> brain.AgentInput:

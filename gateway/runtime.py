@@ -69,7 +69,10 @@ class Runtime:
         protocol: str,
         caller: str | None = None,
         call_sid: str | None = None,
+        resume_from: str | None = None,
     ) -> CallSession:
+        """A new call; ``resume_from`` carries on the conversation of an earlier session
+        (the agents rebuild it from the event log, or refuse with a clear error)."""
         if self.draining:
             raise Draining()
         if len(self.sessions) >= self.settings.max_sessions:
@@ -77,7 +80,8 @@ class Runtime:
                 f"the gateway is at capacity ({self.settings.max_sessions} calls)"
             )
         session_id = uuid.uuid4().hex[:16]
-        call = CallInfo(session_id=session_id, protocol=protocol, caller=caller, call_sid=call_sid)
+        call = CallInfo(session_id=session_id, protocol=protocol, caller=caller,
+                        call_sid=call_sid, resume_from=resume_from)
         session = CallSession(
             call=call,
             transport=transport,

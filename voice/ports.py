@@ -26,6 +26,8 @@ class CallInfo:
     protocol: str  # "twilio", "browser", ...
     caller: str | None = None
     call_sid: str | None = None
+    # an earlier call whose conversation this one carries on (the agent rebuilds it)
+    resume_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,3 +138,24 @@ def test_resuming_a_call_the_log_does_not_hold_is_refused_clearly(tmp_path: Path
     with pytest.raises(ResumeError, match="the agents have no event log"):
         system.agent(CallInfo("call-x", "twilio", resume_from="nope"))
     system.close()
+
+
+def test_a_new_voice_call_asks_the_agents_to_resume(tmp_path: Path) -> None:
+    # the voice side's CallInfo (what Runtime.new_session gives a CallSession) carries
+    # resume_from through the gateway's plug to the agent system, which looks it up
+    from gateway.agents import plug
+    from voice import ports
+
+    asked: list[str] = []
+
+    def calls(session: str) -> None:
+        asked.append(session)
+        return None
+
+    system, _ = make_system(tmp_path, calls=calls)
+    factory = plug(system.agent)
+    with pytest.raises(ResumeError, match="cannot resume 'call-a': no such call"):
+        factory(ports.CallInfo("call-b", "twilio", "+15005550006", resume_from="call-a"))
+    factory(ports.CallInfo("call-c", "twilio", "+15005550006"))  # a new call: no lookup
+    assert asked == ["call-a"]
+    system.close()
