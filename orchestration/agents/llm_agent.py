@@ -172,21 +172,10 @@ class LlmSupervisor(Supervisor):
             return
         if local.intent == "tell_name" and isinstance(local.slots.get("name"), str):
             self.router.set_name(local.slots["name"])  # memory.write: the name is known
-        if self.pending is not None:
-            tool, raw, call_id = self.pending
-            self.pending = None
-            if local.intent == "affirm":
-                done = await self._run_tool(tool, raw)
-                self.history.append({"role": "tool", "tool_call_id": call_id,
-                                     "content": json.dumps(done)})
-                verb = {"book": "You're booked for", "move": "Your appointment is now",
-                        "cancel": "Cancelled:"}[CONFIRM[tool]]
-                yield Say(f"Done. {verb} {done.get('spoken', '')}." if done.get("ok") else
-                          "Sorry, that didn't work.")
-                return
-            self.history.append({"role": "tool", "tool_call_id": call_id,
-                                 "content": json.dumps({"ok": False,
-                                                        "error": "the caller did not confirm"})})
+        confirmed = await self._answer_pending(local)
+        if confirmed is not None:
+            yield confirmed
+            return
         self.history.append({"role": "user", "content": redact_text(text)})
         for _ in range(self.brain.config.max_tool_rounds):
             messages = [{"role": "system", "content": self._system_prompt()}, *self.history[-16:]]
@@ -229,6 +218,26 @@ class LlmSupervisor(Supervisor):
                                      "content": json.dumps(result)})
         async for a in self._failure("too many tool rounds"):
             yield a
+
+    async def _answer_pending(self, local: NluResult) -> Say | None:
+        """The caller's answer to a read-back: a yes runs the tool waiting for it and says
+        how it went; anything else tells the model the caller did not confirm (None)."""
+        if self.pending is None:
+            return None
+        tool, raw, call_id = self.pending
+        self.pending = None
+        if local.intent != "affirm":
+            self.history.append({"role": "tool", "tool_call_id": call_id,
+                                 "content": json.dumps({"ok": False,
+                                                        "error": "the caller did not confirm"})})
+            return None
+        done = await self._run_tool(tool, raw)
+        self.history.append({"role": "tool", "tool_call_id": call_id,
+                             "content": json.dumps(done)})
+        verb = {"book": "You're booked for", "move": "Your appointment is now",
+                "cancel": "Cancelled:"}[CONFIRM[tool]]
+        return Say(f"Done. {verb} {done.get('spoken', '')}." if done.get("ok") else
+                   "Sorry, that didn't work.")
 
     async def _ask_confirmation(self, tool: str, raw: dict[str, Any],
                                 call_id: str) -> AsyncIterator[AgentAction]:
