@@ -127,6 +127,23 @@ def committed_lines() -> list[tuple[str, str, bytes]]:
     return [(u.name, u.text, u.pcm) for u in load_phone_lines()]
 
 
+def summarize(name: str, utterances: int, runs: list[dict[str, Any]],
+              seen: dict[tuple[str, bool], Counter[str]],
+              errors: dict[str, list[tuple[int, int]]]) -> dict[str, Any]:
+    """The figures of all runs, and the transcripts that changed between runs."""
+    gains = [r["gain"] for r in runs]
+    unstable = {f"{n} {'prompted' if p else 'plain'}": dict(c)
+                for (n, p), c in seen.items() if len(c) > 1}
+    return {
+        "set": name, "utterances": utterances, "runs": runs,
+        "plain_mean": statistics.mean(r["plain"] for r in runs),
+        "prompted_mean": statistics.mean(r["prompted"] for r in runs),
+        "gain_mean": statistics.mean(gains), "gain_min": min(gains), "gain_max": max(gains),
+        "gain_stdev": statistics.stdev(gains) if len(gains) > 1 else 0.0,
+        "unstable": unstable, "errors": errors,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -165,16 +182,8 @@ def main() -> None:
         print(f"run {run + 1}: WER plain {plain:.1%}, prompted {with_prompt:.1%}, "
               f"gain {plain - with_prompt:+.1%} ({runs[-1]['seconds']:.0f} s)", flush=True)
     gains = [r["gain"] for r in runs]
-    unstable = {f"{n} {'prompted' if p else 'plain'}": dict(c)
-                for (n, p), c in seen.items() if len(c) > 1}
-    summary = {
-        "set": args.set, "utterances": len(lines), "runs": runs,
-        "plain_mean": statistics.mean(r["plain"] for r in runs),
-        "prompted_mean": statistics.mean(r["prompted"] for r in runs),
-        "gain_mean": statistics.mean(gains), "gain_min": min(gains), "gain_max": max(gains),
-        "gain_stdev": statistics.stdev(gains) if len(gains) > 1 else 0.0,
-        "unstable": unstable, "errors": errors,
-    }
+    summary = summarize(args.set, len(lines), runs, seen, errors)
+    unstable = summary["unstable"]
     print(f"{len(lines)} utterances, {args.runs} runs: WER plain {summary['plain_mean']:.1%}, "
           f"prompted {summary['prompted_mean']:.1%}; gain {summary['gain_mean']:+.1%} "
           f"(min {min(gains):+.1%}, max {max(gains):+.1%}, sd {summary['gain_stdev']:.2%}); "
