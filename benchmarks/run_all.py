@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmarks.provenance import commit, machine
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -142,23 +143,10 @@ def headline(name: str, data: dict[str, Any]) -> list[tuple[str, str]]:
 
 def provenance(argv: list[str]) -> dict[str, Any]:
     """Where a figure comes from: the commit (``+dirty`` with uncommitted changes), the
-    machine, the date and the command; README figures name the file that holds them."""
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE.parent,
-                             check=False)
-        return out.stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no"):
-        commit += "+dirty"
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown")
-    load = [round(x, 2) for x in os.getloadavg()]
-    return {"commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {"cpus": os.cpu_count(), "cpu": model, "loadavg_after": load,
-                        "python": sys.version.split()[0]},
-            "command": "python -m benchmarks." + " ".join(argv)}
+    machine (its load just after the run), the date and the command; README figures name
+    the file that holds them."""
+    return {"commit": commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine(), "command": "python -m benchmarks." + " ".join(argv)}
 
 
 def stamp(result: Path, argv: list[str]) -> None:

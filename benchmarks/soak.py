@@ -34,8 +34,6 @@ import asyncio
 import itertools
 import json
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -45,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.provenance import commit, machine
 from gateway.api.sessions import SessionLog
 from gateway.evaluation.client import CallError, CallResult, Segment, run_call
 from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
@@ -250,21 +249,6 @@ def check_log(data_dir: Path, calls: list[Placed]) -> dict[str, Any]:
     finally:
         log.close()
     return {"calls": len(calls), "complete": len(calls) - len(problems), "problems": problems}
-
-
-def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"cpus": os.cpu_count(), "cpu": model, "mem_gb": round(mem_kb / 1024 ** 2, 1),
-            "python": platform.python_version(), "loadavg": os.getloadavg()}
-
-
-def commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=Path(__file__).parent, check=False).stdout.strip()
-    return head or "unknown"
 
 
 def table(report: dict[str, Any]) -> str:
