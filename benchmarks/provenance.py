@@ -18,9 +18,12 @@ def git(*args: str) -> str:
 
 
 def commit() -> str:
-    """The short commit, ``+dirty`` when tracked files have uncommitted changes."""
+    """The short commit, ``+dirty`` when tracked files other than the results themselves
+    (which every run rewrites) have uncommitted changes."""
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  ":(exclude)benchmarks/results")
+    return head + ("+dirty" if changed else "")
 
 
 def machine() -> dict[str, Any]:
