@@ -21,7 +21,7 @@ from typing import Any
 
 from memory.errors import MemoryStoreError, SecretRefused
 from memory.secrets import find_secret
-from memory.store import Item, MemoryStore, caller_key
+from memory.store import Item, LongTermMemory, caller_key
 
 Emit = Callable[[str, Mapping[str, Any]], None]
 
@@ -41,7 +41,7 @@ class Recall:
 
 
 class MemoryRouter:
-    def __init__(self, store: MemoryStore | None, caller: str | None, emit: Emit) -> None:
+    def __init__(self, store: LongTermMemory | None, caller: str | None, emit: Emit) -> None:
         self.store = store
         self.key = caller_key(caller)
         self._emit = emit

