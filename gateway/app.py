@@ -21,6 +21,7 @@ from gateway.api.state import state_router
 from gateway.api.tokens import tokens_router
 from gateway.api.workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
+from gateway.call_log import CallLog
 from gateway.config import Settings
 from gateway.limits import CLOSE_LIMITED, EdgeLimits, LimitExceeded, client_address
 from gateway.observability.debug import debug_router
@@ -82,12 +83,15 @@ def _runtime(settings: Settings, voice: VoiceServices[Bulkhead] | None,
     # the gateway's own status for the ops agent ("how is the gateway?"); a caller that
     # builds its own agents plugs in app.state.readings itself
     readings = GatewayReadings(settings.data_dir)
+    # the event log the agents resume a dropped call from (the workflow router attaches it)
+    call_log = CallLog()
     if agent_factory is None:
         agent_factory = (
             basic_agent_factory
             if settings.agent == "basic"
             else make_agent_factory(
-                bus, settings.data_dir, settings.agents_config, readings={"gateway": readings}
+                bus, settings.data_dir, settings.agents_config, readings={"gateway": readings},
+                calls=call_log.call, durable=call_log.durable,
             )
         )
     runtime = Runtime(
@@ -95,6 +99,7 @@ def _runtime(settings: Settings, voice: VoiceServices[Bulkhead] | None,
         voice=voice or VoiceServices.create(settings.voice, settings.data_dir, Bulkhead),
         bus=bus,
         agent_factory=plug(agent_factory),
+        call_log=call_log,
     )
     readings.attach(runtime)
     return runtime, readings
@@ -161,7 +166,7 @@ def _routers(app: FastAPI, runtime: Runtime, auth: Auth, limits: EdgeLimits, adm
     app.include_router(
         workflows_router(settings.data_dir, bus=runtime.bus, log_observer=metrics,
                          on_logged=metrics.observe_log, redact=settings.redact,
-                         database_url=settings.database_url),
+                         database_url=settings.database_url, call_log=runtime.call_log),
         dependencies=[admin],
     )
     # live state for the dashboard (/ws/state, /api/sessions), the pages and the widget

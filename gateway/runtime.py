@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from gateway.call_log import CallLog
 from gateway.config import Settings
 from orchestration.log.events import EventBus
 from orchestration.patterns.bulkhead import Bulkhead
@@ -59,6 +60,8 @@ class Runtime:
     # Twilio CallSids whose stream ended in a transfer, with the target; read by the
     # <Connect action> webhook to decide between <Dial> and <Hangup>
     transfers: dict[str, str] = field(default_factory=dict)
+    # the event log as calls need it: a dropped call resumed, its events flushed
+    call_log: CallLog = field(default_factory=CallLog)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     # set by drain(): /healthz answers 503, new calls are refused
     draining: bool = False
@@ -70,16 +73,21 @@ class Runtime:
         caller: str | None = None,
         call_sid: str | None = None,
         resume_from: str | None = None,
+        session_id: str | None = None,
     ) -> CallSession:
         """A new call; ``resume_from`` carries on the conversation of an earlier session
-        (the agents rebuild it from the event log, or refuse with a clear error)."""
+        (the agents rebuild it from the event log, or refuse with a clear error);
+        ``session_id`` is one the edge chose beforehand (a Twilio call's TwiML names it),
+        else a fresh one."""
         if self.draining:
             raise Draining()
         if len(self.sessions) >= self.settings.max_sessions:
             raise CapacityError(
                 f"the gateway is at capacity ({self.settings.max_sessions} calls)"
             )
-        session_id = uuid.uuid4().hex[:16]
+        if session_id is not None and session_id in self.sessions:
+            raise CallRefused(f"session {session_id} is already live")
+        session_id = session_id or new_session_id()
         call = CallInfo(session_id=session_id, protocol=protocol, caller=caller,
                         call_sid=call_sid, resume_from=resume_from)
         session = CallSession(
@@ -127,6 +135,10 @@ class Runtime:
             await self.end_session(session, f"{DRAIN_REASON}: no goodbye in time")
         log.warning("drained in %.1f s (%d call(s) cut at the deadline)",
                     time.monotonic() - started, len(left))
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def say_goodbye(session: CallSession, text: str, reason: str) -> None:

@@ -35,6 +35,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gateway.call_log import CallLog
 from orchestration.log.backends import open_store
 from orchestration.log.buslog import AppendObserver, attach_bus
 from orchestration.log.events import EventBus
@@ -73,17 +74,18 @@ def workflows_router(
     bus: EventBus | None = None, tick_s: float = 1.0,
     log_observer: AppendObserver | None = None,
     on_logged: Callable[[list[StoredEvent]], None] | None = None, redact: bool = True,
-    database_url: str | None = None,
+    database_url: str | None = None, call_log: CallLog | None = None,
 ) -> APIRouter:
     """The workflow API. ``on_logged`` sees every batch the orchestrator commits to the
     log (the metrics count back-office workflow runs with it); ``log_observer`` hears how
     the bus's log writer fares (appends, failures, drops, backlog); ``redact`` masks the
-    runs' events as the bus masks the calls' (the ``redact`` setting)."""
+    runs' events as the bus masks the calls' (the ``redact`` setting); ``call_log`` gets
+    the log and its writer while the app runs (the agents resume calls from it)."""
     orch = orchestrator or Orchestrator(data_dir, redact=redact, database_url=database_url)
     if on_logged is not None:
         orch.store.observe(on_logged)
 
-    lifespan = _lifespan(orch, bus, tick_s, log_observer, own=orchestrator is None)
+    lifespan = _lifespan(orch, bus, tick_s, log_observer, call_log, own=orchestrator is None)
     router = APIRouter(tags=["workflows"], lifespan=lifespan)
 
     @router.get("/api/workflows")
@@ -123,7 +125,7 @@ def workflows_router(
 
 
 def _lifespan(orch: Orchestrator, bus: EventBus | None, tick_s: float,
-              log_observer: AppendObserver | None, *, own: bool,
+              log_observer: AppendObserver | None, call_log: CallLog | None, *, own: bool,
               ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """While the app runs: the bus's events written to the log, the engine's timers ticking;
     the orchestrator closed at the end when this router made it (``own``)."""
@@ -137,6 +139,8 @@ def _lifespan(orch: Orchestrator, bus: EventBus | None, tick_s: float,
             writer = open_store(orch.store_location, project, size=2, busy_timeout_s=2.0,
                                 check=False)
             sink = attach_bus(bus, writer, observer=log_observer)
+        if call_log is not None:
+            call_log.attach(orch.store, sink)
         ticker = await orch.start_background(tick_s) if tick_s > 0 else None
         try:
             yield
@@ -145,6 +149,8 @@ def _lifespan(orch: Orchestrator, bus: EventBus | None, tick_s: float,
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+            if call_log is not None:
+                call_log.detach()
             if sink is not None and writer is not None:
                 await asyncio.to_thread(sink.close)
                 writer.close()

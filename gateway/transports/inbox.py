@@ -15,10 +15,13 @@ Why = Literal["disconnected", "idle", "stopped"]
 NO_CLOSE_STATUS = (1005, 1006)
 
 
+VANISHED = "caller vanished (connection lost, no close frame)"
+
+
 def disconnect_reason(code: int | None) -> str:
     """Why a call ended when its client's connection did, for ``session.ended``."""
     if code is None or code in NO_CLOSE_STATUS:
-        return "caller vanished (connection lost, no close frame)"
+        return VANISHED
     return f"client closed the connection (close code {code})"
 
 

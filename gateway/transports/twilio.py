@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -30,6 +31,7 @@ from gateway.transports.twilio_protocol import (
     TwilioProtocolError,
     parse_inbound,
 )
+from orchestration.agents.system import ResumeError
 from voice.audio import FrameAssembler, StreamResampler, chunks, ulaw_decode, ulaw_encode
 from voice.session import CallSession
 
@@ -41,6 +43,8 @@ OUT_CHUNK_BYTES = 160 * 5  # 100 ms of mu-law per media message
 # a stream that keeps sending garbage is not a phone call: past this many bad messages
 # it is closed
 MAX_BAD_MESSAGES = 20
+# what Runtime.new_session_id makes (the TwiML's <Parameter name="session">)
+SESSION_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class TwilioTransport:
@@ -95,10 +99,9 @@ async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
             return
         if start is None:
             return
-        caller = start.custom_parameters.get("caller")
         transport = TwilioTransport(outbox, start.stream_sid, runtime, start.call_sid)
         try:
-            session = runtime.new_session(transport, "twilio", caller, start.call_sid)
+            session = await _open_session(runtime, transport, start)
         except CallRefused as exc:
             log.warning("refusing twilio call %s: %s", start.call_sid, exc)
             await ws.close(exc.close_code, str(exc)[:120])
@@ -112,12 +115,42 @@ async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
     finally:
         if session is not None:
             await runtime.end_session(session, reason)
+            # how the call ended is in the shared log before Twilio, seeing the stream
+            # close, asks any node's <Connect action> what to do next
+            await runtime.call_log.durable()
         outbox.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer, 2.0)
         writer.cancel()
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def _open_session(runtime: Runtime, transport: TwilioTransport,
+                        start: StartMessage) -> CallSession:
+    """The session for a new stream: the one its TwiML named (``session``), carrying on
+    the dropped stream of the same phone call (``resume_from``) when the log holds it."""
+    params = start.custom_parameters
+    caller, chosen = params.get("caller"), _session_id(params.get("session"))
+    resume = _session_id(params.get("resume_from"))
+    if resume is not None:
+        started = await asyncio.to_thread(runtime.call_log.started, resume)
+        if started is None or started.get("call_sid") != start.call_sid:
+            log.warning("twilio call %s: not resuming %s (not this call's session)",
+                        start.call_sid, resume)
+            resume = None
+    try:
+        return runtime.new_session(transport, "twilio", caller, start.call_sid,
+                                   resume_from=resume, session_id=chosen)
+    except ResumeError as exc:
+        log.warning("twilio call %s starts afresh: %s", start.call_sid, exc)
+        return runtime.new_session(transport, "twilio", caller, start.call_sid,
+                                   session_id=chosen)
+
+
+def _session_id(value: str | None) -> str | None:
+    """A session id from the stream's parameters, if it looks like one of ours."""
+    return value if value is not None and SESSION_ID.fullmatch(value) else None
 
 
 async def _await_start(ws: WebSocket) -> StartMessage | None:

@@ -4,7 +4,9 @@ request signature (gateway/auth.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -12,12 +14,16 @@ from starlette.requests import HTTPConnection
 from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.auth import Auth, AuthError
+from gateway.call_log import CallLog
 from gateway.limits import EdgeLimits, LimitExceeded
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, new_session_id
+from gateway.transports.inbox import VANISHED
 
 log = logging.getLogger(__name__)
 
 XML = "application/xml"
+# a phone call whose stream keeps breaking is carried on this many times, then hung up
+MAX_RESUMES = 3
 
 
 def public_http_base(runtime: Runtime, request: HTTPConnection) -> str:
@@ -87,17 +93,21 @@ def twilio_webhooks(
             except LimitExceeded as exc:
                 log.warning("phone call %s refused: %s", form.get("CallSid"), exc)
                 return _busy_tone()
-        stream = f"{public_ws_base(runtime, request)}/ws/twilio"
-        action = f"{public_http_base(runtime, request)}/twilio/after-stream"
-        return Response(
-            twiml_connect_stream(stream, form.get("From"), action=action), media_type=XML
-        )
+        return _stream_twiml(runtime, request, form.get("From"), new_session_id())
 
     @router.post("/twilio/after-stream")
-    async def after_stream(request: Request) -> Response:
+    async def after_stream(request: Request, session: str | None = None) -> Response:
         form = await _verified_form(request, runtime, auth)
-        target = runtime.transfers.pop(form.get("CallSid", ""), None)
+        call_sid = form.get("CallSid", "")
+        target = runtime.transfers.pop(call_sid, None)
         number = target if target and target != "operator" else runtime.settings.transfer_number
+        if target is None and session is not None and await asyncio.to_thread(
+                dropped, runtime.call_log, session, call_sid):
+            # the stream broke (its node died, or the line): a new stream carries on
+            log.warning("twilio call %s: stream of session %s dropped; resuming it",
+                        call_sid, session)
+            return _stream_twiml(runtime, request, form.get("From"), new_session_id(),
+                                 resume_from=session)
         response = VoiceResponse()
         if target is not None and number:
             response.dial(number)
@@ -108,17 +118,49 @@ def twilio_webhooks(
     return router
 
 
-def twiml_connect_stream(stream_url: str, caller: str | None, *, action: str | None = None) -> str:
+def _stream_twiml(runtime: Runtime, request: Request, caller: str | None, session: str,
+                  resume_from: str | None = None) -> Response:
+    """A stream for ``session``; the action URL names it, so whichever node Twilio asks
+    when the stream ends can look the call up in the shared log."""
+    stream = f"{public_ws_base(runtime, request)}/ws/twilio"
+    action = f"{public_http_base(runtime, request)}/twilio/after-stream?session={session}"
+    params = {"session": session}
+    if resume_from is not None:
+        params["resume_from"] = resume_from
+    return Response(twiml_connect_stream(stream, caller, action=action, parameters=params),
+                    media_type=XML)
+
+
+def dropped(call_log: CallLog, session: str, call_sid: str) -> bool:
+    """Did ``session``'s stream break rather than end? Its node died (the log holds no
+    ``session.ended``) or the connection vanished, the conversation was not ended by the
+    agent, and the call has not already been carried on ``MAX_RESUMES`` times."""
+    started = call_log.started(session)
+    if started is None or started.get("call_sid") != call_sid:
+        return False  # not in the log, or not this phone call's session
+    view = call_log.call(session)
+    conversation = (view or {}).get("conversation") or {}
+    if conversation.get("ended") or int(conversation.get("resumed") or 0) >= MAX_RESUMES:
+        return False
+    reason = call_log.end_reason(session)
+    return reason is None or reason.startswith(VANISHED)
+
+
+def twiml_connect_stream(stream_url: str, caller: str | None, *, action: str | None = None,
+                         parameters: Mapping[str, str] | None = None) -> str:
     """TwiML answering a call with a bidirectional stream to ``stream_url``.
 
     ``<Connect><Stream>`` makes the stream bidirectional ([WSM] "Send WebSocket messages to
     Twilio"); the caller travels as the custom parameter ``caller``, which Twilio hands back
-    in ``start.customParameters`` (TwiML <Stream> doc, "Custom parameters"). ``action`` is
-    the <Connect> webhook Twilio asks for the next TwiML once the stream ends.
+    in ``start.customParameters`` (TwiML <Stream> doc, "Custom parameters"), and so do
+    ``parameters`` (the session's id, the session it resumes). ``action`` is the <Connect>
+    webhook Twilio asks for the next TwiML once the stream ends.
     """
     response = VoiceResponse()
     connect = response.connect(action=action) if action is not None else response.connect()
     stream = connect.stream(url=stream_url)
     if caller is not None:
         stream.parameter(name="caller", value=caller)
+    for name, value in (parameters or {}).items():
+        stream.parameter(name=name, value=value)
     return str(response)

@@ -58,6 +58,8 @@ class SupervisorConfig(_Model):
     name_ack: str = "Nice to meet you, {name}."
     goodbye: str = "Thank you for calling. Goodbye!"
     escalation: str = "Let me put you through to a colleague. Please hold."
+    # said first when a call carries on from a dropped one (CallInfo.resume_from)
+    resumed: str = "Sorry, we were cut off."
     transfer_target: str = "operator"
     max_failures: int = Field(2, ge=1, le=10)
     # a global intent (goodbye, escalate) interrupts a free-text answer only this sure

@@ -197,8 +197,11 @@ class Supervisor:
 
     async def resume(self) -> AsyncIterator[AgentAction]:
         """After ``resume``: finish a step that was in flight, then ask again what the
-        call was waiting for."""
+        call was waiting for, after the apology for the dropped line."""
         said = False
+        if self.config.resumed:
+            self.memory.said(self.config.resumed)
+            yield Say(self.config.resumed)
         async for a in self._run(self.host.carry_on()):
             if isinstance(a, Say):
                 said = True

@@ -83,7 +83,8 @@ def test_a_call_killed_mid_booking_resumes_from_the_log_and_books_once(tmp_path:
     store.close()
 
     said = _run_to_end(data, "call-b", "--resume-from", "call-a", "Yes, please.")
-    assert said[0] == READ_BACK  # the question the call waited on, asked again
+    # the apology for the dropped line, then the question the call waited on, again
+    assert said[:2] == ["Sorry, we were cut off.", READ_BACK]
     assert "You're booked for Tuesday at 3 PM" in " ".join(said[1:])
     assert _bookings(data) == [("2026-12-01", "15:00", "booked")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,13 +41,15 @@ def test_twilio_voice_webhook_returns_connect_stream(server: ServerThread) -> No
     root = ET.fromstring(response.text)
     connect = root.find("Connect")
     assert connect is not None
-    assert connect.get("action", "").endswith("/twilio/after-stream")
     stream = connect.find("Stream")
     assert stream is not None
     assert stream.get("url") == server.url.replace("http://", "ws://") + "/ws/twilio"
-    param = stream.find("Parameter")
-    assert param is not None
-    assert (param.get("name"), param.get("value")) == ("caller", "+15557654321")
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    # the session is chosen here, so whichever node Twilio asks when the stream ends can
+    # look the call up (the action URL names it)
+    assert params["caller"] == "+15557654321"
+    assert re.fullmatch(r"[0-9a-f]{16}", params["session"] or "")
+    assert connect.get("action", "").endswith(f"/twilio/after-stream?session={params['session']}")
 
 
 def test_after_stream_hangs_up_or_dials_a_transfer(server: ServerThread) -> None:
