@@ -1,0 +1,1 @@
+"""voxgate on LiveKit: its models as livekit-agents plugins, and the agent worker."""
