@@ -4,7 +4,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql
+# nats-server: the live bus the cluster tests start; redis-server: measured against it (make bench)
+APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql nats-server redis-server
 STAMP := $(VENV)/.installed
 # the front-end's npm packages (three.js), copied into web/static/vendor/ by web/scripts/vendor.js
 WEB_STAMP := web/static/vendor/.installed

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # (docs/deployment.md)
     # (each store's pool opens up to VOXGATE_DATABASE_POOL_SIZE connections, default 4)
     database_url: str | None = None
+    # nats://host:4222: the live bus every node shares, so each node's /ws/state,
+    # /api/sessions and dashboard show every node's calls (docs/deployment.md, "The live
+    # bus"); unset: this process's views show its own calls, and no server is needed
+    bus_url: str | None = None
+    # this node's name on the live bus; unset: host name, process id and a random part
+    node_id: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
     # the public base URL (https://...) Twilio reaches us at; derived from the request if unset
     public_url: str | None = None
     # where a transfer goes on the phone (a number for <Dial>); browser calls just end
@@ -139,6 +145,16 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("database_url must start with postgresql:// (unset it to keep "
                              "the event log in data_dir/events.db)")
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _nats(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("nats://", "tls://")):
+            raise ValueError("bus_url must start with nats:// or tls:// (unset it to keep "
+                             "the live views to this process)")
         return value
 
     @property

@@ -182,7 +182,8 @@ class SessionTracker:
         self._keep_ended = keep_ended
         self._keep_events = keep_events
         self._recent = recent
-        self.close = bus.subscribe(self._on_event)
+        # remote: the live bus also brings the calls of the other nodes (gateway/cluster)
+        self.close = bus.subscribe(self._on_event, remote=True)
 
     def _on_event(self, event: Event) -> None:
         item = event.to_dict()

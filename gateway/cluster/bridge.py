@@ -1,0 +1,279 @@
+"""The bridge between this node's event bus and the live bus (NATS) every node shares.
+
+Out: every event emitted on this node's bus (already masked by the bus's redactor) goes
+into a bounded queue -- the emitting thread only appends to it, whatever the bus is
+doing; when full the oldest event is dropped and counted -- and a thread of its own
+publishes the queue in batches. In: other nodes' batches are ``relay``-ed into this
+node's bus, where only the live views (``SessionTracker``) see them: never this node's
+log writer, metrics, or this bridge's own publisher, so nothing is logged twice and
+nothing goes round in a loop (the server is also told not to echo our own messages).
+
+Down: a server that is not running, or that dies, puts the bridge in ``down`` with one
+warning line; the remote calls leave the views (ended as lost), calls go on untouched,
+and the bridge reconnects with exponential backoff (and jitter) until the server is back,
+then logs one line more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.cluster.peers import Peers
+from gateway.cluster.wire import EVENTS, NODES, Batch, Beat, WireError
+from orchestration.log.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+BATCH = 100  # events per published message at most
+
+
+class Backoff:
+    """Exponential waits between attempts: ``first`` doubling up to ``most``, +-20 %."""
+
+    def __init__(self, first: float = 0.25, most: float = 5.0,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.first, self.most, self._rng = first, most, rng
+        self._next = first
+
+    def wait(self) -> float:
+        base, self._next = self._next, min(self.most, self._next * 2)
+        return base * (0.8 + 0.4 * self._rng())
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class ClusterBus:
+    def __init__(self, bus: EventBus, url: str, node: str, *, queue_limit: int = 10_000,
+                 beat_s: float = 2.0, backoff: Backoff | None = None,
+                 connect_timeout_s: float = 2.0) -> None:
+        self.bus, self.url, self.node = bus, url, node
+        self.queue_limit, self.beat_s = queue_limit, beat_s
+        self.backoff = backoff or Backoff()
+        self.connect_timeout_s = connect_timeout_s
+        self.status = "starting"  # -> connected | down (-> connected ...) -> stopped
+        self.counts = {"published": 0, "received": 0, "dropped": 0, "refused": 0,
+                       "connects": 0}
+        self.peers = Peers()
+        self._queue: collections.deque[Event] = collections.deque()
+        self._own_live: set[str] = set()  # this node's calls, for its heartbeat
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._woken = False
+        self._stopping = False
+        self._down_since: float | None = None
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # --- the emitting side: never blocks, never raises ------------------------------
+
+    def _outgoing(self, event: Event) -> None:
+        with self._lock:
+            if len(self._queue) >= self.queue_limit:
+                self._queue.popleft()
+                self.counts["dropped"] += 1
+            self._queue.append(event)
+            if event.type == "session.ended":
+                self._own_live.discard(event.session_id)
+            else:
+                self._own_live.add(event.session_id)
+            loop, wake = self._loop, None
+            if not self._woken and loop is not None:
+                self._woken, wake = True, self._wake
+        if wake is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                loop.call_soon_threadsafe(wake.set)
+
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    # --- life ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Attach to the bus and connect in the background (start-up never waits)."""
+        self.bus.node = self.node
+        self._unsubscribe = self.bus.subscribe(self._outgoing)
+        self._thread = threading.Thread(target=self._main, name="live-bus", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._stopping = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self.status = "stopped"
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                nc, lost = await self._connect()
+            except Exception as exc:
+                self._went_down(f"cannot connect: {_why(exc)}")
+            else:
+                self._came_up()
+                reason = await self._serve(nc, lost)
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                if self._stopping:
+                    break
+                self._went_down(reason)
+            await self._pause(self.backoff.wait())
+
+    async def _pause(self, seconds: float) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped(), seconds)
+
+    async def _stopped(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _connect(self) -> tuple[Any, asyncio.Event]:
+        import nats
+
+        lost = asyncio.Event()
+
+        async def on_lost() -> None:
+            lost.set()
+            if self._wake is not None:
+                self._wake.set()
+
+        async def on_error(exc: Exception) -> None:
+            log.debug("live bus: %s", _why(exc))
+
+        nc = await nats.connect(
+            self.url, name=f"voxgate {self.node}", allow_reconnect=False,
+            connect_timeout=max(1, round(self.connect_timeout_s)), max_reconnect_attempts=0,
+            no_echo=True, disconnected_cb=on_lost, closed_cb=on_lost, error_cb=on_error,
+            ping_interval=5, max_outstanding_pings=2)
+        return nc, lost
+
+    # --- connected ---------------------------------------------------------------------
+
+    async def _serve(self, nc: Any, lost: asyncio.Event) -> str:
+        """Publish the queue and beat until the connection is lost (returns why) or the
+        bridge stops."""
+        await nc.subscribe(EVENTS, cb=self._on_batch)
+        await nc.subscribe(NODES, cb=self._on_beat)
+        assert self._wake is not None
+        next_beat = 0.0
+        while not self._stopping:
+            if lost.is_set() or not nc.is_connected:
+                return "connection lost"
+            try:
+                await self._publish(nc)
+                if time.monotonic() >= next_beat:
+                    await self._beat(nc)
+                    next_beat = time.monotonic() + self.beat_s
+            except Exception as exc:
+                return f"publish failed: {_why(exc)}"
+            with self._lock:  # an emit from now on wakes the loop again
+                self._woken = bool(self._queue)
+                if self._woken:
+                    self._wake.set()
+                else:
+                    self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - time.monotonic()))
+        return "stopping"
+
+    async def _publish(self, nc: Any) -> None:
+        while True:
+            with self._lock:
+                batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            if not batch:
+                return
+            try:
+                await nc.publish(EVENTS, Batch.encode(self.node, batch))
+            except Exception:
+                self.counts["dropped"] += len(batch)
+                raise
+            self.counts["published"] += len(batch)
+
+    async def _beat(self, nc: Any) -> None:
+        with self._lock:
+            live = frozenset(self._own_live)
+        await nc.publish(NODES, Beat(self.node, live, self.beat_s).encode())
+        for end in self.peers.expired():
+            self.bus.relay(end)
+
+    async def _on_batch(self, msg: Any) -> None:
+        try:
+            batch = Batch.parse(msg.data)
+        except WireError as exc:
+            self.counts["refused"] += 1
+            log.warning("live bus: a message on %s refused: %s", EVENTS, exc)
+            return
+        if batch.node == self.node:
+            return  # our own (the server does not echo them; a second node with our id?)
+        for event in batch.events:
+            self.peers.saw(event)
+            self.bus.relay(event)
+        self.counts["received"] += len(batch.events)
+
+    async def _on_beat(self, msg: Any) -> None:
+        try:
+            beat = Beat.parse(msg.data)
+        except WireError as exc:
+            self.counts["refused"] += 1
+            log.warning("live bus: a message on %s refused: %s", NODES, exc)
+            return
+        if beat.node != self.node:
+            for end in self.peers.beat(beat):
+                self.bus.relay(end)
+
+    # --- state changes: one log line each way -------------------------------------------
+
+    def _went_down(self, reason: str) -> None:
+        for end in self.peers.forget_all("this node lost the live bus"):
+            self.bus.relay(end)
+        if self.status == "down":
+            log.debug("live bus %s still unreachable: %s", self.url, reason)
+            return
+        self.status = "down"
+        self._down_since = time.monotonic()
+        log.warning("live bus %s unreachable (%s): the views show this node's calls only; "
+                    "calls are not affected; reconnecting with backoff", self.url, reason)
+
+    def _came_up(self) -> None:
+        self.backoff.reset()
+        self.counts["connects"] += 1
+        if self.status == "down" and self._down_since is not None:
+            log.warning("live bus %s reachable again after %.1f s (events dropped so far: %d)",
+                        self.url, time.monotonic() - self._down_since, self.counts["dropped"])
+        else:
+            log.info("live bus %s connected as node %s", self.url, self.node)
+        self.status = "connected"
+        self._down_since = None
+
+    def describe(self) -> dict[str, Any]:
+        """For ``GET /api/cluster`` and the metrics."""
+        return {"node": self.node, "url": self.url, "status": self.status,
+                "queued": self.queued(), **self.counts, "peers": self.peers.describe()}
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
