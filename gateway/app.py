@@ -22,6 +22,7 @@ from gateway.api.tokens import tokens_router
 from gateway.api.workflows import workflows_router
 from gateway.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Auth, AuthError
 from gateway.call_log import CallLog
+from gateway.cluster.wiring import attach_cluster
 from gateway.config import Settings
 from gateway.limits import CLOSE_LIMITED, EdgeLimits, LimitExceeded, client_address
 from gateway.observability.debug import debug_router
@@ -71,6 +72,7 @@ def create_app(
     admin = Depends(_admin_check(auth))
     _observers(app, runtime, limits, tracer)
     _routers(app, runtime, auth, limits, admin)
+    attach_cluster(app, runtime, admin)  # the live bus to other nodes, if configured
     _call_endpoints(app, runtime, auth, limits)
     return app
 
