@@ -10,7 +10,8 @@ A health URL answering 2xx is ``up`` (its JSON body may say ``status`` and carry
 such as ``latency_ms``); 5xx is ``down``. A probe that gets no answer (refused, time-out,
 unreadable file, a failing provider) is a failed probe, not a status: ``ops.probe``
 raises a transient error and the flow's fallback ``ops.cached`` answers with the last
-known status and its age. Every successful real probe is stored (``ops_status``), so the
+known status and its age. Every successful real probe is stored (``ops_status``, in
+``agents.db`` or, with ``VOXGATE_DATABASE_URL``, in PostgreSQL for every replica), so the
 fallback survives restarts; sample readings are never stored and never raise alerts, so
 they cannot pass for a real service's last known status.
 
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,6 +43,7 @@ from orchestration.agents.ops_readings import (
     numeric,
     status_word,
 )
+from orchestration.log.tables import Tables, open_tables
 from orchestration.patterns.tools import ToolError, ToolRegistry, TransientToolError
 
 
@@ -131,7 +131,7 @@ def _fires(rule: AlertRule, value: Any) -> bool:
 
 
 class OpsMonitor:
-    def __init__(self, config: OpsConfig, db_path: Path | str,
+    def __init__(self, config: OpsConfig, db_path: Path | str | Tables,
                  clock: Callable[[], float] = time.time,
                  client: httpx.AsyncClient | None = None,
                  readings: Mapping[str, ReadingsProvider] | None = None,
@@ -141,15 +141,12 @@ class OpsMonitor:
         self.client = client
         self.readings: dict[str, ReadingsProvider] = dict(readings or {})
         self.sample_file = sample_file
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("CREATE TABLE IF NOT EXISTS ops_status (service TEXT PRIMARY KEY, "
-                         "status TEXT, metrics TEXT, ts REAL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS ops_alerts (id INTEGER PRIMARY KEY, "
-                         "service TEXT, metric TEXT, value TEXT, threshold TEXT, "
-                         "severity TEXT, message TEXT, ts REAL)")
+        self._t = open_tables(db_path)
+        self._t.ensure(
+            "CREATE TABLE IF NOT EXISTS ops_status (service TEXT PRIMARY KEY, status TEXT, "
+            "metrics TEXT, ts REAL); CREATE TABLE IF NOT EXISTS ops_alerts (id INTEGER PRIMARY "
+            "KEY, service TEXT, metric TEXT, value TEXT, threshold TEXT, severity TEXT, "
+            "message TEXT, ts REAL);")
 
     def plug(self, name: str, provider: ReadingsProvider) -> None:
         """Plug in the readings provider that services with ``provider: name`` use."""
@@ -197,9 +194,11 @@ class OpsMonitor:
             raise TransientToolError("ops.probe", str(exc)) from None
 
     def _store(self, service: str, status: str, metrics: dict[str, float]) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO ops_status VALUES (?, ?, ?, ?)",
-                             (service, status, json.dumps(metrics), self.clock()))
+        self._t.change(
+            "INSERT INTO ops_status (service, status, metrics, ts) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (service) DO UPDATE SET status = excluded.status, "
+            "metrics = excluded.metrics, ts = excluded.ts",
+            (service, status, json.dumps(metrics), self.clock()))
 
     def _alerts(self, service: str, status: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
         fired = []
@@ -222,12 +221,11 @@ class OpsMonitor:
                            f"threshold of {limit}{unit}")
             alert = {"service": service, "metric": rule.metric, "value": value,
                      "threshold": rule.value, "severity": rule.severity, "message": message}
-            with self._lock:
-                self._db.execute(
-                    "INSERT INTO ops_alerts (service, metric, value, threshold, severity, "
-                    "message, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (service, rule.metric, str(value), str(rule.value), rule.severity, message,
-                     self.clock()))
+            self._t.change(
+                "INSERT INTO ops_alerts (service, metric, value, threshold, severity, "
+                "message, ts) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (service, rule.metric, str(value), str(rule.value), rule.severity, message,
+                 self.clock()))
             fired.append(alert)
         return fired
 
@@ -247,9 +245,9 @@ class OpsMonitor:
                          alerts_spoken=" ".join(f"Alert: {a['message']}." for a in alerts))
 
     def cached(self, service: str) -> StatusOut:
-        with self._lock:
-            row = self._db.execute("SELECT status, metrics, ts FROM ops_status WHERE service=?",
-                                   (service,)).fetchone()
+        rows = self._t.rows("SELECT status, metrics, ts FROM ops_status WHERE service=%s",
+                            (service,))
+        row = rows[0] if rows else None
         if row is None:
             raise ToolError("ops.cached", f"no status known for {service!r}")
         age = max(0.0, self.clock() - float(row[2]))
@@ -286,9 +284,8 @@ class OpsMonitor:
                           alerts_spoken=" ".join(f"Alert: {a['message']}." for a in alerts))
 
     def recorded_alerts(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT service, metric, value, severity, message, ts FROM "
-                                    "ops_alerts ORDER BY id").fetchall()
+        rows = self._t.rows("SELECT service, metric, value, severity, message, ts FROM "
+                            "ops_alerts ORDER BY id")
         keys = ("service", "metric", "value", "severity", "message", "ts")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 

@@ -1,4 +1,5 @@
-"""Scheduling: the appointment book (SQLite) and its tools.
+"""Scheduling: the appointment book (SQLite, or PostgreSQL shared by every replica) and
+its tools.
 
 One appointment per slot. Slots are ``slot_minutes`` long within ``open``-``close`` on
 the configured weekdays. A request for a taken or closed slot gets the nearest free
@@ -9,12 +10,16 @@ alternatives), ``calendar.book``, ``calendar.find`` (a caller's next appointment
 ``calendar.cancel``, ``calendar.move``, ``calendar.release`` (a booking's compensation:
 the slot is free again when its confirmation cannot be sent). Every output carries
 ``spoken`` text so flows can read it back as is.
+
+Exactly once, on one node or several: a unique index allows one ``booked`` row per slot,
+and a booking is one ``INSERT ... ON CONFLICT DO NOTHING``; whoever loses the race for a
+slot finds the winner's row, and gets it back if it carries the same idempotency key (the
+same step, run again on another node), else "not free" (tests/orchestration/
+test_agent_stores.py books one slot from two processes at once).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestration.agents.nlu.slots import WEEKDAYS, speak_date, speak_time
+from orchestration.log.tables import Tables, open_tables
 from orchestration.patterns.tools import ToolError, ToolRegistry
 
 
@@ -44,24 +50,26 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+_SQLITE = """
+CREATE TABLE IF NOT EXISTS bookings (id INTEGER PRIMARY KEY, caller TEXT, name TEXT,
+    day TEXT NOT NULL, time TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS bookings_slot ON bookings (day, time)
+    WHERE status = 'booked';
+"""
+
+
 class Calendar:
-    def __init__(self, path: Path | str, hours: HoursConfig | None = None,
+    def __init__(self, tables: Path | str | Tables, hours: HoursConfig | None = None,
                  today: Callable[[], date] = date.today) -> None:
+        """``tables``: open ``Tables``, a SQLite file or a ``postgresql://`` URL."""
         self.hours = hours or HoursConfig()
         self.today = today
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS bookings (id INTEGER PRIMARY KEY, caller TEXT, "
-            "name TEXT, day TEXT NOT NULL, time TEXT NOT NULL, status TEXT NOT NULL, "
-            "created REAL NOT NULL)")
-        self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS bookings_slot ON bookings "
-                         "(day, time) WHERE status = 'booked'")
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(bookings)")}
-        if "key" not in columns:  # a book made before idempotency keys
-            self._db.execute("ALTER TABLE bookings ADD COLUMN key TEXT")
+        self._t = open_tables(tables)
+        self._t.ensure(_SQLITE)
+        if self._t.dialect == "sqlite":
+            columns = {row[1] for row in self._t.rows("PRAGMA table_info(bookings)")}
+            if "key" not in columns:  # a book made before idempotency keys
+                self._t.change("ALTER TABLE bookings ADD COLUMN key TEXT")
 
     def spoken(self, day: str, time: str) -> str:
         return f"{speak_date(date.fromisoformat(day), self.today())} at {speak_time(time)}"
@@ -73,10 +81,8 @@ class Calendar:
                 and minute % h.slot_minutes == 0 and day >= self.today())
 
     def _taken(self, day: str, time: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM bookings WHERE day=? AND time=? AND "
-                                   "status='booked'", (day, time)).fetchone()
-        return row is not None
+        return bool(self._t.rows("SELECT 1 FROM bookings WHERE day=%s AND time=%s AND "
+                                 "status='booked'", (day, time)))
 
     def is_free(self, day: str, time: str) -> bool:
         return self._open(date.fromisoformat(day), _minutes(time)) and not self._taken(day, time)
@@ -104,55 +110,62 @@ class Calendar:
     def book(self, day: str, time: str, caller: str | None, name: str | None,
              now: float, key: str | None = None) -> int:
         """Book a free slot. ``key`` makes it idempotent: the same key books once (a step
-        run again after a resume gets the booking it made the first time)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id FROM bookings WHERE key=? AND day=? AND time=? AND status='booked'",
-                (key, day, time)).fetchone() if key else None
-        if row is not None:
-            return int(row[0])
-        if not self.is_free(day, time):
+        run again after a resume, on this node or another, gets the booking it made the
+        first time). Raises ``ValueError`` for a closed or taken slot."""
+        mine = self._keyed(key, day, time)
+        if mine is not None:
+            return mine
+        if not self._open(date.fromisoformat(day), _minutes(time)):
             raise ValueError(f"{day} {time} is not free")
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO bookings (caller, name, day, time, status, created, key) VALUES "
-                "(?, ?, ?, ?, 'booked', ?, ?)", (caller, name, day, time, now, key))
-        return int(cur.lastrowid or 0)
+        rows = self._t.rows(
+            "INSERT INTO bookings (caller, name, day, time, status, created, key) VALUES "
+            "(%s, %s, %s, %s, 'booked', %s, %s) ON CONFLICT (day, time) "
+            "WHERE status = 'booked' DO NOTHING RETURNING id",
+            (caller, name, day, time, now, key))
+        if rows:
+            return int(rows[0][0])
+        # taken: by this very key on another node at the same moment (the same booking,
+        # then), or by someone else
+        mine = self._keyed(key, day, time)
+        if mine is not None:
+            return mine
+        raise ValueError(f"{day} {time} is not free")
+
+    def _keyed(self, key: str | None, day: str, time: str) -> int | None:
+        if not key:
+            return None
+        rows = self._t.rows("SELECT id FROM bookings WHERE key=%s AND day=%s AND time=%s AND "
+                            "status='booked'", (key, day, time))
+        return int(rows[0][0]) if rows else None
 
     def move(self, booking_id: int, day: str, time: str, now: float) -> int:
         """Book the new slot for the same caller, then mark the old one moved."""
-        with self._lock:
-            row = self._db.execute("SELECT caller, name FROM bookings WHERE id=? AND "
-                                   "status='booked'", (booking_id,)).fetchone()
-        if row is None:
+        rows = self._t.rows("SELECT caller, name FROM bookings WHERE id=%s AND "
+                            "status='booked'", (booking_id,))
+        if not rows:
             raise ValueError(f"no booked appointment {booking_id}")
-        ident = self.book(day, time, row[0], row[1], now)
+        ident = self.book(day, time, rows[0][0], rows[0][1], now)
         self.set_status(booking_id, "moved")
         return ident
 
     def upcoming(self, caller: str) -> list[tuple[int, str, str]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, day, time FROM bookings WHERE caller=? AND status='booked' AND "
-                "day >= ? ORDER BY day, time", (caller, self.today().isoformat())).fetchall()
+        rows = self._t.rows(
+            "SELECT id, day, time FROM bookings WHERE caller=%s AND status='booked' AND "
+            "day >= %s ORDER BY day, time", (caller, self.today().isoformat()))
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def set_status(self, booking_id: int, status: str) -> bool:
-        with self._lock:
-            n = self._db.execute("UPDATE bookings SET status=? WHERE id=? AND status='booked'",
-                                 (status, booking_id)).rowcount
-        return bool(n)
+        return bool(self._t.change("UPDATE bookings SET status=%s WHERE id=%s AND "
+                                   "status='booked'", (status, booking_id)))
 
     def get(self, booking_id: int) -> tuple[str, str, str] | None:
-        with self._lock:
-            row = self._db.execute("SELECT day, time, status FROM bookings WHERE id=?",
-                                   (booking_id,)).fetchone()
-        return (str(row[0]), str(row[1]), str(row[2])) if row else None
+        rows = self._t.rows("SELECT day, time, status FROM bookings WHERE id=%s",
+                            (booking_id,))
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
 
     def all(self) -> list[dict[str, object]]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, caller, name, day, time, status FROM bookings "
-                                    "ORDER BY id").fetchall()
+        rows = self._t.rows("SELECT id, caller, name, day, time, status FROM bookings "
+                            "ORDER BY id")
         keys = ("id", "caller", "name", "day", "time", "status")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -238,7 +251,7 @@ def register(registry: ToolRegistry, cal: Calendar, clock: Callable[[], float]) 
         """Book a free slot for the caller."""
         try:
             ident = cal.book(inp.date, inp.time, inp.caller, inp.name, clock(), inp.key)
-        except (ValueError, sqlite3.IntegrityError) as exc:
+        except ValueError as exc:
             raise ToolError("calendar.book", f"slot not available: {exc}") from None
         return BookingOut(id=ident, date=inp.date, time=inp.time,
                           spoken=cal.spoken(inp.date, inp.time), ref=f"booking-{ident}",
@@ -272,7 +285,7 @@ def register(registry: ToolRegistry, cal: Calendar, clock: Callable[[], float]) 
         """Move an appointment to a free slot (book the new one, cancel the old)."""
         try:
             ident = cal.move(inp.id, inp.date, inp.time, clock())
-        except (ValueError, sqlite3.IntegrityError) as exc:
+        except ValueError as exc:
             raise ToolError("calendar.move", str(exc)) from None
         return BookingOut(id=ident, date=inp.date, time=inp.time,
                           spoken=cal.spoken(inp.date, inp.time))

@@ -3,7 +3,8 @@
 Playbooks (config ``support.playbooks``) list the resolution steps per problem category;
 ``support.step`` hands the flow one step at a time. ``ticket.create`` opens a ticket:
 on the configured helpdesk (``support.helpdesk_url``, a JSON POST answered with
-``{"id": ...}``) when there is one, else in the local SQLite table. The flow calls it
+``{"id": ...}``) when there is one, else in the local table (SQLite, or PostgreSQL when
+the replicas share a database). The flow calls it
 with retry and a circuit breaker; if the helpdesk stays down, the fallback
 ``ticket.queue`` records the ticket locally, marked ``queued`` for a later sync, so the
 caller still gets a reference.
@@ -11,14 +12,13 @@ caller still gets a reference.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestration.log.tables import Tables, open_tables
 from orchestration.patterns.tools import ToolError, ToolRegistry, TransientToolError
 
 
@@ -31,31 +31,29 @@ class SupportConfig(BaseModel):
 
 
 class Tickets:
-    def __init__(self, path: Path | str) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS tickets (id INTEGER PRIMARY KEY, ref TEXT, caller TEXT,"
-            " category TEXT, summary TEXT, status TEXT, created REAL)")
+    def __init__(self, tables: Path | str | Tables) -> None:
+        """``tables``: open ``Tables``, a SQLite file or a ``postgresql://`` URL."""
+        self._t = open_tables(tables)
+        self._t.ensure("CREATE TABLE IF NOT EXISTS tickets (id INTEGER PRIMARY KEY, ref TEXT, "
+                       "caller TEXT, category TEXT, summary TEXT, status TEXT, created REAL)")
 
     def add(self, caller: str | None, category: str, summary: str, status: str,
             now: float, ref: str | None = None) -> str:
-        with self._lock:
-            cur = self._db.execute(
+        """Record a ticket; without ``ref`` it is named after its row (``T1042``), unique
+        across the replicas sharing the database."""
+        with self._t.transaction() as tx:
+            [(ident,)] = tx.rows(
                 "INSERT INTO tickets (ref, caller, category, summary, status, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (ref, caller, category, summary, status, now))
-            ident = int(cur.lastrowid or 0)
+                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (ref, caller, category, summary, status, now))
             if ref is None:
-                ref = f"T{1000 + ident}"
-                self._db.execute("UPDATE tickets SET ref=? WHERE id=?", (ref, ident))
+                ref = f"T{1000 + int(ident)}"
+                tx.change("UPDATE tickets SET ref=%s WHERE id=%s", (ref, ident))
         return ref
 
     def all(self) -> list[dict[str, object]]:
-        with self._lock:
-            rows = self._db.execute("SELECT ref, caller, category, summary, status FROM "
-                                    "tickets ORDER BY id").fetchall()
+        rows = self._t.rows("SELECT ref, caller, category, summary, status FROM tickets "
+                            "ORDER BY id")
         keys = ("ref", "caller", "category", "summary", "status")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 

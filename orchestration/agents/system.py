@@ -6,9 +6,11 @@
 ``AgentSystem`` loads the configuration (checked as a whole), builds the NLU once
 (training the intent model takes about a second, so it is cached per process and
 configuration), opens the stores under the data directory (``agents.db`` for bookings,
-tickets and ops status and alerts, ``memory.db`` for long-term memory), registers the
-tools and checks every flow against them. Circuit breakers are shared by all calls, so a
-dead helpdesk is noticed once, not once per call.
+tickets and ops status and alerts, ``memory.db`` for long-term memory, ``outbox.db`` for
+booking confirmations), or all of them in PostgreSQL when ``database_url`` is given
+(``VOXGATE_DATABASE_URL``: the replicas then share one calendar), registers the tools
+and checks every flow against them. Circuit breakers are shared by all calls, so a dead
+helpdesk is noticed once, not once per call.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import httpx
 
 from memory.embeddings import MiniLmEncoder
-from memory.store import MemoryStore
+from memory.store import LongTermMemory, MemoryStore
 from orchestration.agents import ops, scheduling, support, workspace
 from orchestration.agents.agent import AgentFactory, CallInfo
 from orchestration.agents.config import AgentsConfig, check, load
@@ -38,6 +40,7 @@ from orchestration.clock import Clock, SystemClock
 from orchestration.errors import OrchestrationError
 from orchestration.log.events import EventBus
 from orchestration.log.store import View
+from orchestration.log.tables import Tables, open_tables
 from orchestration.patterns.breaker import BreakerPolicy, Breakers
 from orchestration.patterns.policy import Policy
 from orchestration.patterns.runner import ToolRunner
@@ -51,6 +54,9 @@ from orchestration.workflow.memory_tools import register_memory_tools
 CONFIG_ENV = "VOXGATE_AGENTS_CONFIG"
 SYSTEM_SESSION = "agents"  # bus session id for events that belong to no call (breakers)
 _NLU_CACHE: dict[str, LocalNlu] = {}
+# connections of each store pool on PostgreSQL (the memory's, the agents' tables'): tools
+# and memory reads run one at a time per call, mostly on the event loop's thread
+STORE_POOL_SIZE = 2
 
 
 def build_nlu(config: AgentsConfig, intents: dict[str, Any],
@@ -92,11 +98,13 @@ class AgentSystem:
         calls: Callable[[str], View | None] | None = None,
         durable: Durability | None = None,
         sender: confirmation.Sender | None = None,
+        database_url: str | None = None,
     ) -> None:
         """``calls``: a call's view in the event log by session id (``call:<session>``),
         for ``CallInfo.resume_from``; ``durable``: awaited before a flow's tool runs,
         returns once the call's events so far are in the log (the log writer's flush);
-        ``sender``: where booking confirmations go (default: ``<data dir>/outbox.db``)."""
+        ``sender``: where booking confirmations go (default: the outbox table);
+        ``database_url``: the stores in PostgreSQL instead of files in ``data_dir``."""
         self.bus = bus
         self.calls = calls
         self.durable = durable
@@ -108,7 +116,7 @@ class AgentSystem:
         services = {name: list(s.aliases) for name, s in config.ops.services.items()}
         self.spoken_services = {name: s.spoken or name for name, s in config.ops.services.items()}
         self.nlu = build_nlu(config, intents, services, today)
-        self.registry = self._stores_and_tools(data_dir, http, readings, sender)
+        self.registry = self._stores_and_tools(data_dir, http, readings, sender, database_url)
         check(config, flows, self.nlu.intents, self.registry, self.source)
         self.flows: dict[str, WorkflowDef] = {f.name: f for f in flows}
         self.routes = {intent: f.name for f in flows for intent in f.intents}
@@ -144,19 +152,19 @@ class AgentSystem:
 
     def _stores_and_tools(self, data_dir: Path, http: httpx.AsyncClient | None,
                           readings: dict[str, ReadingsProvider] | None,
-                          sender: confirmation.Sender | None) -> ToolRegistry:
+                          sender: confirmation.Sender | None,
+                          database_url: str | None) -> ToolRegistry:
         config = self.config
         data_dir.mkdir(parents=True, exist_ok=True)
-        db = data_dir / "agents.db"
-        self.calendar = scheduling.Calendar(db, config.scheduling, self.today)
-        self.tickets = support.Tickets(db)
+        # one set of tables (agents.db, or the shared database) for the agents' stores
+        self.tables: Tables = open_tables(database_url or data_dir / "agents.db",
+                                          pool_size=STORE_POOL_SIZE)
+        self.calendar = scheduling.Calendar(self.tables, config.scheduling, self.today)
+        self.tickets = support.Tickets(self.tables)
         # readings providers the host plugs in (the gateway's own status:
         # gateway/observability/health.py)
-        self.ops = ops.OpsMonitor(config.ops, db, self.clock.now, http, readings)
-        encoder = (MiniLmEncoder(config.memory.model_dir)
-                   if config.memory.search == "embeddings" else None)
-        self.memory = MemoryStore(config.memory.path or data_dir / "memory.db", encoder,
-                                  self.clock.now)
+        self.ops = ops.OpsMonitor(config.ops, self.tables, self.clock.now, http, readings)
+        self.memory = self._memory(data_dir, database_url)
         registry = ToolRegistry()
         scheduling.register(registry, self.calendar, self.clock.now)
         support.register(registry, config.support, self.tickets, self.clock.now, http)
@@ -164,11 +172,23 @@ class AgentSystem:
         workspace.register(registry)
         self.outbox: confirmation.LocalOutbox | None = None
         if sender is None:
-            sender = self.outbox = confirmation.LocalOutbox(data_dir / "outbox.db",
-                                                            self.clock.now)
+            sender = self.outbox = confirmation.LocalOutbox(
+                self.tables if database_url else data_dir / "outbox.db", self.clock.now)
         confirmation.register(registry, sender)  # the booking saga's confirm step
         register_memory_tools(registry)  # declared; each call binds its own
         return registry
+
+    def _memory(self, data_dir: Path, database_url: str | None) -> LongTermMemory:
+        """Long-term memory: in the shared database when there is one (it wins over
+        ``memory.path``: every replica must see the same callers), else a SQLite file."""
+        config = self.config.memory
+        encoder = MiniLmEncoder(config.model_dir) if config.search == "embeddings" else None
+        if database_url:
+            from memory.pg_store import PostgresMemoryStore
+
+            return PostgresMemoryStore(database_url, encoder, self.clock.now,
+                                       pool_size=STORE_POOL_SIZE)
+        return MemoryStore(config.path or data_dir / "memory.db", encoder, self.clock.now)
 
     async def understand(self, text: str, expected: Iterable[str] = ()) -> NluResult:
         return await self.context.understand(text, expected)
@@ -191,6 +211,7 @@ class AgentSystem:
         self.memory.close()
         if self.outbox is not None:
             self.outbox.close()
+        self.tables.close()
 
 
 def make_agent_factory(bus: EventBus, data_dir: Path, config: Path | None = None,

@@ -3,15 +3,14 @@
 A booking is a saga (docs/agents.md): the slot is reserved, then confirmed by a message
 to the caller, and released again if the message cannot be sent. The message goes
 through a ``Sender``; the default is ``LocalOutbox``, a table of messages in a SQLite file
-(``<data dir>/outbox.db``) that an operator's integration (SMS, email) drains. Sending is
+(``<data dir>/outbox.db``), or in PostgreSQL when ``VOXGATE_DATABASE_URL`` is set, that an
+operator's integration (SMS, email) drains. Sending is
 idempotent by key: the engine's idempotency key for the step (``<session>/<run>/<step>``)
 names the message, so a step run again after a resume sends nothing twice.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestration.log.tables import Tables, open_tables
 from orchestration.patterns.tools import ToolError, ToolRegistry
 
 
@@ -31,35 +31,37 @@ class Sender(Protocol):
 
 
 class LocalOutbox:
-    """Messages kept in a SQLite table until something delivers them."""
+    """Messages kept in a table until something delivers them: one row per key, whichever
+    replica sends it."""
 
     name = "outbox"
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, tables: Path | str | Tables,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``tables``: a SQLite file, a ``postgresql://`` URL, or open ``Tables`` (then
+        ``close`` leaves them open for their owner)."""
         self._clock = clock
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, key TEXT "
-                         "UNIQUE NOT NULL, recipient TEXT NOT NULL, text TEXT NOT NULL, "
-                         "created REAL NOT NULL)")
+        self._owned = isinstance(tables, Path | str)
+        self._t = open_tables(tables)
+        self._t.ensure("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, key TEXT "
+                       "UNIQUE NOT NULL, recipient TEXT NOT NULL, text TEXT NOT NULL, "
+                       "created REAL NOT NULL)")
 
     def send(self, to: str, text: str, key: str) -> str:
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO outbox (key, recipient, text, created) "
-                             "VALUES (?, ?, ?, ?)", (key, to, text, self._clock()))
-            row = self._db.execute("SELECT id FROM outbox WHERE key=?", (key,)).fetchone()
-        return f"msg-{row[0]}"
+        with self._t.transaction() as tx:
+            tx.change("INSERT INTO outbox (key, recipient, text, created) VALUES "
+                      "(%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                      (key, to, text, self._clock()))
+            [(ident,)] = tx.rows("SELECT id FROM outbox WHERE key=%s", (key,))
+        return f"msg-{ident}"
 
     def messages(self) -> list[dict[str, object]]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, key, recipient, text FROM outbox "
-                                    "ORDER BY id").fetchall()
+        rows = self._t.rows("SELECT id, key, recipient, text FROM outbox ORDER BY id")
         return [dict(zip(("id", "key", "to", "text"), r, strict=True)) for r in rows]
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._t.close()
 
 
 class ConfirmIn(BaseModel):
