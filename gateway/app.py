@@ -94,6 +94,7 @@ def _runtime(settings: Settings, voice: VoiceServices[Bulkhead] | None,
             else make_agent_factory(
                 bus, settings.data_dir, settings.agents_config, readings={"gateway": readings},
                 calls=call_log.call, durable=call_log.durable,
+                database_url=settings.database_url,
             )
         )
     runtime = Runtime(
