@@ -1,13 +1,13 @@
 """Throwaway message-bus servers for the tests and the bus benchmark: Debian's
-``redis-server`` (the live bus between gateway nodes, docs/deployment.md) and
-``nats-server`` (measured against it by benchmarks/bus_delay.py), each on a free loopback
+``nats-server`` (the live bus between gateway nodes, docs/deployment.md) and
+``redis-server`` (measured against it by benchmarks/bus_delay.py), each on a free loopback
 port in a temporary folder, with bounded waits, stopped at the end.
 
 A server can be killed (SIGKILL, as a crash) and started again on the same port, which is
 how the tests take the bus away from running gateways and give it back.
 
 Missing binaries fail the tests that need the server, loudly (CI must not go green
-without them); a developer without Redis sets ``VOXGATE_SKIP_BUS=1`` to skip them.
+without them); a developer without nats-server sets ``VOXGATE_SKIP_BUS=1`` to skip them.
 """
 
 from __future__ import annotations
@@ -148,10 +148,10 @@ def nats_server() -> contextlib.AbstractContextManager[BusServer]:
 
 @pytest.fixture
 def bus_server() -> Iterator[BusServer]:
-    """A Redis server of the test's own (tests kill and restart it)."""
+    """A NATS server of the test's own (tests kill and restart it)."""
     if os.environ.get(SKIP_ENV) == "1":
         pytest.skip(f"{SKIP_ENV}=1: the live bus tests are skipped")
-    if find("redis") is None:
-        pytest.fail(missing("redis"))
-    with running("redis") as server:
+    if find("nats") is None:
+        pytest.fail(missing("nats"))
+    with running("nats") as server:
         yield server

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 # pg_server (a PostgreSQL server for the session) and pg_url (a fresh database on it)
-pytest_plugins = ("tests.pg_server",)
+# bus_server (a NATS server of the test's own, for the live bus between gateway nodes)
+pytest_plugins = ("tests.pg_server", "tests.bus_server")
 
 if TYPE_CHECKING:
     from voice.stt import WhisperSTT

@@ -163,11 +163,20 @@ class ClusterBus:
         async def on_error(exc: Exception) -> None:
             log.debug("live bus: %s", _why(exc))
 
-        nc = await nats.connect(
+        nc = nats.NATS()
+        # one attempt (the client's own retrying is off: 0 would mean "for ever"), bounded;
+        # the bridge's loop decides when to try again
+        attempt = nc.connect(
             self.url, name=f"voxgate {self.node}", allow_reconnect=False,
-            connect_timeout=max(1, round(self.connect_timeout_s)), max_reconnect_attempts=0,
-            no_echo=True, disconnected_cb=on_lost, closed_cb=on_lost, error_cb=on_error,
-            ping_interval=5, max_outstanding_pings=2)
+            connect_timeout=max(1, round(self.connect_timeout_s)), max_reconnect_attempts=1,
+            reconnect_time_wait=0, no_echo=True, disconnected_cb=on_lost, closed_cb=on_lost,
+            error_cb=on_error, ping_interval=5, max_outstanding_pings=2)
+        try:
+            await asyncio.wait_for(attempt, self.connect_timeout_s + 1.0)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
         return nc, lost
 
     # --- connected ---------------------------------------------------------------------
@@ -254,15 +263,17 @@ class ClusterBus:
             return
         self.status = "down"
         self._down_since = time.monotonic()
-        log.warning("live bus %s unreachable (%s): the views show this node's calls only; "
-                    "calls are not affected; reconnecting with backoff", self.url, reason)
+        log.warning("live bus %s unreachable from node %s (%s): the views show this node's "
+                    "calls only; calls are not affected; reconnecting with backoff",
+                    self.url, self.node, reason)
 
     def _came_up(self) -> None:
         self.backoff.reset()
         self.counts["connects"] += 1
         if self.status == "down" and self._down_since is not None:
-            log.warning("live bus %s reachable again after %.1f s (events dropped so far: %d)",
-                        self.url, time.monotonic() - self._down_since, self.counts["dropped"])
+            log.warning("live bus %s reachable again from node %s after %.1f s (events "
+                        "dropped so far: %d)", self.url, self.node,
+                        time.monotonic() - self._down_since, self.counts["dropped"])
         else:
             log.info("live bus %s connected as node %s", self.url, self.node)
         self.status = "connected"
