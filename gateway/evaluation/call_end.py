@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -51,6 +51,8 @@ class CallEnd:
         token: str | None = None,
         admin_token: str | None = None,
         twilio_auth_token: str | None = None,
+        call_sid: str | None = None,
+        parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.protocol = protocol
         self.twilio = protocol == "twilio"
@@ -66,6 +68,7 @@ class CallEnd:
         self.tail_s = tail_s
         self.hangup_after_reply = hangup_after_reply
         self.caller = caller
+        self.parameters = dict(parameters or {})  # the stream's custom parameters
         self.max_call_s = max_call_s
         self.clock = clock
         self.prepared: list[tuple[Segment, list[bytes], list[bool]]] = []
@@ -77,7 +80,7 @@ class CallEnd:
         self.result = CallResult(protocol=protocol, url=self.url)
         if self.twilio:
             self.result.stream_sid = "MZ" + uuid.uuid4().hex
-            self.result.call_sid = "CA" + uuid.uuid4().hex
+            self.result.call_sid = call_sid or "CA" + uuid.uuid4().hex
             self.account_sid = "AC" + uuid.uuid4().hex
         self.done = asyncio.Event()
         self.session_ended = asyncio.Event()

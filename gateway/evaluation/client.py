@@ -22,7 +22,7 @@ import contextlib
 import functools
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection
@@ -190,6 +190,7 @@ class _Call(CallEnd):
         if self.twilio:
             await self._send(tp.ConnectedMessage().to_json())
             params = {"caller": self.caller} if self.caller is not None else {}
+            params.update(self.parameters)
             start = tp.StartMessage(
                 self._seq_next(),
                 self.result.stream_sid or "",
@@ -272,6 +273,8 @@ async def run_call(
     token: str | None = None,
     admin_token: str | None = None,
     twilio_auth_token: str | None = None,
+    call_sid: str | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> CallResult:
     """Place one call to the gateway at ``url`` and return what happened.
 
@@ -284,7 +287,8 @@ async def run_call(
     when the call cannot be placed or the server breaks the protocol (``.result`` then holds
     what was recorded). A production gateway wants ``token`` (a widget token, browser
     calls), ``twilio_auth_token`` (to sign a Twilio stream as Twilio does) and
-    ``admin_token`` (the event stream with the transcripts).
+    ``admin_token`` (the event stream with the transcripts). A Twilio stream carries
+    ``call_sid`` (else a new one) and the TwiML's ``parameters`` (``gateway/evaluation/phone.py``).
     """
     if (wav is None) == (script is None):
         raise CallError("pass either a caller WAV or a script of segments")
@@ -296,6 +300,8 @@ async def run_call(
         token=token,
         admin_token=admin_token,
         twilio_auth_token=twilio_auth_token,
+        call_sid=call_sid,
+        parameters=parameters,
         realtime=realtime,
         tail_s=tail_s,
         hangup_after_reply=hangup_after_reply,

@@ -207,8 +207,8 @@ class Supervisor:
                 said = True
                 self.memory.said(a.text)
             yield a
-        prompt = self.host.prompt() if self.waiting and not said else ""
-        if prompt:
+        if not said:  # ask again what the call waited for, else what comes next
+            prompt = (self.host.prompt() if self.waiting else "") or self.config.anything_else
             self.memory.said(prompt)
             yield Say(prompt)
 

@@ -1,0 +1,66 @@
+"""When Twilio asks what follows a stream that ended, the answer comes from the shared log:
+carry on a stream that broke, hang up one that ended (tests/gateway/test_resume_across_nodes.py
+runs the whole thing across two nodes). A real SQLite log and the real BusLog writer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from gateway.call_log import CallLog
+from gateway.transports.inbox import VANISHED
+from gateway.transports.twilio_webhooks import MAX_RESUMES, dropped
+from orchestration.log.buslog import attach_bus
+from orchestration.log.events import EventBus
+from orchestration.log.sqlite_store import SQLiteEventStore
+from orchestration.log.store import NewEvent
+from orchestration.log.views import project
+
+
+def _log(tmp_path: Path, calls: dict[str, list[tuple[str, dict[str, Any]]]]) -> CallLog:
+    store = SQLiteEventStore(tmp_path / "events.db", project)
+    for session, events in calls.items():
+        store.append([NewEvent(f"call:{session}", t, d) for t, d in events])
+    log = CallLog()
+    log.attach(store, None)
+    return log
+
+
+STARTED = ("session.started", {"protocol": "twilio", "call_sid": "CA1"})
+
+
+def test_a_stream_that_broke_is_carried_on_one_that_ended_is_not(tmp_path: Path) -> None:
+    log = _log(tmp_path, {
+        "died": [STARTED, ("agent.reply", {"text": "Tuesday at 3 PM, shall I book it?"})],
+        "vanished": [STARTED, ("session.ended", {"reason": VANISHED})],
+        "hung-up": [STARTED, ("session.ended", {"reason": "caller hung up"})],
+        "goodbye": [STARTED, ("agent.goodbye", {}),
+                    ("session.ended", {"reason": f"{VANISHED} during the goodbye"})],
+        "again": [STARTED] + [("session.resumed", {"from": "x"})] * MAX_RESUMES,
+    })
+    assert dropped(log, "died", "CA1")  # its node died: no session.ended in the log
+    assert dropped(log, "vanished", "CA1")  # the connection vanished
+    assert not dropped(log, "hung-up", "CA1")
+    assert not dropped(log, "goodbye", "CA1")  # the agent had ended the conversation
+    assert not dropped(log, "again", "CA1")  # carried on too often: hang up
+    # only the phone call that session belongs to may carry it on
+    assert not dropped(log, "died", "CA2")
+    assert not dropped(log, "unknown", "CA1")
+    assert log.started("died") == dict(STARTED[1])
+    assert log.end_reason("hung-up") == "caller hung up" and log.end_reason("died") is None
+
+
+def test_durable_returns_once_the_events_are_in_the_log(tmp_path: Path) -> None:
+    store = SQLiteEventStore(tmp_path / "events.db", project)
+    bus = EventBus()
+    sink = attach_bus(bus, store)
+    log = CallLog()
+    log.attach(store, sink)
+    bus.emit("s1", "session.started", {"protocol": "twilio", "call_sid": "CA9"})
+    asyncio.run(log.durable())
+    assert (log.started("s1") or {}).get("call_sid") == "CA9"
+    log.detach()
+    assert log.call("s1") is None and log.started("s1") is None  # no log: nothing to resume
+    sink.close()
+    store.close()
