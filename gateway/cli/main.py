@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import typer
 
-from gateway.cli.options import AdminToken, TwilioAuthToken, WidgetToken
-
-if TYPE_CHECKING:
-    from gateway.config import Settings
+from gateway.cli.options import AdminToken, TwilioAuthToken, WidgetToken, settings_or_exit
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="voxgate voice agent gateway")
 
@@ -36,7 +33,7 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = _settings_or_exit(config, overrides)
+    settings = settings_or_exit(config, overrides)
     configure_logging(settings.log_level)
     app = create_app(settings)
     server_config = uvicorn.Config(
@@ -58,29 +55,6 @@ def serve(
         server.run()
     if not server.started:
         raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE: the port is taken, the app failed
-
-
-def _settings_or_exit(config: Path | None, overrides: dict[str, object]) -> Settings:
-    """The settings, or exit 2 naming each bad one and its environment variable."""
-    import yaml
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    from gateway.config import load_settings
-
-    try:
-        return load_settings(config, **overrides)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            env = "VOXGATE_" + "__".join(str(part).upper() for part in error["loc"])
-            shown = repr(error.get("input"))[:60]
-            lines.append(f"  {where} ({env}): {error['msg']}; got {shown}")
-        typer.echo("invalid settings:\n" + "\n".join(lines), err=True)
-    except (SettingsError, FileNotFoundError, yaml.YAMLError) as exc:
-        typer.echo(f"invalid settings: {exc}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -143,6 +117,17 @@ def _mount_eval() -> None:
 
 
 _mount_eval()
+
+
+def _mount_livekit() -> None:
+    from gateway.cli.livekit import livekit_worker_command
+
+    app.command("livekit-worker", help="run a LiveKit agent worker (docs/deployment.md)")(
+        livekit_worker_command
+    )
+
+
+_mount_livekit()
 
 
 def main() -> None:

@@ -152,7 +152,7 @@ async def test_plugins_in_an_agent_session(plugins: tuple[STT, TTS, VAD],
                                            tmp_path: Path) -> None:
     stt, tts, detector = plugins
     pcm, text = load_prompt(PROMPT)
-    session: AgentSession = AgentSession(stt=stt, tts=tts, vad=detector)
+    session: AgentSession[None] = AgentSession(stt=stt, tts=tts, vad=detector)
     heard: list[str] = []
     said: list[str] = []
 

@@ -1,0 +1,308 @@
+"""``voxgate livekit-worker``: a LiveKit agent worker that answers rooms with voxgate.
+
+The worker registers with a LiveKit server through ``livekit-agents`` (``AgentServer``).
+The server dispatches each new room (or, with ``agent_name``, each explicit dispatch) to a
+worker; the worker joins the room, runs voxgate's own ``CallSession`` (VAD, barge-in,
+turn-taking, the agents) on the first caller's audio track and publishes the reply as the
+agent's audio track.
+
+* Jobs run on threads of this one process (``JobExecutorType.THREAD``), each on an event
+  loop of its own: the whisper and piper models are loaded once, before the worker
+  registers, and every call shares them through the runtime's bulkheads, as calls on
+  ``voxgate serve`` do. (livekit-agents' default, a process per job, would load the
+  models again in each process and lose the shared bounds on two cores.)
+* Load: live calls / ``capacity``; at ``load >= 1`` the worker tells the server it is
+  full, and an availability request that comes anyway is declined, so the server tries
+  another worker.
+* SIGTERM drains: the worker reports itself full at once, lets live calls finish for
+  ``drain_timeout_s``, then has each say the gateway's goodbye and hang up, and exits 0.
+* What the caller's app sees besides audio: the caller's words and the agent's sentences
+  as LiveKit transcriptions (text streams on ``lk.transcription``, the topic LiveKit's
+  client components read) and every event of the session as JSON on the data topic
+  ``voxgate.events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorType, JobRequest
+
+from gateway.agents import plug
+from gateway.config import Settings
+from gateway.livekit.transport import CallerAudio, LiveKitTransport
+from gateway.runtime import CallRefused, Runtime, say_goodbye
+from orchestration.agents.agent import basic_agent_factory
+from orchestration.agents.system import make_agent_factory
+from orchestration.log.events import Event, EventBus
+from orchestration.log.redact import redact_data
+from orchestration.patterns.bulkhead import Bulkhead
+from voice.services import VoiceServices
+from voice.session import CallSession
+
+log = logging.getLogger(__name__)
+
+EVENTS_TOPIC = "voxgate.events"
+TRANSCRIPTION_TOPIC = "lk.transcription"
+WORKER_ATTRIBUTE = "voxgate.worker"  # on the agent participant: which worker took the call
+QUIET_EVENTS = frozenset({"audio.levels"})  # the dashboard's meters stay on the node
+
+
+@dataclass
+class WorkerOptions:
+    url: str
+    api_key: str
+    api_secret: str
+    capacity: int  # live calls at most; the load reported is live / capacity
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    agent_name: str = ""  # "": every new room; else only explicit dispatches of this name
+    drain_timeout_s: int = 60
+    http_port: int = 0  # livekit-agents' health endpoint; 0: any free port
+
+
+def make_runtime(settings: Settings) -> Runtime:
+    """The bus, the models (not loaded yet) and the agents every call of this worker shares."""
+    bus = EventBus(redactor=redact_data if settings.redact else None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # the agents' stores follow settings.database_url: on PostgreSQL, every worker and
+    # gateway replica books into the same tables
+    factory = (basic_agent_factory if settings.agent == "basic"
+               else make_agent_factory(bus, settings.data_dir, settings.agents_config,
+                                       database_url=settings.database_url))
+    return Runtime(settings=settings,
+                   voice=VoiceServices.create(settings.voice, settings.data_dir, Bulkhead),
+                   bus=bus, agent_factory=plug(factory))
+
+
+@dataclass
+class _Call:
+    loop: asyncio.AbstractEventLoop
+    session: CallSession
+
+
+class VoxgateWorker:
+    def __init__(self, options: WorkerOptions, runtime: Runtime) -> None:
+        if options.capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {options.capacity}")
+        self.options = options
+        self.runtime = runtime
+        self.server = AgentServer(
+            job_executor_type=JobExecutorType.THREAD,
+            load_threshold=1.0,
+            num_idle_processes=1,
+            ws_url=options.url, api_key=options.api_key, api_secret=options.api_secret,
+            port=options.http_port,
+            drain_timeout=options.drain_timeout_s,
+            setup_fnc=self._prewarm,
+            load_fnc=self.load,
+        )
+        self.server.rtc_session(self.entrypoint, agent_name=options.agent_name,
+                                on_request=self.on_request)
+        self._calls: dict[str, _Call] = {}
+        self._lock = threading.Lock()
+
+    # --- what the server asks ---------------------------------------------------------
+
+    def load(self) -> float:
+        """Live calls over capacity, capped at 1 (the server's threshold for full)."""
+        with self._lock:
+            live = len(self._calls)
+        try:  # jobs accepted whose call has not started yet count too
+            jobs = len(self.server.active_jobs)
+        except AttributeError:  # not running yet: no process pool
+            jobs = 0
+        return min(1.0, max(live, jobs) / self.options.capacity)
+
+    async def on_request(self, request: JobRequest) -> None:
+        if self.server.draining:
+            await request.reject()
+            return
+        await request.accept(name="voxgate", attributes={WORKER_ATTRIBUTE: self.options.name})
+
+    def _prewarm(self, proc: Any) -> None:
+        # a job thread: the models were loaded before the worker registered; this is cheap
+        # then, and it makes a worker started without them load them before a first call
+        self.runtime.voice.load()
+
+    # --- one call ---------------------------------------------------------------------
+
+    async def entrypoint(self, ctx: JobContext) -> None:
+        await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+        caller = await ctx.wait_for_participant()
+        track = await _audio_track(ctx.room, caller)
+        transport = LiveKitTransport.create()
+        try:
+            session = self.runtime.new_session(transport, "livekit", caller=caller.identity,
+                                               call_sid=ctx.room.name)
+        except CallRefused as exc:
+            log.warning("room %s refused: %s", ctx.room.name, exc)
+            await _publish_event(ctx.room, {"type": "call.refused", "code": exc.code,
+                                            "reason": str(exc)})
+            ctx.shutdown(f"refused: {exc.code}")
+            return
+        with self._lock:
+            self._calls[session.id] = _Call(asyncio.get_running_loop(), session)
+        try:
+            await self._run_call(ctx, caller, track, session, transport)
+        finally:
+            with self._lock:
+                self._calls.pop(session.id, None)
+
+    async def _run_call(self, ctx: JobContext, caller: rtc.RemoteParticipant, track: rtc.Track,
+                        session: CallSession, transport: LiveKitTransport) -> None:
+        room = ctx.room
+        published = await room.local_participant.publish_track(
+            rtc.LocalAudioTrack.create_audio_track("voxgate", transport.source),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        transport.on_mark = session.on_mark
+        transport.start()
+        forwarder = _Forwarder(room, session.id, caller_track=track.sid,
+                               agent_track=published.sid)
+        unsubscribe = self.runtime.bus.subscribe(forwarder.on_event)
+        audio = CallerAudio(track)
+        left = asyncio.Event()
+        room.on("participant_disconnected",
+                lambda p: left.set() if p.identity == caller.identity else None)
+        reason = "caller hung up"
+        try:
+            await session.start()
+            feeding = asyncio.create_task(audio.frames(session.feed), name="lk-caller-audio")
+            ended = [asyncio.create_task(e.wait()) for e in (left, session.ended,
+                                                             transport.closed)]
+            await asyncio.wait([feeding, *ended], return_when=asyncio.FIRST_COMPLETED)
+            if not left.is_set():
+                reason = transport.end_reason or session.end_reason or "caller track ended"
+            for task in (feeding, *ended):
+                task.cancel()
+        finally:
+            await self.runtime.end_session(session, reason)
+            await forwarder.flush()
+            unsubscribe()
+            await audio.aclose()
+            await transport.aclose()
+        if not left.is_set():  # the agent ended the call: the room goes with it
+            with contextlib.suppress(Exception):
+                await ctx.delete_room()
+        ctx.shutdown(reason)
+
+    # --- the worker's life ------------------------------------------------------------
+
+    def cut_live_calls(self) -> None:
+        """The drain's deadline: every live call hears the goodbye and is hung up."""
+        settings = self.runtime.settings
+        with self._lock:
+            calls = list(self._calls.values())
+        for call in calls:
+            call.loop.call_soon_threadsafe(say_goodbye, call.session,
+                                           settings.drain_goodbye_text, "worker draining")
+
+    async def run(self) -> None:
+        """Load the models, register, take calls; SIGTERM drains, then this returns."""
+        await asyncio.to_thread(self.runtime.voice.load)
+        log.info("voxgate livekit worker %s: models loaded (ms: %s), registering with %s",
+                 self.options.name, self.runtime.voice.load_ms, self.options.url)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(self.server.run(), name="lk-agent-server")
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if runner.done():
+            stopper.cancel()
+            runner.result()  # registration failed for good: raise it
+            return
+        await self.drain()
+        await self.server.aclose()
+        await asyncio.gather(runner, return_exceptions=True)
+
+    async def drain(self) -> None:
+        log.warning("worker %s draining: no new calls, %d live", self.options.name,
+                    len(self._calls))
+        try:
+            await self.server.drain(timeout=self.options.drain_timeout_s)
+        except TimeoutError:
+            self.cut_live_calls()
+            with contextlib.suppress(TimeoutError):
+                await self.server.drain(timeout=int(self.runtime.settings.drain_timeout_s) + 1)
+        log.warning("worker %s drained", self.options.name)
+
+
+async def _audio_track(room: rtc.Room, participant: rtc.RemoteParticipant) -> rtc.Track:
+    """The participant's first audio track, once we are subscribed to it."""
+    for publication in participant.track_publications.values():
+        if publication.kind == rtc.TrackKind.KIND_AUDIO and publication.track is not None:
+            return publication.track
+    found: asyncio.Future[rtc.Track] = asyncio.get_running_loop().create_future()
+
+    def subscribed(track: rtc.Track, _: rtc.RemoteTrackPublication,
+                   who: rtc.RemoteParticipant) -> None:
+        if (who.identity == participant.identity and track.kind == rtc.TrackKind.KIND_AUDIO
+                and not found.done()):
+            found.set_result(track)
+
+    room.on("track_subscribed", subscribed)
+    try:
+        return await found
+    finally:
+        room.off("track_subscribed", subscribed)
+
+
+async def _publish_event(room: rtc.Room, event: dict[str, Any]) -> None:
+    await room.local_participant.publish_data(json.dumps(event, default=str),
+                                              reliable=True, topic=EVENTS_TOPIC)
+
+
+class _Forwarder:
+    """A session's events, from the bus (any thread) to the room (this call's loop)."""
+
+    def __init__(self, room: rtc.Room, session_id: str, caller_track: str,
+                 agent_track: str) -> None:
+        self.room = room
+        self.session_id = session_id
+        self.tracks = {"caller": caller_track, "agent": agent_track}
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.task = self.loop.create_task(self._send(), name="lk-events")
+
+    def on_event(self, event: Event) -> None:
+        if event.session_id == self.session_id and event.type not in QUIET_EVENTS:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    async def flush(self) -> None:
+        """Send what is queued (the session's last events), then stop."""
+        self.queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.task, 5.0)
+
+    async def _send(self) -> None:
+        while (event := await self.queue.get()) is not None:
+            try:
+                await self._send_one(event)
+            except Exception as exc:  # the room went away: the call is over anyway
+                log.debug("session %s: event %s not sent: %r", self.session_id,
+                          event.type, exc)
+
+    async def _send_one(self, event: Event) -> None:
+        await _publish_event(self.room, {"seq": event.seq, "ts": event.ts,
+                                         "type": event.type, **dict(event.data)})
+        said = {"stt.final": "caller", "tts.started": "agent"}.get(event.type)
+        text = event.data.get("text")
+        if said is None or not isinstance(text, str) or not text:
+            return
+        await self.room.local_participant.send_text(text, topic=TRANSCRIPTION_TOPIC, attributes={
+            "lk.transcribed_track_id": self.tracks[said],
+            "lk.segment_id": f"{self.session_id}-{event.seq}",
+            "lk.transcription_final": "true",
+            "voxgate.speaker": said,
+        })

@@ -1,0 +1,150 @@
+"""``voxgate livekit-worker`` against a real LiveKit server on loopback (tests/livekit_server.py):
+real worker processes, a caller on the ``livekit`` SDK publishing real speech, WebRTC
+media both ways through the server.
+
+Each worker takes one call at a time (``--capacity 1``), so which worker gets a call is
+decided by the load the workers report, not by the server's dice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gateway.evaluation.speech import load_prompt, word_error_rate
+from tests.gateway.livekit_caller import Caller
+
+if TYPE_CHECKING:
+    from tests.livekit_server import LiveKitServer
+
+pytestmark = pytest.mark.slow
+# the session's LiveKit server fixture (tests/livekit_server.py)
+pytest_plugins = ("tests.livekit_server",)
+
+PROMPT = "agent-pass"  # "Please enter your password followed by the pound key."
+REGISTER_TIMEOUT_S = 120  # model loading on a busy two-core machine
+
+
+@dataclass
+class Worker:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_worker(server: LiveKitServer, name: str, folder: Path) -> Worker:
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "worker.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXGATE_AGENT": "basic",
+           "VOXGATE_DATA_DIR": str(folder / "data")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli.main", "livekit-worker", "--url", server.url,
+             "--api-key", server.api_key, "--api-secret", server.api_secret,
+             "--capacity", "1", "--name", name, "--drain-timeout", "30"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    return Worker(name, proc, log)
+
+
+def wait_registered(worker: Worker) -> None:
+    deadline = time.monotonic() + REGISTER_TIMEOUT_S
+    while "registered worker" not in worker.text():
+        if worker.proc.poll() is not None or time.monotonic() > deadline:
+            worker.proc.kill()
+            raise AssertionError(f"worker {worker.name} did not register: {worker.text()[-3000:]}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def workers(livekit_server: LiveKitServer, tmp_path_factory: pytest.TempPathFactory,
+            ) -> Iterator[dict[str, Worker]]:
+    root = tmp_path_factory.mktemp("lk-workers")
+    started = {n: start_worker(livekit_server, n, root / n) for n in ("w1", "w2")}
+    try:
+        for worker in started.values():
+            wait_registered(worker)
+        yield started
+    finally:
+        for worker in started.values():
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+            worker.proc.wait(30)
+
+
+def room_name() -> str:
+    return f"call-{uuid.uuid4().hex[:8]}"
+
+
+async def join(server: LiveKitServer, room: str) -> Caller:
+    caller = Caller(server.url, server.token(f"caller-{room}", room))
+    await caller.join()
+    return caller
+
+
+async def test_a_call_through_livekit(livekit_server: LiveKitServer,
+                                      workers: dict[str, Worker]) -> None:
+    pcm, text = load_prompt(PROMPT)
+    caller = await join(livekit_server, room_name())
+    try:
+        assert await caller.wait_for_agent() in workers
+        heard = caller.heard
+        # the greeting, as audio and as the agent's transcription
+        await caller.wait_for("greeting", lambda: heard.audible_at and heard.of_type(
+            "tts.started"), 60)
+        await caller.wait_for("greeting played", lambda: heard.of_type("agent.state") and
+                              heard.of_type("agent.state")[-1].get("state") == "listening", 30)
+        caller.say(pcm)
+        final = await caller.wait_for("caller's words", lambda: heard.of_type("stt.final"), 60)
+        assert word_error_rate(text, final[0]["text"]) <= 0.2, final
+        # the answer, sentence by sentence (its first sentence cut at a clause for speed)
+        def answer() -> str:
+            spoken = " ".join(t for s, t in heard.transcriptions if s == "agent")
+            start, end = spoken.find("I heard:"), spoken.find("What else")
+            return spoken[start + 8:end] if 0 <= start < end else ""
+
+        assert word_error_rate(text, await caller.wait_for("the answer", answer, 60)) <= 0.2
+        said = [t for s, t in heard.transcriptions if s == "caller"]
+        assert said and word_error_rate(text, said[0]) <= 0.2
+        # and the answer came as audio through the room, after the caller spoke
+        await caller.wait_for("answer audio", lambda: [
+            t for t in heard.audible_at if t > caller.spoke_until], 30)
+    finally:
+        await caller.leave()
+
+
+async def test_calls_spread_over_two_workers_and_survive_one(
+        livekit_server: LiveKitServer, workers: dict[str, Worker]) -> None:
+    first = await join(livekit_server, room_name())
+    second: Caller | None = None
+    try:
+        took_first = await first.wait_for_agent()
+        # the first worker is full: the second call must go to the other one
+        second = await join(livekit_server, room_name())
+        took_second = await second.wait_for_agent()
+        assert {took_first, took_second} == set(workers)
+    finally:
+        await first.leave()
+        if second is not None:
+            await second.leave()
+    killed, survivor = workers[took_first], workers[took_second]
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.proc.wait(30)
+    for _ in range(2):  # new calls, one after the other, all to the survivor
+        caller = await join(livekit_server, room_name())
+        try:
+            assert await caller.wait_for_agent() == survivor.name
+            await caller.wait_for("greeting", lambda c=caller: c.heard.audible_at, 60)
+        finally:
+            await caller.leave()
