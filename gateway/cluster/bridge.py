@@ -151,7 +151,7 @@ class ClusterBus:
             await self._wake.wait()
 
     async def _connect(self) -> tuple[Any, asyncio.Event]:
-        import nats
+        from nats.aio.client import Client as NATS
 
         lost = asyncio.Event()
 
@@ -163,7 +163,7 @@ class ClusterBus:
         async def on_error(exc: Exception) -> None:
             log.debug("live bus: %s", _why(exc))
 
-        nc = nats.NATS()
+        nc = NATS()
         # one attempt (the client's own retrying is off: 0 would mean "for ever"), bounded;
         # the bridge's loop decides when to try again
         attempt = nc.connect(

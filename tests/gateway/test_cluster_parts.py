@@ -139,7 +139,7 @@ def test_emitting_never_waits_for_the_bus_and_a_full_queue_drops_the_oldest(
 
 def test_relayed_events_reach_only_the_views() -> None:
     bus = EventBus()
-    local, views = EventRecorder(bus), []
+    local, views = EventRecorder(bus), list[Event]()
     bus.subscribe(views.append, remote=True)
     bus.emit("mine", "session.started")
     bus.relay(event(41, "theirs", "session.started"))

@@ -145,12 +145,10 @@ def test_the_bus_killed_mid_call_then_restarted(
 
     async def call_through_an_outage() -> CallResult:
         call = asyncio.ensure_future(run_call(pcm, "browser", a.url, tail_s=20.0))
-        while not a.runtime.sessions:
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(until, lambda: bool(a.runtime.sessions))
         sid = next(iter(a.runtime.sessions))
-        async with httpx.AsyncClient() as http:
-            while (await http.get(f"{b.url}/api/sessions/{sid}")).status_code != 200:
-                await asyncio.sleep(0.05)
+        await asyncio.to_thread(
+            until, lambda: httpx.get(f"{b.url}/api/sessions/{sid}").status_code == 200)
         bus_server.kill()  # mid-call: B shows it live, A is still talking
         return await call
 
