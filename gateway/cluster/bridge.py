@@ -63,39 +63,49 @@ class ClusterBus:
         self.counts = {"published": 0, "received": 0, "dropped": 0, "refused": 0,
                        "connects": 0}
         self.peers = Peers()
-        self._queue: collections.deque[Event] = collections.deque()
+        # appends and pops of a deque are atomic; at maxlen an append drops the oldest
+        self._queue: collections.deque[Event] = collections.deque(maxlen=queue_limit)
         self._own_live: set[str] = set()  # this node's calls, for its heartbeat
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the drop count, which two threads add to
+        # the emitting thread only sets this (no system call, the GIL not given up); the
+        # pump thread passes it on to the bridge's event loop
+        self._signal = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._woken = False
         self._stopping = False
         self._down_since: float | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._unsubscribe: Callable[[], None] | None = None
 
     # --- the emitting side: never blocks, never raises ------------------------------
 
     def _outgoing(self, event: Event) -> None:
+        if len(self._queue) == self.queue_limit:
+            self._dropped(1)
+        self._queue.append(event)
+        if event.type == "session.ended":
+            self._own_live.discard(event.session_id)
+        else:
+            self._own_live.add(event.session_id)
+        if not self._signal.is_set():
+            self._signal.set()
+
+    def _dropped(self, n: int) -> None:
         with self._lock:
-            if len(self._queue) >= self.queue_limit:
-                self._queue.popleft()
-                self.counts["dropped"] += 1
-            self._queue.append(event)
-            if event.type == "session.ended":
-                self._own_live.discard(event.session_id)
-            else:
-                self._own_live.add(event.session_id)
-            loop, wake = self._loop, None
-            if not self._woken and loop is not None:
-                self._woken, wake = True, self._wake
-        if wake is not None and loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
-                loop.call_soon_threadsafe(wake.set)
+            self.counts["dropped"] += n
 
     def queued(self) -> int:
-        with self._lock:
-            return len(self._queue)
+        return len(self._queue)
+
+    def _pump(self) -> None:
+        """Wake the bridge's loop when events wait (while it is connected to publish)."""
+        while not self._stopping:
+            self._signal.wait()
+            self._signal.clear()
+            loop, wake = self._loop, self._wake
+            if loop is not None and wake is not None and self.status == "connected":
+                with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                    loop.call_soon_threadsafe(wake.set)
 
     # --- life ----------------------------------------------------------------------
 
@@ -103,19 +113,22 @@ class ClusterBus:
         """Attach to the bus and connect in the background (start-up never waits)."""
         self.bus.node = self.node
         self._unsubscribe = self.bus.subscribe(self._outgoing)
-        self._thread = threading.Thread(target=self._main, name="live-bus", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._main, name="live-bus", daemon=True),
+                         threading.Thread(target=self._pump, name="live-bus-pump", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._stopping = True
+        self._signal.set()
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        for thread in self._threads:
+            thread.join(timeout_s)
         self.status = "stopped"
 
     def _main(self) -> None:
@@ -198,32 +211,30 @@ class ClusterBus:
                     next_beat = time.monotonic() + self.beat_s
             except Exception as exc:
                 return f"publish failed: {_why(exc)}"
-            with self._lock:  # an emit from now on wakes the loop again
-                self._woken = bool(self._queue)
-                if self._woken:
-                    self._wake.set()
-                else:
-                    self._wake.clear()
+            self._wake.clear()  # an emit from now on wakes the loop again
+            if self._queue:
+                continue  # came in meanwhile
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - time.monotonic()))
         return "stopping"
 
     async def _publish(self, nc: Any) -> None:
         while True:
-            with self._lock:
-                batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            batch: list[Event] = []
+            with contextlib.suppress(IndexError):  # emptied
+                while len(batch) < BATCH:
+                    batch.append(self._queue.popleft())
             if not batch:
                 return
             try:
                 await nc.publish(EVENTS, Batch.encode(self.node, batch))
             except Exception:
-                self.counts["dropped"] += len(batch)
+                self._dropped(len(batch))
                 raise
             self.counts["published"] += len(batch)
 
     async def _beat(self, nc: Any) -> None:
-        with self._lock:
-            live = frozenset(self._own_live)
+        live = frozenset(self._own_live)  # one C-level copy: no emit can interleave
         await nc.publish(NODES, Beat(self.node, live, self.beat_s).encode())
         for end in self.peers.expired():
             self.bus.relay(end)
