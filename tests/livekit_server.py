@@ -108,14 +108,21 @@ class LiveKitServer:
             self._proc.kill()
             self._proc.wait(_STOP_TIMEOUT_S)
 
-    def token(self, identity: str, room: str) -> str:
-        """A join token for ``room`` (the room is created when its first member joins)."""
+    def token(self, identity: str, room: str, agent_name: str = "") -> str:
+        """A join token for ``room`` (the room is created when its first member joins);
+        with ``agent_name``, the room asks for that agent explicitly."""
         from livekit import api
+        from livekit.protocol.agent_dispatch import RoomAgentDispatch
+        from livekit.protocol.room import RoomConfiguration
 
         grants = api.VideoGrants(room_join=True, room=room, can_publish=True,
                                  can_subscribe=True, can_publish_data=True)
-        return (api.AccessToken(self.api_key, self.api_secret).with_identity(identity)
-                .with_grants(grants).to_jwt())
+        token = (api.AccessToken(self.api_key, self.api_secret).with_identity(identity)
+                 .with_grants(grants))
+        if agent_name:
+            token = token.with_room_config(
+                RoomConfiguration(agents=[RoomAgentDispatch(agent_name=agent_name)]))
+        return token.to_jwt()
 
 
 def _free_port(kind: socket.SocketKind) -> int:

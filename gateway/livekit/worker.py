@@ -110,6 +110,7 @@ class VoxgateWorker:
                                 on_request=self.on_request)
         self._calls: dict[str, _Call] = {}
         self._lock = threading.Lock()
+        self._loaded = threading.Event()
 
     # --- what the server asks ---------------------------------------------------------
 
@@ -130,9 +131,12 @@ class VoxgateWorker:
         await request.accept(name="voxgate", attributes={WORKER_ATTRIBUTE: self.options.name})
 
     def _prewarm(self, proc: Any) -> None:
-        # a job thread: the models were loaded before the worker registered; this is cheap
-        # then, and it makes a worker started without them load them before a first call
-        self.runtime.voice.load()
+        # a job thread: the models were loaded (and warmed) once, before the worker
+        # registered; only a worker run without run() loads them here, on its first job
+        with self._lock:
+            if not self._loaded.is_set():
+                self.runtime.voice.load()
+                self._loaded.set()
 
     # --- one call ---------------------------------------------------------------------
 
@@ -208,7 +212,7 @@ class VoxgateWorker:
 
     async def run(self) -> None:
         """Load the models, register, take calls; SIGTERM drains, then this returns."""
-        await asyncio.to_thread(self.runtime.voice.load)
+        await asyncio.to_thread(self._prewarm, None)
         log.info("voxgate livekit worker %s: models loaded (ms: %s), registering with %s",
                  self.options.name, self.runtime.voice.load_ms, self.options.url)
         loop = asyncio.get_running_loop()

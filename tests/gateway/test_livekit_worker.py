@@ -44,7 +44,7 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(server: LiveKitServer, name: str, folder: Path) -> Worker:
+def start_worker(server: LiveKitServer, name: str, folder: Path, *extra: str) -> Worker:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "worker.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXGATE_AGENT": "basic",
@@ -53,7 +53,7 @@ def start_worker(server: LiveKitServer, name: str, folder: Path) -> Worker:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli.main", "livekit-worker", "--url", server.url,
              "--api-key", server.api_key, "--api-secret", server.api_secret,
-             "--capacity", "1", "--name", name, "--drain-timeout", "30"],
+             "--capacity", "1", "--name", name, "--drain-timeout", "30", *extra],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     return Worker(name, proc, log)
 
@@ -65,6 +65,17 @@ def wait_registered(worker: Worker) -> None:
             worker.proc.kill()
             raise AssertionError(f"worker {worker.name} did not register: {worker.text()[-3000:]}")
         time.sleep(0.2)
+
+
+def wait_available(*workers: Worker) -> None:
+    """Until each worker has told the server it has room again (a worker whose call just
+    ended says so at its next status update, every 2.5 s): a room created while every
+    worker is full gets no agent at all (the server does not queue dispatches)."""
+    deadline = time.monotonic() + 30
+    for worker in workers:
+        while "at full capacity" in worker.text().rsplit("marking as available", 1)[-1]:
+            assert time.monotonic() < deadline, f"{worker.name} stays full"
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +98,8 @@ def room_name() -> str:
     return f"call-{uuid.uuid4().hex[:8]}"
 
 
-async def join(server: LiveKitServer, room: str) -> Caller:
-    caller = Caller(server.url, server.token(f"caller-{room}", room))
+async def join(server: LiveKitServer, room: str, agent_name: str = "") -> Caller:
+    caller = Caller(server.url, server.token(f"caller-{room}", room, agent_name))
     await caller.join()
     return caller
 
@@ -124,8 +135,30 @@ async def test_a_call_through_livekit(livekit_server: LiveKitServer,
         await caller.leave()
 
 
+async def test_barge_in_through_the_room(livekit_server: LiveKitServer,
+                                         workers: dict[str, Worker]) -> None:
+    pcm, text = load_prompt(PROMPT)
+    caller = await join(livekit_server, room_name())
+    try:
+        await caller.wait_for_agent()
+        heard = caller.heard
+        # the caller talks over the greeting as soon as they hear it
+        await caller.wait_for("greeting audio", lambda: heard.audible_at, 60)
+        caller.say(pcm)
+        cut = await caller.wait_for("the greeting cut", lambda: heard.of_type(
+            "tts.interrupted"), 30)
+        assert cut[0]["cleared"] is True  # the agent's queued audio was dropped
+        greeting = " ".join(e["text"] for e in heard.of_type("tts.started"))
+        assert cut[0]["played_text"] != greeting
+        final = await caller.wait_for("caller's words", lambda: heard.of_type("stt.final"), 60)
+        assert word_error_rate(text, final[0]["text"]) <= 0.2, final
+    finally:
+        await caller.leave()
+
+
 async def test_calls_spread_over_two_workers_and_survive_one(
         livekit_server: LiveKitServer, workers: dict[str, Worker]) -> None:
+    wait_available(*workers.values())
     first = await join(livekit_server, room_name())
     second: Caller | None = None
     try:
@@ -142,9 +175,42 @@ async def test_calls_spread_over_two_workers_and_survive_one(
     killed.proc.send_signal(signal.SIGKILL)
     killed.proc.wait(30)
     for _ in range(2):  # new calls, one after the other, all to the survivor
+        wait_available(survivor)
         caller = await join(livekit_server, room_name())
         try:
             assert await caller.wait_for_agent() == survivor.name
             await caller.wait_for("greeting", lambda c=caller: c.heard.audible_at, 60)
         finally:
             await caller.leave()
+
+
+async def test_sigterm_drains_a_worker(livekit_server: LiveKitServer,
+                                       tmp_path: Path) -> None:
+    """A worker of its own (explicit dispatch by agent name, so the module's workers keep
+    out): SIGTERM while a call is live; the call goes on to its end, then the worker
+    exits 0."""
+    pcm, text = load_prompt(PROMPT)
+    worker = start_worker(livekit_server, "w-drain", tmp_path, "--agent-name", "drain-test")
+    try:
+        wait_registered(worker)
+        caller = await join(livekit_server, room_name(), agent_name="drain-test")
+        try:
+            assert await caller.wait_for_agent() == "w-drain"
+            heard = caller.heard
+            await caller.wait_for("greeting", lambda: heard.audible_at, 60)
+            worker.proc.send_signal(signal.SIGTERM)
+            caller.say(pcm)
+            final = await caller.wait_for("caller's words", lambda: heard.of_type(
+                "stt.final"), 60)
+            assert word_error_rate(text, final[0]["text"]) <= 0.2, final
+            await caller.wait_for("answer audio", lambda: [
+                t for t in heard.audible_at if t > caller.spoke_until], 30)
+            assert worker.proc.poll() is None  # still there for its live call
+        finally:
+            await caller.leave()
+        assert worker.proc.wait(60) == 0, worker.text()[-3000:]
+        assert "draining" in worker.text()
+    finally:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait(30)
