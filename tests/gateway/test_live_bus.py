@@ -7,6 +7,7 @@ their own once the server is restarted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -47,18 +48,25 @@ def hears(node: ServerThread, other: str) -> bool:
     return c["status"] == "connected" and any(p["node"] == other for p in c["peers"])
 
 
-@pytest.fixture
-def nodes(bus_server: BusServer, tmp_path: Path) -> Iterator[tuple[ServerThread, ServerThread]]:
+@contextlib.contextmanager
+def two_nodes(bus_url: str, tmp_path: Path, database_url: str | None = None,
+              ) -> Iterator[tuple[ServerThread, ServerThread]]:
     with ExitStack() as stack:
         started = []
         for name in ("node-a", "node-b"):
-            settings = Settings(data_dir=tmp_path / name, agent="basic",
-                                bus_url=bus_server.url, node_id=name)
+            settings = Settings(data_dir=tmp_path / name, agent="basic", bus_url=bus_url,
+                                node_id=name, database_url=database_url)
             settings.voice.turn.reprompt_after_s = 30.0  # no reprompts mid-test
             started.append(stack.enter_context(ServerThread(create_app(settings))))
         a, b = started
         until(lambda: hears(a, "node-b") and hears(b, "node-a"))
         yield a, b
+
+
+@pytest.fixture
+def nodes(bus_server: BusServer, tmp_path: Path) -> Iterator[tuple[ServerThread, ServerThread]]:
+    with two_nodes(bus_server.url, tmp_path) as both:
+        yield both
 
 
 def answered(result: CallResult) -> None:
@@ -169,3 +177,22 @@ def test_the_bus_killed_mid_call_then_restarted(
     a.runtime.bus.emit("after-outage", "session.started", {"protocol": "browser"})
     until(lambda: httpx.get(f"{b.url}/api/sessions/after-outage").status_code == 200)
     assert httpx.get(f"{b.url}/api/sessions/after-outage").json()["live"] is True
+
+
+def test_a_signal_sent_to_either_node_reaches_the_run(
+        bus_server: BusServer, pg_url: str, tmp_path: Path) -> None:
+    """Workflow runs live in the shared log (PostgreSQL) and any node may take a run's
+    lease: a run started through node A is signalled through node B, and A reads the
+    outcome. (Call-bound runs take no signals: they move on the caller's turns.)"""
+    with two_nodes(bus_server.url, tmp_path, database_url=pg_url) as (a, b):
+        started = httpx.post(f"{a.url}/api/workflows/lead_qualification/runs",
+                             json={"input": {"lead_id": "umbrella"}})
+        assert started.status_code == 201, started.text
+        run = started.json()
+        assert (run["status"], run["state"]) == ("waiting", "review")
+        sent = httpx.post(f"{b.url}/api/runs/{run['id']}/signals",
+                          json={"event": "decision",
+                                "data": {"role": "sales_manager", "approve": False}})
+        assert sent.status_code == 200 and sent.json()["status"] == "succeeded", sent.text
+        view = httpx.get(f"{a.url}/api/runs/{run['id']}").json()
+        assert view["status"] == "succeeded" and view["output"]["verdict"] == "nurture"
