@@ -132,6 +132,21 @@ def test_a_masked_event_leaves_its_node_masked(
     assert httpx.get(f"{b.url}/api/sessions/masked-1").json()["caller"] == "[phone ...4567]"
 
 
+def test_a_node_that_goes_silent_has_its_calls_ended_in_the_other_views(
+        nodes: tuple[ServerThread, ServerThread]) -> None:
+    """Node A's bridge stops without a word (as when its process is killed): after three
+    missed heartbeats node B ends A's live call in its views, as lost."""
+    a, b = nodes
+    a.runtime.bus.emit("orphan-1", "session.started", {"protocol": "twilio"})
+    until(lambda: httpx.get(f"{b.url}/api/sessions/orphan-1").status_code == 200)
+    assert httpx.get(f"{b.url}/api/sessions/orphan-1").json()["live"] is True
+    a.app.state.cluster.stop()
+    until(lambda: not httpx.get(f"{b.url}/api/sessions/orphan-1").json()["live"])
+    ended = httpx.get(f"{b.url}/api/sessions/orphan-1").json()
+    assert ended["end_reason"] == "node node-a went silent on the live bus"
+    assert all(p["node"] != "node-a" for p in cluster(b)["peers"])
+
+
 def metric(node: ServerThread, name: str) -> float:
     for line in httpx.get(f"{node.url}/metrics").text.splitlines():
         if line.startswith(name + " "):
