@@ -145,3 +145,19 @@ def test_relayed_events_reach_only_the_views() -> None:
     assert [e.session_id for e in local.events] == ["mine"]
     assert [(e.session_id, e.seq, e.node) for e in views] == [
         ("mine", 1, None), ("theirs", 41, "node-a")]
+
+
+def test_the_bus_setting_is_checked_at_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from gateway.config import Settings
+
+    with pytest.raises(ValidationError, match="bus_url must start with nats:// or tls://"):
+        Settings(bus_url="redis://127.0.0.1:6379/0")
+    with pytest.raises(ValidationError, match="node_id"):
+        Settings(node_id="a node with spaces")
+    monkeypatch.setenv("VOXGATE_BUS_URL", "nats://bus.internal:4222")
+    monkeypatch.setenv("VOXGATE_NODE_ID", "gw-1")
+    assert (Settings().bus_url, Settings().node_id) == ("nats://bus.internal:4222", "gw-1")
+    monkeypatch.setenv("VOXGATE_BUS_URL", "")
+    assert Settings().bus_url is None  # empty: in-process only, as unset
