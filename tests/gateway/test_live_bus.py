@@ -211,3 +211,20 @@ def test_a_signal_sent_to_either_node_reaches_the_run(
         assert sent.status_code == 200 and sent.json()["status"] == "succeeded", sent.text
         view = httpx.get(f"{a.url}/api/runs/{run['id']}").json()
         assert view["status"] == "succeeded" and view["output"]["verdict"] == "nurture"
+
+
+def test_the_cluster_state_is_for_admins_and_off_without_the_setting(
+        bus_server: BusServer, tmp_path: Path) -> None:
+    from tests.security.test_auth import ADMIN, secure_settings
+
+    bearer = {"authorization": f"Bearer {ADMIN}"}
+    with ServerThread(create_app(secure_settings(tmp_path / "on", agent="basic",
+                                                 bus_url=bus_server.url))) as on:
+        assert httpx.get(f"{on.url}/api/cluster").status_code == 401
+        until(lambda: httpx.get(f"{on.url}/api/cluster", headers=bearer)
+              .json()["status"] == "connected")
+        assert "voxgate_bus_connected 1.0" in httpx.get(f"{on.url}/metrics",
+                                                        headers=bearer).text
+    with ServerThread(create_app(secure_settings(tmp_path / "off", agent="basic"))) as off:
+        assert httpx.get(f"{off.url}/api/cluster", headers=bearer).json() == {"status": "off"}
+        assert "voxgate_bus_" not in httpx.get(f"{off.url}/metrics", headers=bearer).text
