@@ -148,11 +148,11 @@ def main() -> None:
         from memory.embeddings import MiniLmEncoder
 
         encoder = MiniLmEncoder()
-    figures = run(args, encoder)
+    measured = run(args, encoder)
     # stamped after the run, as run_all does: the load average is the run's
     result = {"provenance": provenance(["agent_stores", *sys.argv[1:]]),
               "memories": args.memories, "queries": args.queries, "bookings": args.bookings,
-              **figures}
+              **measured}
     for backend in ("sqlite", "postgresql"):
         for group, ops in result[backend].items():
             for op, fig in (ops.items() if "p50_ms" not in ops else [("", ops)]):
