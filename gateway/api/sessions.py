@@ -189,13 +189,16 @@ class SessionTracker:
         item = event.to_dict()
         with self._lock:
             tracked = self._sessions.get(event.session_id)
+            # a call ends once in the list of ended ones, though its end may come twice: a
+            # remote call ended as lost, then its own end once the live bus is back
+            ends = event.type == "session.ended" and (tracked is None or tracked.summary["live"])
             if tracked is None:
                 tracked = _Tracked(fold(None, item), self._keep_events)
                 self._sessions[event.session_id] = tracked
             else:
                 fold(tracked.summary, item)
             tracked.events.append(item)
-            if event.type == "session.ended":
+            if ends:
                 self._ended.append(event.session_id)
                 while len(self._ended) > self._keep_ended:
                     self._sessions.pop(self._ended.popleft(), None)

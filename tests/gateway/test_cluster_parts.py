@@ -161,3 +161,22 @@ def test_the_bus_setting_is_checked_at_the_edge(monkeypatch: pytest.MonkeyPatch)
     assert (Settings().bus_url, Settings().node_id) == ("nats://bus.internal:4222", "gw-1")
     monkeypatch.setenv("VOXGATE_BUS_URL", "")
     assert Settings().bus_url is None  # empty: in-process only, as unset
+
+
+def test_a_call_ended_as_lost_then_by_its_node_is_listed_once() -> None:
+    """The bus came back: the real end follows the one the views made up; the call is
+    listed once among the ended, with its real reason."""
+    from gateway.api.sessions import SessionTracker
+
+    bus = EventBus()
+    tracker = SessionTracker(bus)
+    bus.relay(event(1, "s1", "session.started"))
+    peers = Peers(clock=Clock())
+    peers.saw(event(1, "s1", "session.started"))
+    for end in peers.forget_all("this node lost the live bus"):
+        bus.relay(end)
+    assert tracker.summary("s1")["end_reason"] == "this node lost the live bus"  # type: ignore[index]
+    bus.relay(Event(5, 1005.0, "s1", "session.ended",
+                    MappingProxyType({"reason": "caller hung up"}), node="node-a"))
+    ended = tracker.snapshot()["ended"]
+    assert [(s["id"], s["end_reason"]) for s in ended] == [("s1", "caller hung up")]
