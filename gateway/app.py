@@ -196,6 +196,8 @@ def _routers(app: FastAPI, runtime: Runtime, auth: Auth, limits: EdgeLimits, adm
         status = "draining" if runtime.draining else "ok" if ready else "starting"
         body = {"status": status, "sessions": len(runtime.sessions),
                 "models": runtime.voice.load_ms}
+        # the live bus, for operators: a node without it still takes calls (never a 503)
+        body["bus"] = app.state.cluster.status if app.state.cluster is not None else "off"
         return JSONResponse(body, status_code=200 if ready else 503)
 
 

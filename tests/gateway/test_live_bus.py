@@ -179,6 +179,8 @@ def test_the_bus_killed_mid_call_then_restarted(
     answered(result)  # the call went on as if nothing happened
     until(lambda: cluster(a)["status"] == "down" and cluster(b)["status"] == "down")
     assert metric(a, "voxgate_bus_connected") == 0
+    health = httpx.get(f"{a.url}/healthz")
+    assert health.status_code == 200 and health.json()["bus"] == "down"  # still takes calls
     lost = httpx.get(f"{b.url}/api/sessions/{result.session_id}").json()
     assert lost["live"] is False and lost["end_reason"] == "this node lost the live bus"
     assert said(caplog, "unreachable", "node-a") == 1
@@ -227,4 +229,5 @@ def test_the_cluster_state_is_for_admins_and_off_without_the_setting(
                                                         headers=bearer).text
     with ServerThread(create_app(secure_settings(tmp_path / "off", agent="basic"))) as off:
         assert httpx.get(f"{off.url}/api/cluster", headers=bearer).json() == {"status": "off"}
+        assert httpx.get(f"{off.url}/healthz").json()["bus"] == "off"
         assert "voxgate_bus_" not in httpx.get(f"{off.url}/metrics", headers=bearer).text
