@@ -57,8 +57,9 @@ class Settings(BaseSettings):
     # every piece of state (event log, memory, model cache) lives under this directory
     data_dir: Path = Path(".voxgate")
     # postgresql://user:password@host:5432/db: the event log (with workflow state and
-    # timers) on PostgreSQL, shared by every replica; unset: events.db in data_dir
-    # (docs/deployment.md)
+    # timers) and the agents' stores (memory, bookings, tickets, ops, outbox) on
+    # PostgreSQL, shared by every replica; unset: events.db and the other files in
+    # data_dir (docs/deployment.md)
     # (each store's pool opens up to VOXGATE_DATABASE_POOL_SIZE connections, default 4)
     database_url: str | None = None
     # nats://host:4222: the live bus every node shares, so each node's /ws/state,
