@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "resume_after_kill.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
-    stamp(path, ["python", "-m", "benchmarks.resume_after_kill", *(argv or sys.argv[1:])])
+    stamp(path, ["resume_after_kill", *(argv or sys.argv[1:])])
     return 0 if out["exactly_once"] else 1
 
 
