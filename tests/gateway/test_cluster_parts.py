@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from types import MappingProxyType
 
 import pytest
@@ -14,6 +15,7 @@ from gateway.cluster.bridge import Backoff, ClusterBus
 from gateway.cluster.peers import Peers
 from gateway.cluster.wire import Batch, Beat, WireError
 from orchestration.log.events import Event, EventBus, EventRecorder
+from tests.bus_server import BusServer
 
 
 def event(seq: int, session: str, type_: str, node: str | None = "node-a") -> Event:
@@ -180,3 +182,36 @@ def test_a_call_ended_as_lost_then_by_its_node_is_listed_once() -> None:
                     MappingProxyType({"reason": "caller hung up"}), node="node-a"))
     ended = tracker.snapshot()["ended"]
     assert [(s["id"], s["end_reason"]) for s in ended] == [("s1", "caller hung up")]
+
+
+def test_a_batch_over_the_server_limit_is_split_and_an_event_over_it_dropped(
+        bus_server: BusServer) -> None:
+    """NATS refuses a message over its max_payload (1 MB by default): the bridge splits a
+    batch until each part fits and drops (and counts) a single event that cannot; the
+    connection is not given up for it."""
+    a_bus, b_bus = EventBus(), EventBus()
+    got: list[Event] = []
+    b_bus.subscribe(got.append, remote=True)
+    a = ClusterBus(a_bus, bus_server.url, "node-a", beat_s=0.2)
+    b = ClusterBus(b_bus, bus_server.url, "node-b", beat_s=0.2)
+    a.start()
+    b.start()
+    try:
+        wait_for(lambda: any(p["node"] == "node-a" for p in b.peers.describe()))
+        for i in range(3):
+            a_bus.emit("big", "note", {"text": "x" * 600_000, "i": i})
+        a_bus.emit("big", "note", {"text": "y" * 1_500_000, "i": 3})
+        a_bus.emit("big", "session.ended", {"reason": "done"})
+        wait_for(lambda: any(e.type == "session.ended" for e in got))
+    finally:
+        a.stop()
+        b.stop()
+    assert [e.data["i"] for e in got if e.type == "note"] == [0, 1, 2]
+    assert a.counts["dropped"] == 1 and a.counts["connects"] == 1
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -23,6 +23,7 @@ import websockets
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.evaluation.client import CallResult, run_call
+from gateway.evaluation.serve_process import ServeProcess
 from gateway.evaluation.speech import load_prompt, word_error_rate
 from gateway.server import ServerThread
 from orchestration.log.events import EventRecorder
@@ -132,10 +133,10 @@ def test_a_masked_event_leaves_its_node_masked(
     assert httpx.get(f"{b.url}/api/sessions/masked-1").json()["caller"] == "[phone ...4567]"
 
 
-def test_a_node_that_goes_silent_has_its_calls_ended_in_the_other_views(
+def test_a_node_that_stops_has_its_calls_ended_in_the_other_views_at_once(
         nodes: tuple[ServerThread, ServerThread]) -> None:
-    """Node A's bridge stops without a word (as when its process is killed): after three
-    missed heartbeats node B ends A's live call in its views, as lost."""
+    """Node A's bridge stops (the process shutting down): its last heartbeat lists no
+    call, and node B ends A's live call in its views as lost."""
     a, b = nodes
     a.runtime.bus.emit("orphan-1", "session.started", {"protocol": "twilio"})
     until(lambda: httpx.get(f"{b.url}/api/sessions/orphan-1").status_code == 200)
@@ -143,8 +144,42 @@ def test_a_node_that_goes_silent_has_its_calls_ended_in_the_other_views(
     a.app.state.cluster.stop()
     until(lambda: not httpx.get(f"{b.url}/api/sessions/orphan-1").json()["live"])
     ended = httpx.get(f"{b.url}/api/sessions/orphan-1").json()
-    assert ended["end_reason"] == "node node-a went silent on the live bus"
-    assert all(p["node"] != "node-a" for p in cluster(b)["peers"])
+    assert ended["end_reason"] == "node node-a no longer holds the call"
+
+
+def test_a_killed_node_has_its_call_ended_in_the_other_views(
+        bus_server: BusServer, tmp_path: Path) -> None:
+    """`voxgate serve` as node A, SIGKILLed in the middle of a real call: it says nothing
+    more, and after three missed heartbeats node B ends the call in its views as lost."""
+    pcm, _ = load_prompt("conf-locked")
+    settings = Settings(data_dir=tmp_path / "b", agent="basic", bus_url=bus_server.url,
+                        node_id="node-b")
+    with ServeProcess(tmp_path, VOXGATE_AGENT="basic", VOXGATE_BUS_URL=bus_server.url,
+                      VOXGATE_NODE_ID="node-a") as a, \
+            ServerThread(create_app(settings)) as b:
+        until(lambda: hears(b, "node-a"))
+
+        async def call_then_kill() -> str:
+            call = asyncio.ensure_future(run_call(pcm, "browser", a.url, tail_s=20.0))
+            live: list[str] = []
+
+            def listed() -> bool:
+                live[:] = [s["id"] for s in
+                           httpx.get(f"{b.url}/api/sessions?status=live").json()]
+                return bool(live)
+
+            await asyncio.to_thread(until, listed)
+            assert a.proc is not None
+            a.proc.kill()
+            with contextlib.suppress(Exception):  # the call's line went dead with its node
+                await call
+            return live[0]
+
+        sid = asyncio.run(call_then_kill())
+        until(lambda: not httpx.get(f"{b.url}/api/sessions/{sid}").json()["live"])
+        ended = httpx.get(f"{b.url}/api/sessions/{sid}").json()
+        assert ended["end_reason"] == "node node-a went silent on the live bus"
+        assert all(p["node"] != "node-a" for p in cluster(b)["peers"])
 
 
 def metric(node: ServerThread, name: str) -> float:
