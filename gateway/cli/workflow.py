@@ -167,7 +167,8 @@ def _copy(data_dir: Path, url: str) -> None:
     except OrchestrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    _echo({"copied": report.events, "views": report.views, "sealed": report.sealed})
+    _echo({"copied": report.events, "views": report.views, "sealed": report.sealed,
+           "stores": dict(report.stores)})
 
 
 def replay_command(
@@ -176,8 +177,9 @@ def replay_command(
     salvage_to: Annotated[Path | None, typer.Option(
         "--salvage", help="copy the intact events of a damaged log to a new log here")] = None,
     copy_to: Annotated[str | None, typer.Option(
-        "--copy-to", help="copy events.db and vault.db into an empty PostgreSQL database "
-                          "(postgresql://...), views rebuilt there")] = None,
+        "--copy-to", help="copy events.db and vault.db (views rebuilt there), agents.db, "
+                          "outbox.db and memory.db into an empty PostgreSQL database "
+                          "(postgresql://...)")] = None,
 ) -> None:
     """Rebuild every derived view from the event log and check it matches the stored one
     (the log on PostgreSQL when VOXGATE_DATABASE_URL is set; salvage is SQLite's)."""

@@ -5,14 +5,17 @@ Events keep their seq, version, timestamp and data (checksums are verified on th
 out, written again on the way in); the views are rebuilt from them on PostgreSQL
 (``replay(fix=True)``) rather than copied; the originals of active runs' masked values
 keep their keys, so the copied runs unseal them on any replica. The target log must be
-empty: copying twice, or into a live log, is refused.
+empty: copying twice, or into a live log, is refused. The agents' stores (bookings,
+tickets, ops, the outbox, long-term memory) follow (``copy_stores.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestration.log.copy_stores import copy_stores
 from orchestration.log.pg_store import PostgresEventStore
 from orchestration.log.pg_vault import PostgresVault
 from orchestration.log.replay import replay
@@ -29,6 +32,7 @@ class CopyReport:
     events: int
     views: int
     sealed: int
+    stores: Mapping[str, int] = field(default_factory=dict)  # rows copied per table
 
 
 def copy_data_dir(data_dir: Path, url: str) -> CopyReport:
@@ -52,7 +56,7 @@ def copy_data_dir(data_dir: Path, url: str) -> CopyReport:
         events += len(chunk)
         report = replay(dst, fix=True)
         sealed = _copy_vault(data_dir / "vault.db", PostgresVault(dst))
-        return CopyReport(events, report.views, sealed)
+        return CopyReport(events, report.views, sealed, copy_stores(data_dir, url))
     finally:
         src.close()
         dst.close()
