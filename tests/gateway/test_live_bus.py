@@ -122,7 +122,6 @@ def test_a_call_on_node_a_is_live_in_node_b_views(
     assert all("log_seq" not in e for e in httpx.get(f"{b.url}/api/sessions/{sid}/events")
                .json())
     assert cluster(b)["published"] == 0 and cluster(a)["received"] == 0
-    assert cluster(b)["received"] == len(emitted)
 
 
 def test_a_masked_event_leaves_its_node_masked(
