@@ -176,3 +176,15 @@ def test_postgresql_drops_stop_words_where_fts5_keeps_them(pg_url: str, tmp_path
     assert [i.text for i in pg.search("a", "the garages")] == ["the car is at the garage"]
     pg.close()
     lite.close()
+
+
+def test_a_failing_database_is_a_memory_error_the_router_can_report(pg_url: str) -> None:
+    store = PostgresMemoryStore(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE items")
+    with pytest.raises(MemoryStoreError, match=r"memory store postgresql://postgres@127\.0\.0\.1"
+                                               r":\d+/\w+: relation \"items\" does not exist"):
+        store.add("a", "note", "kept?")
+    store.touch("a")  # the pool's connection is fine for the next call
+    assert store.profile("a") is not None
+    store.close()
