@@ -148,7 +148,8 @@ def _observers(app: FastAPI, runtime: Runtime, limits: EdgeLimits, tracer: CallT
     settings = runtime.settings
     metrics = Metrics(
         lambda: [runtime.voice.stt_pool, runtime.voice.tts_pool, *shared_bulkheads()],
-        refusals=limits.refusals,
+        # the edge limits' refusals and the node's own: full (max_sessions)
+        refusals=lambda: {**limits.refusals(), "capacity": runtime.capacity_refusals},
     )
     metrics.attach(runtime.bus)
     app.state.metrics = metrics

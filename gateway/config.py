@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # on SIGTERM (`voxgate serve`): new calls are refused, each live call hears this and is
     # hung up, and the process exits once they have ended or after drain_timeout_s
     drain_timeout_s: float = Field(10.0, gt=0, le=600)
+    # a phone call over max_sessions hears this (TwiML <Say>) and is hung up
+    busy_text: str = Field(
+        "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye.",
+        min_length=1, max_length=500,
+    )
     drain_goodbye_text: str = Field(
         "Sorry, this line is closing for maintenance. Please call again. Goodbye!",
         min_length=1, max_length=500,

@@ -65,6 +65,30 @@ class Runtime:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     # set by drain(): /healthz answers 503, new calls are refused
     draining: bool = False
+    # phone calls promised a stream (reserve()), by session id -> when the promise lapses
+    reserved: dict[str, float] = field(default_factory=dict)
+    # Twilio calls whose stream was refused (full, draining): the <Connect action> says so
+    refused_streams: dict[str, str] = field(default_factory=dict)
+    # calls refused because the node was full (/metrics: voxgate_limit_refusals{capacity})
+    capacity_refusals: int = 0
+
+    def reserve(self) -> str | None:
+        """A session id for a phone call whose stream is about to open, counted among the
+        live calls until it opens (or twice ``start_timeout_s`` passes); None when the node is
+        full or draining, so a call is refused before anything of it starts."""
+        if self.draining or not self._room():
+            self.capacity_refusals += not self.draining
+            return None
+        session_id = new_session_id()
+        self.reserved[session_id] = time.monotonic() + 2 * self.settings.start_timeout_s
+        return session_id
+
+    def _room(self) -> bool:
+        now = time.monotonic()
+        for session_id, deadline in list(self.reserved.items()):
+            if deadline <= now:  # its stream never came
+                del self.reserved[session_id]
+        return len(self.sessions) + len(self.reserved) < self.settings.max_sessions
 
     def new_session(
         self,
@@ -81,7 +105,9 @@ class Runtime:
         else a fresh one."""
         if self.draining:
             raise Draining()
-        if len(self.sessions) >= self.settings.max_sessions:
+        # a session promised in TwiML was counted when it was promised
+        if self.reserved.pop(session_id or "", None) is None and not self._room():
+            self.capacity_refusals += 1
             raise CapacityError(
                 f"the gateway is at capacity ({self.settings.max_sessions} calls)"
             )

@@ -15,7 +15,7 @@ import re
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.observability.logs import bind_session
-from gateway.runtime import CallRefused, Draining, Runtime
+from gateway.runtime import CallRefused, CapacityError, Draining, Runtime
 from gateway.transports.inbox import Inbox, disconnect_reason
 from gateway.transports.outbox import Outbox
 from gateway.transports.twilio_protocol import (
@@ -104,6 +104,8 @@ async def handle_twilio(ws: WebSocket, runtime: Runtime) -> None:
             session = await _open_session(runtime, transport, start)
         except CallRefused as exc:
             log.warning("refusing twilio call %s: %s", start.call_sid, exc)
+            if isinstance(exc, CapacityError) and len(runtime.refused_streams) < 10_000:
+                runtime.refused_streams[start.call_sid] = exc.code
             await ws.close(exc.close_code, str(exc)[:120])
             return
         log.info("twilio call %s started session %s", start.call_sid, session.id)

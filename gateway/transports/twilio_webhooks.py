@@ -16,7 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from gateway.auth import Auth, AuthError
 from gateway.call_log import CallLog
 from gateway.limits import EdgeLimits, LimitExceeded
-from gateway.runtime import Runtime, new_session_id
+from gateway.runtime import Runtime
 from gateway.transports.inbox import VANISHED
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,14 @@ def _busy_tone() -> Response:
     return Response(str(busy), media_type=XML)
 
 
+def _busy_message(runtime: Runtime) -> Response:
+    """A call the node has no room for: a short message, then a clean hang-up."""
+    busy = VoiceResponse()
+    busy.say(runtime.settings.busy_text)
+    busy.hangup()
+    return Response(str(busy), media_type=XML)
+
+
 def twilio_webhooks(
     runtime: Runtime, auth: Auth, limits: EdgeLimits | None = None
 ) -> APIRouter:
@@ -93,7 +101,12 @@ def twilio_webhooks(
             except LimitExceeded as exc:
                 log.warning("phone call %s refused: %s", form.get("CallSid"), exc)
                 return _busy_tone()
-        return _stream_twiml(runtime, request, form.get("From"), new_session_id())
+        session = runtime.reserve()
+        if session is None:
+            log.warning("phone call %s refused: the node is at capacity (%d calls)",
+                        form.get("CallSid"), runtime.settings.max_sessions)
+            return _busy_message(runtime)
+        return _stream_twiml(runtime, request, form.get("From"), session)
 
     @router.post("/twilio/after-stream")
     async def after_stream(request: Request, session: str | None = None) -> Response:
@@ -106,8 +119,13 @@ def twilio_webhooks(
             # the stream broke (its node died, or the line): a new stream carries on
             log.warning("twilio call %s: stream of session %s dropped; resuming it",
                         call_sid, session)
-            return _stream_twiml(runtime, request, form.get("From"), new_session_id(),
+            carried = runtime.reserve()
+            if carried is None:
+                return _busy_message(runtime)
+            return _stream_twiml(runtime, request, form.get("From"), carried,
                                  resume_from=session)
+        if runtime.refused_streams.pop(call_sid, None) is not None:
+            return _busy_message(runtime)  # its stream found the node full
         response = VoiceResponse()
         if target is not None and number:
             response.dial(number)
