@@ -31,11 +31,11 @@ from typing import Any
 import psycopg
 
 from benchmarks.run_all import provenance
+from gateway.servers.postgres import running
 from memory.pg_store import PostgresMemoryStore
 from memory.store import Encoder, LongTermMemory, MemoryStore
 from orchestration.agents.scheduling import Calendar
 from orchestration.log.tables import open_tables
-from tests.pg_server import running
 
 RESULTS = Path(__file__).parent / "results"
 CALLER = "+15550100001"

@@ -252,7 +252,7 @@ def main() -> None:
         _subscriber_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
     from benchmarks.bus_bridge import bridge_delay, node_b
-    from tests.bus_server import nats_server, redis_server
+    from gateway.servers.bus import nats_server, redis_server
 
     if len(sys.argv) > 1 and sys.argv[1] == "--bridge-subscriber":
         node_b(sys.argv[2], int(sys.argv[3]))

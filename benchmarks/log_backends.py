@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.pg_server import running
+from gateway.servers.postgres import running
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

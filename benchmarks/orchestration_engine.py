@@ -74,9 +74,9 @@ async def per_step_us(store: EventStore, steps: int, runs: int,
 
 
 def postgres_per_step_us(steps: int, runs: int) -> float:
+    from gateway.servers.postgres import running
     from orchestration.log.pg_store import PostgresEventStore
     from orchestration.workflow.pg_leases import RunLeases
-    from tests.pg_server import running
 
     with running(durable=True) as server:
         store = PostgresEventStore(server.admin_url, project)

@@ -34,8 +34,8 @@ from benchmarks.run_all import stamp
 from gateway.evaluation.client import Segment, run_call
 from gateway.evaluation.phone import Next, PhoneCall
 from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
+from gateway.servers.postgres import running
 from orchestration.patterns.bulkhead import Bulkhead
-from tests.pg_server import running
 from voice.audio import resample
 from voice.config import TtsConfig
 from voice.tts import PiperTTS
