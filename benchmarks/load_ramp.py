@@ -25,6 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from benchmarks.run_all import stamp
 from gateway.evaluation.client import CallResult, Segment, run_call
 from gateway.evaluation.serve_process import ServeProcess
@@ -59,8 +62,16 @@ async def callers(url: str, n: int, turns: int) -> list[CallResult | BaseExcepti
     return await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
 
 
+def stt_runs(node: ServeProcess) -> dict[str, float]:
+    """The server's whisper runs so far, by result (used, wasted)."""
+    text = httpx.get(f"{node.url}/metrics", headers=node.headers, timeout=10).text
+    return {sample.labels["result"]: sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == "voxgate_stt_runs_total"}
+
+
 async def step(node: ServeProcess, n: int, turns: int) -> dict[str, Any]:
-    idle_kb, cpu0 = node.proc_figures()["rss_kb"], node.cpu_s()
+    idle_kb, cpu0, runs0 = node.proc_figures()["rss_kb"], node.cpu_s(), stt_runs(node)
     task = asyncio.ensure_future(callers(node.url, n, turns))
     peak_kb = idle_kb
     while not task.done():
@@ -68,6 +79,8 @@ async def step(node: ServeProcess, n: int, turns: int) -> dict[str, Any]:
         await asyncio.sleep(0.25)
     results = task.result()
     cpu_s = node.cpu_s() - cpu0
+    runs = {k: v - runs0.get(k, 0.0) for k, v in stt_runs(node).items()}
+    used, wasted = runs.get("used", 0.0), runs.get("wasted", 0.0)
     calls = [r for r in results if isinstance(r, CallResult)]
     latencies, clears, call_s, spoken = [], [], 0.0, 0
     for call in calls:
@@ -82,6 +95,9 @@ async def step(node: ServeProcess, n: int, turns: int) -> dict[str, Any]:
         "turns_spoken": spoken + turns * (len(results) - len(calls)),
         "turns_answered": len(latencies),
         "response_p50_ms": _ms(p50), "response_p95_ms": _ms(p95),
+        # whisper runs per delivered turn (barge-ins included), and of those thrown away
+        "stt_runs_per_turn": round((used + wasted) / used, 2) if used else None,
+        "stt_wasted_per_turn": round(wasted / used, 2) if used else None,
         "barge_in_clear_p50_ms": _ms(statistics.median(clears) if clears else None),
         "cpu_s_per_call_minute": round(cpu_s / (call_s / 60), 1) if call_s else None,
         "rss_mb_per_call": round(max(0, peak_kb - idle_kb) / 1024 / n, 1),
@@ -115,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n:>3} callers: p50 {row['response_p50_ms']} ms, p95 "
                   f"{row['response_p95_ms']} ms, answered {row['turns_answered']}/"
                   f"{row['turns_spoken']}, barge-in {row['barge_in_clear_p50_ms']} ms, "
+                  f"{row['stt_runs_per_turn']} whisper runs/turn "
+                  f"({row['stt_wasted_per_turn']} wasted), "
                   f"{row['cpu_s_per_call_minute']} cpu s/call-min, "
                   f"{row['rss_mb_per_call']} MB/call", flush=True)
     out = {"p95_limit_ms": P95_LIMIT_MS, "stagger_s": STAGGER_S, "turns": args.turns,

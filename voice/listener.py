@@ -145,7 +145,15 @@ class Listener:
             transcript = await heard.spec.task
             if transcript is not None:
                 return transcript
+        self.speculator.runs += 1
         return await self.stt.transcribe(heard.audio, self.prompt())
+
+    def tally(self) -> dict[str, int]:
+        """For the turn being delivered: the whisper runs it cost (speculative ones at its
+        pauses, pieces it continues and noise since the last turn included) and how many
+        of them were thrown away (all but the one whose transcript is delivered)."""
+        runs, self.speculator.runs = self.speculator.runs, 0
+        return {"stt_runs": runs, "stt_wasted": max(0, runs - 1)}
 
     def merge(self, audio: bytes, cut: Cut) -> None:
         """The caller carried on right after a turn we had started to answer: the turn

@@ -307,7 +307,7 @@ class CallSession:
         """Hand a transcribed turn to the agent and start speaking its answer."""
         self.turn_count += 1
         supersedes = turn.cut.index if turn.cut is not None else None
-        extra = {} if supersedes is None else {"supersedes": supersedes}
+        extra = self.listener.tally() | ({} if supersedes is None else {"supersedes": supersedes})
         self.emit("stt.final", text=text, audio_ms=ms_of(turn.audio), turn=self.turn_count,
                   latency_ms=round(stt_ms, 1), wait_ms=round(wait_ms, 1), **extra)
         self.turns.go(TurnState.THINKING)

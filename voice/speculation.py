@@ -47,6 +47,7 @@ class Speculator:
         self.carry = b""
         self.current: Speculation | None = None
         self.wanted = False  # the caller paused again while a job ran: rerun it
+        self.runs = 0  # whisper jobs started since the last delivered turn (Listener.tally)
 
     def request(self) -> None:
         if self.current is not None and not self.current.task.done():
@@ -56,6 +57,7 @@ class Speculator:
 
     def _start(self) -> None:
         self.wanted = False
+        self.runs += 1
         audio = self.carry + self.segmenter.utterance()
         task = self.spawn(self._transcribe(audio), "stt")
         spec = Speculation(self.segmenter.version, task, len(self.carry))

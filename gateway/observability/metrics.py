@@ -98,6 +98,11 @@ class Metrics:
             "voxgate_stt_latency_seconds", "Whisper time per turn", buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.stt_runs = Counter(
+            "voxgate_stt_runs", "Whisper runs of delivered turns: the one whose transcript was "
+            "delivered (used) and the speculative ones thrown away (wasted)", ["result"],
+            registry=r,
+        )
         self.tts = Histogram(
             "voxgate_tts_latency_seconds", "Piper time per sentence", buckets=_FAST_BUCKETS,
             registry=r,
@@ -178,6 +183,9 @@ class Metrics:
             self.turns.inc()
             if data.get("latency_ms"):
                 self.stt.observe(float(data["latency_ms"]) / 1000)
+            if "stt_runs" in data:
+                self.stt_runs.labels("used").inc(min(1, int(data["stt_runs"])))
+                self.stt_runs.labels("wasted").inc(int(data.get("stt_wasted", 0)))
         elif kind == "turn.latency":
             self.response.observe(float(data["total_ms"]) / 1000)
         elif kind == "tts.started":

@@ -51,6 +51,8 @@ def test_metrics_follow_a_call(server: ServerThread) -> None:
     assert after["voxgate_response_latency_seconds_count{}"] >= 1
     assert 0 < after["voxgate_response_latency_seconds_sum{}"] < 30
     assert after["voxgate_stt_latency_seconds_count{}"] >= 1
+    # every delivered turn used one whisper run (the wasted ones are counted beside it)
+    assert after["voxgate_stt_runs_total{result=used}"] == after["voxgate_turns_total{}"]
     assert after["voxgate_tts_latency_seconds_count{}"] >= 2
     assert after["voxgate_bulkhead_rejected{pool=stt}"] == 0
     assert after["voxgate_event_log_append_seconds_count{}"] >= 1
