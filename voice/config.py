@@ -80,6 +80,14 @@ class TtsConfig(BaseModel):
     # split the first sentence of a reply at a clause boundary when it is longer than
     # this many characters, so the first audio is ready sooner
     first_chunk_chars: int = Field(60, ge=0, le=1000)
+    # piper starts most utterances with 10-40 ms of near silence; cut it (keeping 10 ms)
+    # so the caller hears the first word as soon as the audio arrives
+    trim_leading_silence: bool = True
+    # audio of lines said again and again (reprompts, "Is there anything else I can help
+    # with?"), kept per process up to this many bytes (22.05 kHz PCM16: ~44 KB a second);
+    # 0 keeps none. Lines longer than cache_max_chars are never kept
+    cache_bytes: int = Field(8_000_000, ge=0)
+    cache_max_chars: int = Field(120, ge=1)
 
 
 class VoiceConfig(BaseModel):

@@ -54,9 +54,18 @@ class VoiceServices(Generic[P]):
             part.load()
             part.warmup()
             self.load_ms[name] = round((time.perf_counter() - started) * 1000, 1)
-        # the apology for a sentence piper cannot synthesise must not need piper then
-        apology = self.config.turn.tts_error_text
-        keep(self.tts, apology, self.tts.synthesize_sync(apology))
+        self.prepare_lines()
+
+    def prepare_lines(self) -> None:
+        """Synthesise the session's own lines once, at start-up: the apology for a sentence
+        piper cannot synthesise (it must not need piper then), and the lines every call may
+        hear, kept in piper's cache so they cost no synthesis and start at once."""
+        turn = self.config.turn
+        keep(self.tts, turn.tts_error_text, self.tts.synthesize_sync(turn.tts_error_text))
+        for line in (turn.reprompt_text, turn.goodbye_text, turn.stt_error_text,
+                     turn.no_reply_text):
+            for sentence in split_sentences(line, self.config.tts.first_chunk_chars):
+                self.tts.pin(sentence)
 
     @staticmethod
     def split(text: str, first_chunk_chars: int) -> list[str]:

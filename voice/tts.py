@@ -18,12 +18,14 @@ import re
 import threading
 from pathlib import Path
 
+import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
 from voice.config import TtsConfig
 from voice.errors import VoiceError
 from voice.piper_session import load_voice
 from voice.ports import WorkerPool
+from voice.tts_cache import AudioCache
 
 
 class TtsError(VoiceError):
@@ -153,6 +155,33 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
+# --- leading silence ---------------------------------------------------------------------
+
+SILENCE_HOP_MS = 5
+SILENCE_DBFS = -50.0  # piper's lead-in sits at -97..-60 dBFS, its first phoneme above -45
+KEEP_LEAD_MS = 10  # what is left before the first sound, so its attack is not clipped
+
+
+def leading_silence_ms(pcm: bytes, rate: int) -> int:
+    """How long PCM16 ``pcm`` stays below ``SILENCE_DBFS`` from its start (in hops)."""
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16).astype(np.float64)
+    hop = max(1, rate * SILENCE_HOP_MS // 1000)
+    count = samples.size // hop
+    if count == 0:
+        return 0
+    rms = np.sqrt(np.mean(samples[: count * hop].reshape(count, hop) ** 2, axis=1)) / 32768
+    loud = np.flatnonzero(rms >= 10 ** (SILENCE_DBFS / 20))
+    return int(loud[0] if loud.size else count) * SILENCE_HOP_MS
+
+
+def trim_leading_silence(pcm: bytes, rate: int) -> bytes:
+    """``pcm`` without its leading silence but ``KEEP_LEAD_MS``; all-quiet audio is kept."""
+    lead = leading_silence_ms(pcm, rate)
+    if lead <= KEEP_LEAD_MS or lead >= len(pcm) * 500 // rate:
+        return pcm
+    return pcm[(lead - KEEP_LEAD_MS) * rate // 1000 * 2 :]
+
+
 # --- the synthesizer ---------------------------------------------------------------------
 
 # One PiperVoice per process per model file, shared by every call: onnxruntime sessions
@@ -186,6 +215,8 @@ class PiperTTS:
         self._voice: PiperVoice | None = None
         self._lock = threading.Lock()
         self._syn_config = SynthesisConfig(length_scale=config.length_scale)
+        # process-wide only as far as this synthesizer is: one per process in the gateway
+        self.cache = AudioCache(config.cache_bytes, config.cache_max_chars)
 
     @property
     def sample_rate(self) -> int:
@@ -212,12 +243,34 @@ class PiperTTS:
         """One short synthesis, so onnxruntime has allocated its buffers before a call."""
         self.synthesize_sync("Hello.")
 
+    def _key(self, spoken: str) -> tuple[str, float, bool, str]:
+        config = self.config
+        return (str(self._model_path), config.length_scale, config.trim_leading_silence,
+                spoken)
+
     async def synthesize(self, text: str) -> bytes:
-        """``synthesize_sync`` on the pool's threads; may raise if the pool is full."""
+        """``synthesize_sync`` on the pool's threads; may raise if the pool is full. A line
+        kept in the cache skips the pool and its queue."""
+        pcm = self.cache.get(self._key(normalize_text(text)))
+        if pcm is not None:
+            return pcm
         return await self.pool.run_in_thread(self.synthesize_sync, text)
+
+    def pin(self, text: str) -> None:
+        """Synthesise ``text`` now and keep it (a line the session will say again)."""
+        spoken = normalize_text(text)
+        self.cache.offer(self._key(spoken), spoken, self._synthesize(spoken, text), pin=True)
 
     def synthesize_sync(self, text: str) -> bytes:
         spoken = normalize_text(text)
+        key = self._key(spoken)
+        pcm = self.cache.get(key)
+        if pcm is None:
+            pcm = self._synthesize(spoken, text)
+            self.cache.offer(key, spoken, pcm)
+        return pcm
+
+    def _synthesize(self, spoken: str, text: str) -> bytes:
         if not any(ch.isalnum() for ch in spoken):
             raise TtsError(f"nothing to say in {text!r}")
         self.load()
@@ -231,4 +284,6 @@ class PiperTTS:
             raise TtsError(f"piper failed on {text!r}: {exc}") from exc
         if not audio:
             raise TtsError(f"piper produced no audio for {text!r}")
+        if self.config.trim_leading_silence:
+            audio = trim_leading_silence(audio, self._sample_rate)
         return audio
