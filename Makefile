@@ -4,8 +4,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# nats-server: the live bus the cluster tests start; redis-server: measured against it (make bench)
-APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql nats-server redis-server
+# nats-server: the live bus the cluster tests start; redis-server: measured against it (make bench);
+# haproxy: the one port in front of the replicas in `voxgate cluster`
+APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql nats-server redis-server haproxy
 STAMP := $(VENV)/.installed
 # the front-end's npm packages (three.js), copied into web/static/vendor/ by web/scripts/vendor.js
 WEB_STAMP := web/static/vendor/.installed
@@ -18,7 +19,7 @@ LIVEKIT_VERSION := v1.13.5
 LIVEKIT_DIR := $(HOME)/.cache/voxgate/livekit-$(LIVEKIT_VERSION)
 LIVEKIT_SERVER := $(LIVEKIT_DIR)/server
 
-.PHONY: run test install apt lint bench clean livekit
+.PHONY: run test install apt lint bench clean livekit cluster
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,11 @@ run: install
 # most tests stream audio in real time and wait, so the suite takes half the time
 test: install livekit
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -n 2 --dist loadfile
+
+# PostgreSQL, NATS, two replicas and HAProxy on http://127.0.0.1:8000, to try a
+# multi-node deployment on one machine (docs/deployment.md, "Trying it: voxgate cluster")
+cluster: install
+	HF_HUB_OFFLINE=1 $(BIN)/voxgate cluster --port 8000
 
 lint: install
 	$(BIN)/ruff check .

@@ -130,6 +130,16 @@ def _mount_livekit() -> None:
 _mount_livekit()
 
 
+def _mount_cluster() -> None:
+    from gateway.cli.cluster import cluster_command
+
+    app.command("cluster", help="PostgreSQL, NATS, replicas and HAProxy on this machine, to "
+                "try a multi-node deployment (docs/deployment.md)")(cluster_command)
+
+
+_mount_cluster()
+
+
 def main() -> None:
     app()
 
