@@ -1,5 +1,6 @@
 // Copy the front-end's npm dependencies into static/vendor/, which the server serves:
-// the pages load three.js from this server only (no CDN), so the dashboard works offline.
+// the pages load three.js and livekit-client from this server only (no CDN), so the
+// dashboard and the widget work offline.
 // Run by `npm install` (postinstall) and `npm run build`; static/vendor/ is not committed.
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,6 +14,10 @@ const files = [
   ["three/build/three.module.js", "three.module.js"],
   ["three/build/three.core.js", "three.core.js"],
   ["three/LICENSE", "three.LICENSE.txt"],
+  // the widget's LiveKit transport (data-transport="livekit"), loaded only by it: the ESM
+  // build bundles its own dependencies (MIT, Apache-2.0, BSD; docs/dashboard.md)
+  ["livekit-client/dist/livekit-client.esm.mjs", "livekit-client.esm.js"],
+  ["livekit-client/LICENSE", "livekit-client.LICENSE.txt"],
 ];
 
 mkdirSync(out, { recursive: true });
@@ -24,5 +29,6 @@ for (const [from, to] of files) {
   }
   copyFileSync(source, join(out, to));
 }
-const { version } = JSON.parse(readFileSync(join(root, "node_modules/three/package.json"), "utf8"));
-console.log(`vendor: three ${version} -> ${out}`);
+const version = (name) =>
+  JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version;
+console.log(`vendor: three ${version("three")}, livekit-client ${version("livekit-client")} -> ${out}`);
