@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.agents import plug
 from gateway.api.http_errors import validation_error
+from gateway.api.livekit_tokens import livekit_tokens_router
 from gateway.api.pages import pages_router, static_files
 from gateway.api.state import state_router
 from gateway.api.tokens import tokens_router
@@ -166,6 +167,8 @@ def _routers(app: FastAPI, runtime: Runtime, auth: Auth, limits: EdgeLimits, adm
     settings, metrics = runtime.settings, app.state.metrics
     # widget tokens and /ws/state tickets (POST /api/tokens, /api/ws-ticket)
     app.include_router(tokens_router(auth, admin, limits))
+    # room tokens for the widget's LiveKit calls (POST /api/livekit/token)
+    app.include_router(livekit_tokens_router(settings, auth, limits))
     # workflows, their REST API, and the event log every call event is appended to
     app.include_router(
         workflows_router(settings.data_dir, bus=runtime.bus, log_observer=metrics,

@@ -223,9 +223,14 @@ class Auth:
         return jwt.encode(claims, self._key, algorithm="HS256"), expires
 
     def check_widget(self, conn: HTTPConnection) -> WidgetGrant | None:
-        token = conn.query_params.get("token", "")
+        return self.check_widget_token(conn.query_params.get("token", ""),
+                                       conn.headers.get("origin"))
+
+    def check_widget_token(self, token: str, origin: str | None) -> WidgetGrant | None:
+        """A widget token from a page at ``origin``: its grant, or None in development
+        mode without a signing key (no token needed); AuthError otherwise."""
         if not token and _secret(self.settings.token_secret) is None:
-            self._check_origin(conn.headers.get("origin"))
+            self._check_origin(origin)
             return None  # development mode without a signing key, announced at start-up
         if not token:
             raise AuthError("widget token required (?token=...; POST /api/tokens mints one)")
@@ -235,7 +240,6 @@ class Auth:
             raise AuthError("widget token expired") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid widget token: {exc}") from None
-        origin = conn.headers.get("origin")
         bound = claims.get("origin")
         if bound and origin and origin.rstrip("/") != bound:
             raise AuthError(f"widget token is for {bound}, not {origin}", status=403)

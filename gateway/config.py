@@ -10,7 +10,14 @@ import ipaddress
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -68,6 +75,15 @@ class Settings(BaseSettings):
     bus_url: str | None = None
     # this node's name on the live bus; unset: host name, process id and a random part
     node_id: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+    # the LiveKit server the widget's LiveKit calls go through (data-transport="livekit"):
+    # its URL as browsers reach it (wss://...), and the API key and secret the gateway
+    # signs their room tokens with (POST /api/livekit/token); all three or none (unset:
+    # that endpoint answers 404). livekit_agent_name: rooms ask for that agent explicitly
+    # (voxgate livekit-worker --agent-name); empty: any worker takes every new room
+    livekit_url: str | None = None
+    livekit_api_key: str | None = Field(None, min_length=1, max_length=200)
+    livekit_api_secret: SecretStr | None = None
+    livekit_agent_name: str = Field("", max_length=200)
     # the public base URL (https://...) Twilio reaches us at; derived from the request if unset
     public_url: str | None = None
     # where a transfer goes on the phone (a number for <Dial>); browser calls just end
@@ -162,6 +178,24 @@ class Settings(BaseSettings):
             raise ValueError("bus_url must start with nats:// or tls:// (unset it to keep "
                              "the live views to this process)")
         return value
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _livekit(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError("livekit_url must start with wss:// or ws:// (the LiveKit server "
+                             "as browsers reach it)")
+        return value
+
+    @model_validator(mode="after")
+    def _livekit_complete(self) -> Settings:
+        given = [self.livekit_url, self.livekit_api_key, self.livekit_api_secret]
+        if any(v is not None for v in given) and not all(v is not None for v in given):
+            raise ValueError("livekit_url, livekit_api_key and livekit_api_secret go together: "
+                             "set all three (or none, for no LiveKit calls from the widget)")
+        return self
 
     @property
     def demo_page_on(self) -> bool:
