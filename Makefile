@@ -69,7 +69,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-bench: install
+bench: install livekit
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.run_all
 
 clean:

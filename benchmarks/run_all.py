@@ -38,6 +38,10 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
         ("server CPU per call minute", "protocols.twilio.server_cpu_s_per_call_minute", "s"),
         ("memory per live call", "memory.mb_per_session", "MB"),
     ],
+    "livekit_latency": [
+        ("response p50 through LiveKit, UDP", "variants.udp.response_latency.p50_ms", "ms"),
+        ("response p50 through LiveKit, TCP", "variants.tcp.response_latency.p50_ms", "ms"),
+    ],
     "stt_tts": [
         ("TTS first audio median", "tts.first_audio_split_60_s.median", "s"),
         ("STT WER at 10 dB SNR", "decoding.temperature_0.snr10_wer", ""),
@@ -89,6 +93,7 @@ QUICK: dict[str, list[str]] = {
     "agents_tasks": ["--repeat", "1"],
     "eval_suites": ["--variant", "clean"],
     "soak": ["--quick"],
+    "livekit_latency": ["--turns", "4"],
 }
 
 

@@ -2,10 +2,13 @@
 builds into a cache folder, started with ``--dev`` on loopback, on free ports, with its
 config in a temporary folder; started once per test session and stopped at its end.
 
-WebRTC on loopback: the server advertises ``node_ip`` 127.0.0.1 as its ICE host candidate
+WebRTC on loopback: the server gathers its ICE host candidates on the loopback interface
+only (``interfaces: {includes: [lo]}``; without it pion also offers every other address
+of the machine, and on this one the media went over eth0's IPv6 address), which it offers
+at all only with ``enable_loopback_candidate``; it advertises ``node_ip`` 127.0.0.1
 (``use_external_ip`` off, so it asks no STUN server), takes media on a small free UDP port
-range and, if UDP fails, on one TCP port (``allow_tcp_fallback``); ``enable_loopback_
-candidate`` lets pion offer the loopback interface at all (it skips it by default).
+range and, if UDP fails, on one TCP port (``allow_tcp_fallback``). docs/deployment.md has
+what was measured with other settings (benchmarks/livekit_latency.py).
 
 A missing binary fails the tests that need it, loudly (CI must not go green without
 them); a developer without Go sets ``VOXGATE_SKIP_LIVEKIT=1`` to skip them.
@@ -39,10 +42,21 @@ MISSING = (f"the LiveKit server binary is not built ({DEFAULT_BINARY}): `make li
            "tests on a machine without Go")
 
 
+# how the tests run WebRTC on loopback; a benchmark may override any of them
+LOOPBACK_RTC = {
+    "interfaces": "{includes: [lo]}",
+    "use_external_ip": "false",
+    "node_ip": "127.0.0.1",
+    "enable_loopback_candidate": "true",
+    "allow_tcp_fallback": "true",
+}
+
+
 class LiveKitServer:
-    def __init__(self, binary: Path, root: Path) -> None:
+    def __init__(self, binary: Path, root: Path, rtc: dict[str, str] | None = None) -> None:
         self.binary = binary
         self.root = root
+        self.rtc = {**LOOPBACK_RTC, **(rtc or {})}
         self.port = _free_port(socket.SOCK_STREAM)
         self.tcp_port = _free_port(socket.SOCK_STREAM)
         self.udp_start = _free_udp_range(UDP_PORTS)
@@ -67,10 +81,7 @@ class LiveKitServer:
             f"  tcp_port: {self.tcp_port}",
             f"  port_range_start: {self.udp_start}",
             f"  port_range_end: {self.udp_start + UDP_PORTS - 1}",
-            "  use_external_ip: false",
-            "  node_ip: 127.0.0.1",
-            "  enable_loopback_candidate: true",
-            "  allow_tcp_fallback: true",
+            *(f"  {key}: {value}" for key, value in self.rtc.items() if value != ""),
             "keys:",
             f"  {self.api_key}: {self.api_secret}",
             "logging:",
@@ -160,12 +171,14 @@ def find_binary() -> Path | None:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[LiveKitServer]:
+def running(rtc: dict[str, str] | None = None) -> Iterator[LiveKitServer]:
+    """A server in a temporary folder (``rtc``: overrides of ``LOOPBACK_RTC``; "" drops
+    a setting), stopped and removed on exit."""
     binary = find_binary()
     if binary is None:
         raise RuntimeError(MISSING)
     root = Path(tempfile.mkdtemp(prefix="voxgate-livekit-"))
-    server = LiveKitServer(binary, root)
+    server = LiveKitServer(binary, root, rtc)
     try:
         server.start()
         yield server

@@ -43,7 +43,8 @@ class Caller:
         self.heard = Heard()
         self.agent: rtc.RemoteParticipant | None = None
         self._speech: list[bytes] = []  # 48 kHz frames still to send
-        self.spoke_until = 0.0  # when the last speech frame went out
+        self.spoke_until = 0.0  # when the last frame of speech audio went out
+        self.voiced_until = 0.0  # when the last voiced one did (RMS above AUDIBLE)
         self._source = rtc.AudioSource(ROOM_RATE, 1, queue_size_ms=100)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -93,6 +94,28 @@ class Caller:
         self.agent = await self.wait_for("agent in the room", agent, limit_s)
         return str(self.agent.attributes[WORKER_ATTRIBUTE])
 
+    async def routes(self) -> list[str]:
+        """The ICE candidate pair each of the caller's peer connections is using, as
+        "udp 127.0.0.1:50123 -> 127.0.0.1:40001 (host)"."""
+        stats = await self.room.get_rtc_stats()
+        found = []
+        for report in (stats.publisher_stats, stats.subscriber_stats):
+            pairs = {s.candidate_pair.rtc.id: s.candidate_pair.candidate_pair
+                     for s in report if s.HasField("candidate_pair")}
+            ends = {s.local_candidate.rtc.id: s.local_candidate.candidate
+                    for s in report if s.HasField("local_candidate")}
+            ends |= {s.remote_candidate.rtc.id: s.remote_candidate.candidate
+                     for s in report if s.HasField("remote_candidate")}
+            for item in report:
+                pair = pairs.get(item.transport.transport.selected_candidate_pair_id) if (
+                    item.HasField("transport")) else None
+                if pair is None:
+                    continue
+                local, remote = ends[pair.local_candidate_id], ends[pair.remote_candidate_id]
+                found.append(f"{local.protocol} {local.address}:{local.port} -> "
+                             f"{remote.address}:{remote.port} ({remote.candidate_type})")
+        return found
+
     # --- the room's callbacks -----------------------------------------------------------
 
     async def _microphone(self) -> None:
@@ -106,6 +129,8 @@ class Caller:
                 samples_per_channel=step // 2))
             if data is not quiet:
                 self.spoke_until = time.monotonic()
+                if _rms(data) > AUDIBLE:
+                    self.voiced_until = self.spoke_until
             next_at += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -128,6 +153,10 @@ class Caller:
 
     async def _listen(self, track: rtc.Track) -> None:
         async for event in rtc.AudioStream(track, sample_rate=ROOM_RATE, num_channels=1):
-            samples = np.frombuffer(bytes(event.frame.data), dtype="<i2").astype(np.float64)
-            if samples.size and float(np.sqrt(np.mean(samples ** 2))) > AUDIBLE:
+            if _rms(bytes(event.frame.data)) > AUDIBLE:
                 self.heard.audible_at.append(time.monotonic())
+
+
+def _rms(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
