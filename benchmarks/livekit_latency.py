@@ -1,12 +1,13 @@
 """Calls through a LiveKit room: response latency, WebRTC on loopback over UDP and over TCP.
 
     python -m benchmarks.livekit_latency [--turns 12] [--variant udp --variant tcp]
+                                         [--rtc KEY=VALUE ...] [--out PATH]
 
-For each variant it starts a livekit-server (tests/livekit_server.py, built by
+For each variant it starts a livekit-server (gateway/servers/livekit.py, built by
 ``make livekit``) and one ``voxgate livekit-worker`` with default settings (the front-desk
 agents, as benchmarks/call_latency.py runs ``voxgate serve``), then places calls of four
 turns with real speech (the Asterisk prompts), each turn spoken once the agent has been
-quiet for 700 ms, from a caller on the ``livekit`` SDK (tests/gateway/livekit_caller.py):
+quiet for 700 ms, from a caller on the ``livekit`` SDK (gateway/evaluation/livekit_caller.py):
 
 * response latency: the caller's last voiced frame (RMS > 500) sent -> the first voiced
   frame of agent audio received, through the server both ways (Opus, jitter buffers);
@@ -17,8 +18,10 @@ quiet for 700 ms, from a caller on the ``livekit`` SDK (tests/gateway/livekit_ca
 
 Variants: ``udp`` (the tests' settings: ICE on the loopback interface only, node_ip
 127.0.0.1, a UDP port range), ``tcp`` (the same with ``force_tcp``: ICE over the server's
-TCP port only). Each records the candidate pair the caller's connections selected. Prints
-a table and writes benchmarks/results/livekit_latency.json.
+TCP port only). ``--rtc`` overrides a server ``rtc`` setting in every variant (an empty
+value drops it: ``--rtc interfaces=`` lets ICE use every interface). Each records the
+candidate pair the caller's connections selected. Prints a table and writes
+benchmarks/results/livekit_latency.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from gateway.evaluation.livekit_caller import Caller
 from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
-from tests.gateway.livekit_caller import Caller
-from tests.livekit_server import LiveKitServer, running
+from gateway.servers.livekit import LiveKitServer, running
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS: dict[str, dict[str, str]] = {"udp": {}, "tcp": {"force_tcp": "true"}}
@@ -103,10 +106,11 @@ def summary(values: list[float]) -> dict[str, Any]:
             "min_ms": round(ordered[0] * 1000), "max_ms": round(ordered[-1] * 1000)}
 
 
-def measure(variant: str, turns: int) -> dict[str, Any]:
+def measure(variant: str, turns: int, rtc: dict[str, str] | None = None) -> dict[str, Any]:
     prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]
     calls: list[dict[str, Any]] = []
-    with running(VARIANTS[variant]) as server, tempfile.TemporaryDirectory() as folder:
+    settings = {**VARIANTS[variant], **(rtc or {})}
+    with running(settings) as server, tempfile.TemporaryDirectory() as folder:
         worker = start_worker(server, Path(folder))
         try:
             i = 0
@@ -118,7 +122,7 @@ def measure(variant: str, turns: int) -> dict[str, Any]:
             worker.wait(60)
     latencies = [s for c in calls for s in c["latencies_s"]][:turns]
     server_s = [ms / 1000 for c in calls for ms in c["server_ms"]][:turns]
-    return {"variant": variant, "rtc": {**VARIANTS[variant]}, "calls": len(calls),
+    return {"variant": variant, "rtc": settings, "calls": len(calls),
             "routes": sorted({r for c in calls for r in c["routes"]}),
             "response_latency": summary(latencies),
             "worker_turn_latency": summary(server_s),
@@ -132,12 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=12)
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
+    parser.add_argument("--rtc", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", type=Path, default=RESULTS / "livekit_latency.json")
     args = parser.parse_args()
+    rtc = dict(item.split("=", 1) for item in args.rtc)
     report: dict[str, Any] = {"turns": args.turns, "variants": {}}
     for variant in args.variant or ["udp", "tcp"]:
-        report["variants"][variant] = measure(variant, args.turns)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "livekit_latency.json"
+        report["variants"][variant] = measure(variant, args.turns, rtc)
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     stamp(out, ["livekit_latency", *sys.argv[1:]])
     print(f"{'variant':<8} {'metric':<22} {'n':>3} {'p50 ms':>7} {'p90 ms':>7}")

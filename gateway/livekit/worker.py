@@ -111,18 +111,38 @@ class VoxgateWorker:
         self._calls: dict[str, _Call] = {}
         self._lock = threading.Lock()
         self._loaded = threading.Event()
+        self._done_jobs: set[str] = set()  # jobs whose call is over, their thread ending
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's (run's) loop
 
     # --- what the server asks ---------------------------------------------------------
 
     def load(self) -> float:
-        """Live calls over capacity, capped at 1 (the server's threshold for full)."""
+        """Live calls over capacity, capped at 1 (the server's threshold for full). A job
+        accepted whose call has not started yet counts; one whose call is over does not,
+        though its thread may still be winding down."""
+        try:
+            running = {info.job.id for info in self.server.active_jobs}
+        except AttributeError:  # not running yet: no process pool
+            running = set()
         with self._lock:
             live = len(self._calls)
-        try:  # jobs accepted whose call has not started yet count too
-            jobs = len(self.server.active_jobs)
-        except AttributeError:  # not running yet: no process pool
-            jobs = 0
+            self._done_jobs &= running
+            jobs = len(running - self._done_jobs)
         return min(1.0, max(live, jobs) / self.options.capacity)
+
+    def _report_load(self) -> None:
+        """Tell the server the new load now, not at livekit-agents' next status update
+        (every 2.5 s): a room created meanwhile would find every worker "full" and get no
+        agent. (Private methods of livekit-agents 1.8.9, pinned.)"""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        async def report() -> None:
+            await self.server._refresh_worker_load()
+            await self.server._update_worker_status()
+
+        asyncio.run_coroutine_threadsafe(report(), loop)
 
     async def on_request(self, request: JobRequest) -> None:
         if self.server.draining:
@@ -141,6 +161,14 @@ class VoxgateWorker:
     # --- one call ---------------------------------------------------------------------
 
     async def entrypoint(self, ctx: JobContext) -> None:
+        try:
+            await self._answer(ctx)
+        finally:
+            with self._lock:
+                self._done_jobs.add(ctx.job.id)
+            self._report_load()
+
+    async def _answer(self, ctx: JobContext) -> None:
         await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
         caller = await ctx.wait_for_participant()
         track = await _audio_track(ctx.room, caller)
@@ -156,6 +184,7 @@ class VoxgateWorker:
             return
         with self._lock:
             self._calls[session.id] = _Call(asyncio.get_running_loop(), session)
+        self._report_load()
         try:
             await self._run_call(ctx, caller, track, session, transport)
         finally:
@@ -215,7 +244,7 @@ class VoxgateWorker:
         await asyncio.to_thread(self._prewarm, None)
         log.info("voxgate livekit worker %s: models loaded (ms: %s), registering with %s",
                  self.options.name, self.runtime.voice.load_ms, self.options.url)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

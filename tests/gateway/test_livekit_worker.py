@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from gateway.evaluation.livekit_caller import Caller
 from gateway.evaluation.speech import load_prompt, word_error_rate
-from tests.gateway.livekit_caller import Caller
 
 if TYPE_CHECKING:
-    from tests.livekit_server import LiveKitServer
+    from gateway.servers.livekit import LiveKitServer
 
 pytestmark = pytest.mark.slow
 # the session's LiveKit server fixture (tests/livekit_server.py)
@@ -68,14 +68,20 @@ def wait_registered(worker: Worker) -> None:
 
 
 def wait_available(*workers: Worker) -> None:
-    """Until each worker has told the server it has room again (a worker whose call just
-    ended says so at its next status update, every 2.5 s): a room created while every
-    worker is full gets no agent at all (the server does not queue dispatches)."""
+    """Until each worker has told the server it has room again: a room created while
+    every worker is full gets no agent at all (the server does not queue dispatches). A
+    worker reports each call's start ("at full capacity", capacity 1) and end ("marking
+    as available") at once."""
     deadline = time.monotonic() + 30
     for worker in workers:
-        while "at full capacity" in worker.text().rsplit("marking as available", 1)[-1]:
+        while True:
+            text = worker.text()
+            calls = text.count("received job request")
+            if (text.count("marking as available") >= calls and "at full capacity" not in
+                    text.rsplit("marking as available", 1)[-1]):
+                break
             assert time.monotonic() < deadline, f"{worker.name} stays full"
-            time.sleep(0.2)
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
