@@ -116,6 +116,8 @@ def test_sounds_like_respelling() -> None:
     assert fix("any a lurts") == "any alerts"
     assert fix("pass word") == "password"
     assert fix("some rise the meeting") == "summarise the meeting"
+    # letters the rules drop whole ("GH", heard from a caller) sound like nothing
+    assert sound_key("gh") == "" and fix("GH") == "GH"
     assert fix("talk to a humane") == "talk to a human"
     assert fix("the net is down") == "the net is down"  # "net is" is not "notes"
 

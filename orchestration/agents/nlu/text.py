@@ -185,6 +185,8 @@ def sound_key(word: str) -> str:
         return ""
     for pattern, repl in _PHONETIC_RULES:
         w = re.sub(pattern, repl, w)
+    if not w:  # "gh" and "ghgh" sound like nothing
+        return ""
     head, tail = w[0], re.sub(r"[aeiouyhw]", "", w[1:])
     key = head + tail
     return re.sub(r"(.)\1+", r"\1", key)
