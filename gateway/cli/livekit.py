@@ -26,6 +26,9 @@ def livekit_worker_command(
         envvar="LIVEKIT_AGENT_NAME")] = "",
     drain_timeout: Annotated[int, typer.Option(
         min=1, help="on SIGTERM, seconds live calls may go on before they hear goodbye")] = 60,
+    redispatch: Annotated[bool, typer.Option(
+        help="watch the rooms and dispatch a new agent, resuming from the event log, to a "
+        "room whose worker died")] = True,
     config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
 ) -> None:
     """Register with a LiveKit server as an agent worker and answer its rooms with voxgate's
@@ -40,7 +43,8 @@ def livekit_worker_command(
     configure_logging(settings.log_level)
     options = WorkerOptions(url=url, api_key=api_key, api_secret=api_secret,
                             capacity=capacity or settings.max_sessions,
-                            agent_name=agent_name, drain_timeout_s=drain_timeout)
+                            agent_name=agent_name, drain_timeout_s=drain_timeout,
+                            redispatch=redispatch)
     if name:
         options.name = name
     worker = VoxgateWorker(options, make_runtime(settings))

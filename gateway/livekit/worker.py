@@ -35,11 +35,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorType, JobRequest
 
 from gateway.agents import plug
+from gateway.call_log import CallLog
 from gateway.config import Settings
+from gateway.livekit.resume import Redispatcher, open_log, resume_from, room_metadata, stop
 from gateway.livekit.transport import CallerAudio, LiveKitTransport
 from gateway.runtime import CallRefused, Runtime, say_goodbye
 from orchestration.agents.agent import basic_agent_factory
@@ -68,6 +70,7 @@ class WorkerOptions:
     agent_name: str = ""  # "": every new room; else only explicit dispatches of this name
     drain_timeout_s: int = 60
     http_port: int = 0  # livekit-agents' health endpoint; 0: any free port
+    redispatch: bool = True  # watch the rooms; dispatch again one whose agent died
 
 
 def make_runtime(settings: Settings) -> Runtime:
@@ -76,12 +79,15 @@ def make_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # the agents' stores follow settings.database_url: on PostgreSQL, every worker and
     # gateway replica books into the same tables
+    # the event log the agents resume a call from (gateway/livekit/resume.py opens it)
+    call_log = CallLog()
     factory = (basic_agent_factory if settings.agent == "basic"
                else make_agent_factory(bus, settings.data_dir, settings.agents_config,
-                                       database_url=settings.database_url))
+                                       database_url=settings.database_url,
+                                       calls=call_log.call, durable=call_log.durable))
     return Runtime(settings=settings,
                    voice=VoiceServices.create(settings.voice, settings.data_dir, Bulkhead),
-                   bus=bus, agent_factory=plug(factory))
+                   bus=bus, agent_factory=plug(factory), call_log=call_log)
 
 
 @dataclass
@@ -170,12 +176,16 @@ class VoxgateWorker:
 
     async def _answer(self, ctx: JobContext) -> None:
         await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+        resume = resume_from(ctx.job.metadata)
+        if resume and _other_agent(ctx.room):
+            ctx.shutdown("another worker carried the call on first")
+            return
         caller = await ctx.wait_for_participant()
         track = await _audio_track(ctx.room, caller)
         transport = LiveKitTransport.create()
         try:
             session = self.runtime.new_session(transport, "livekit", caller=caller.identity,
-                                               call_sid=ctx.room.name)
+                                               call_sid=ctx.room.name, resume_from=resume)
         except CallRefused as exc:
             log.warning("room %s refused: %s", ctx.room.name, exc)
             await _publish_event(ctx.room, {"type": "call.refused", "code": exc.code,
@@ -185,6 +195,9 @@ class VoxgateWorker:
         with self._lock:
             self._calls[session.id] = _Call(asyncio.get_running_loop(), session)
         self._report_load()
+        with contextlib.suppress(Exception):  # without it the call goes on, unresumable
+            await ctx.api.room.update_room_metadata(api.UpdateRoomMetadataRequest(
+                room=ctx.room.name, metadata=room_metadata(session.id)))
         try:
             await self._run_call(ctx, caller, track, session, transport)
         finally:
@@ -240,16 +253,30 @@ class VoxgateWorker:
                                            settings.drain_goodbye_text, "worker draining")
 
     async def run(self) -> None:
-        """Load the models, register, take calls; SIGTERM drains, then this returns."""
+        """Load the models, open the event log, register, take calls (and watch the rooms
+        for a call whose worker died); SIGTERM drains, then this returns."""
         await asyncio.to_thread(self._prewarm, None)
+        close_log = await asyncio.to_thread(open_log, self.runtime.settings, self.runtime.bus,
+                                            self.runtime.call_log)
+        watcher = (asyncio.create_task(Redispatcher(
+            self.options.url, self.options.api_key, self.options.api_secret,
+            self.options.agent_name).run(), name="lk-room-watch")
+            if self.options.redispatch else None)
+        try:
+            await self._serve()
+        finally:
+            await stop(watcher)
+            await asyncio.to_thread(close_log)
+
+    async def _serve(self) -> None:
         log.info("voxgate livekit worker %s: models loaded (ms: %s), registering with %s",
                  self.options.name, self.runtime.voice.load_ms, self.options.url)
         loop = self._loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping.set)
         runner = asyncio.create_task(self.server.run(), name="lk-agent-server")
-        stopper = asyncio.create_task(stop.wait())
+        stopper = asyncio.create_task(stopping.wait())
         await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
         if runner.done():
             stopper.cancel()
@@ -269,6 +296,11 @@ class VoxgateWorker:
             with contextlib.suppress(TimeoutError):
                 await self.server.drain(timeout=int(self.runtime.settings.drain_timeout_s) + 1)
         log.warning("worker %s drained", self.options.name)
+
+
+def _other_agent(room: rtc.Room) -> bool:
+    """Whether another voxgate agent is in ``room`` already (two workers dispatched it)."""
+    return any(WORKER_ATTRIBUTE in p.attributes for p in room.remote_participants.values())
 
 
 async def _audio_track(room: rtc.Room, participant: rtc.RemoteParticipant) -> rtc.Track:
