@@ -8,6 +8,7 @@ long silence: the caller speaks once per test.
 from __future__ import annotations
 
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright
@@ -46,8 +47,9 @@ def speech_wav(
     return path
 
 
-def launch(playwright: Playwright, microphone: Path | None = None) -> Browser:
-    args = list(FLAGS)
+def launch(playwright: Playwright, microphone: Path | None = None,
+           extra: Sequence[str] = ()) -> Browser:
+    args = [*FLAGS, *extra]
     if microphone is not None:
         args.append(f"--use-file-for-fake-audio-capture={microphone}")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=args, timeout=30_000)

@@ -1,10 +1,12 @@
-// <voxgate-call>: a call button that talks to a voxgate gateway over /ws/browser.
+// <voxgate-call>: a call button that talks to a voxgate gateway over /ws/browser, or with
+// transport="livekit" (data-transport) through a LiveKit room (livekit-call.js).
 // widget.js creates one from its <script data-...> attributes; a page may also write
 // <voxgate-call server="https://host"></voxgate-call> after importing this module.
 //
 // Page-facing API: the element's `stats`, `start()`, `stop()`, and DOM events
 // `voxgate:state`, `voxgate:caption`, `voxgate:clear`, `voxgate:end` (docs/dashboard.md).
 import * as P from "./protocol.js";
+import { STYLE } from "./style.js";
 
 const HERE = new URL(".", import.meta.url);
 
@@ -27,48 +29,6 @@ const THEME_ATTRS = {
   radius: "--voxgate-radius",
   font: "--voxgate-font",
 };
-
-const STYLE = `
-:host {
-  --voxgate-accent: #2563eb; --voxgate-bg: #ffffff; --voxgate-fg: #111827;
-  --voxgate-muted: #6b7280; --voxgate-radius: 14px; --voxgate-danger: #dc2626;
-  --voxgate-font: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-  --voxgate-shadow: 0 8px 28px rgba(15, 23, 42, 0.18);
-  display: inline-block; font-family: var(--voxgate-font); color: var(--voxgate-fg);
-}
-:host([theme="dark"]) { --voxgate-bg: #111827; --voxgate-fg: #f9fafb; --voxgate-muted: #9ca3af; }
-:host([position="bottom-right"]), :host([position="bottom-left"]) {
-  position: fixed; bottom: 20px; z-index: 2147483000;
-}
-:host([position="bottom-right"]) { right: 20px; }
-:host([position="bottom-left"]) { left: 20px; }
-.panel { background: var(--voxgate-bg); border-radius: var(--voxgate-radius);
-  box-shadow: var(--voxgate-shadow); padding: 12px; width: 300px; box-sizing: border-box; }
-.row { display: flex; align-items: center; gap: 10px; }
-button.call { all: unset; box-sizing: border-box; cursor: pointer; display: inline-flex;
-  align-items: center; gap: 8px; padding: 10px 16px; border-radius: 999px; font-weight: 600;
-  background: var(--voxgate-accent); color: #fff; font-size: 15px; }
-button.call[aria-pressed="true"] { background: var(--voxgate-danger); }
-button.call:focus-visible { outline: 3px solid var(--voxgate-fg); outline-offset: 2px; }
-button.call:disabled { opacity: 0.6; cursor: progress; }
-.dot { width: 10px; height: 10px; border-radius: 50%; background: currentColor;
-  transform: scale(calc(0.6 + var(--level, 0) * 1.2)); transition: transform 60ms linear; }
-.state { font-size: 14px; color: var(--voxgate-muted); display: flex; align-items: center; gap: 6px; }
-.meter { width: 46px; height: 6px; border-radius: 3px; background: rgba(127,127,127,.25); overflow: hidden; }
-.meter > i { display: block; height: 100%; width: calc(var(--level, 0) * 100%);
-  background: var(--voxgate-accent); transition: width 60ms linear; }
-.captions { margin: 10px 0 0; padding: 0; list-style: none; max-height: 9.5em; overflow-y: auto;
-  font-size: 14px; line-height: 1.35; }
-.captions:empty { display: none; }
-.captions li { margin: 4px 0; }
-.captions .who { font-weight: 600; margin-right: 4px; }
-.captions .agent .who { color: var(--voxgate-accent); }
-.captions .cut { text-decoration: line-through; opacity: .6; }
-.error { color: var(--voxgate-danger); font-size: 13px; margin-top: 6px; }
-.error:empty { display: none; }
-:host([captions="off"]) .captions { display: none; }
-@media (prefers-reduced-motion: reduce) { .dot, .meter > i { transition: none; } }
-`;
 
 export class VoxgateCall extends HTMLElement {
   constructor() {
@@ -143,7 +103,7 @@ export class VoxgateCall extends HTMLElement {
     list.append(item);
     while (list.children.length > 30) list.firstElementChild.remove();
     list.scrollTop = list.scrollHeight;
-    this.stats.captions.push({ who, text });
+    this.stats.captions.push({ who, text, at: Date.now() });
     this.dispatchEvent(new CustomEvent("voxgate:caption", { detail: { who, text }, bubbles: true, composed: true }));
   }
 
@@ -151,6 +111,7 @@ export class VoxgateCall extends HTMLElement {
     if (this.active) return;
     this.active = true;
     this.stats = newStats();
+    this.stats.startedAt = Date.now();
     this.$(".captions").replaceChildren();
     this.$(".error").textContent = "";
     this._labels();
@@ -163,6 +124,12 @@ export class VoxgateCall extends HTMLElement {
   }
 
   async _open() {
+    if (this.getAttribute("transport") === "livekit") {
+      // loaded only here: livekit-client is a large module that WebSocket calls never need
+      const { LiveKitCall } = await import("./livekit-call.js");
+      this.lk = new LiveKitCall(this);
+      return this.lk.open();
+    }
     let ctx;
     try {
       ctx = new AudioContext({ sampleRate: P.SERVER_SAMPLE_RATE, latencyHint: "interactive" });
@@ -306,6 +273,7 @@ export class VoxgateCall extends HTMLElement {
       s.playing = m.queued > 0;
       if (this.stats.state === "agent_speaking") this._level(m.level);
     } else if (m.type === "started") {
+      if (s.firstAudioAt === null) s.firstAudioAt = m.at;
       if (s.chunkStarts.length < 3000) s.chunkStarts.push({ index: m.index, at: m.at });
     } else if (m.type === "cleared") {
       s.droppedMs += (m.dropped / this.ctx.sampleRate) * 1000;
@@ -318,7 +286,10 @@ export class VoxgateCall extends HTMLElement {
 
   stop() {
     if (!this.active) return;
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+    if (this.lk) {
+      this.stats.endReason = "you hung up";
+      this.lk.hangUp();
+    } else if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.stats.endReason = "you hung up";
       this.ws.send(P.encodeStop()); // the server answers with `end` and closes
       setTimeout(() => this._ended("you hung up"), 1500);
@@ -350,13 +321,14 @@ export class VoxgateCall extends HTMLElement {
     if (this.mic) for (const track of this.mic.getTracks()) track.stop();
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
     if (this.ctx && this.ctx.state !== "closed") this.ctx.close();
-    this.mic = this.capture = this.playback = this.ws = null;
+    if (this.lk) this.lk.close();
+    this.mic = this.capture = this.playback = this.ws = this.lk = null;
   }
 }
 
 function newStats() {
   return {
-    state: "idle", sessionId: null, sampleRate: null, contextRate: null, outputLatencyMs: 0,
+    state: "idle", transport: "websocket", sessionId: null, startedAt: null, firstAudioAt: null, sampleRate: null, contextRate: null, outputLatencyMs: 0,
     framesSent: 0, chunksReceived: 0, marksEchoed: 0, clears: 0, lastClearAt: null, clearedAt: null,
     droppedMs: 0, queuedMs: 0, playedMs: 0, playing: false, micLevel: 0, speakerLevel: 0,
     events: 0, captions: [], errors: [], protocolErrors: 0, endReason: null,
