@@ -78,8 +78,12 @@ class TtsConfig(BaseModel):
     workers: int = Field(1, ge=1, le=16)
     queue: int = Field(32, ge=0, le=1000)
     # split the first sentence of a reply at a clause boundary when it is longer than
-    # this many characters, so the first audio is ready sooner
-    first_chunk_chars: int = Field(60, ge=0, le=1000)
+    # this many characters, so the first audio is ready sooner ...
+    first_chunk_chars: int = Field(0, ge=0, le=1000)
+    # ... at the first clause boundary after at least this many words: "Sorry, | I can't
+    # reach the calendar." The opening word ("Sorry,", "Okay,", "Hello,") is then a line
+    # of its own that many replies share, kept in the cache below (docs/voice-models.md)
+    first_chunk_words: int = Field(1, ge=1, le=50)
     # piper starts most utterances with 10-40 ms of near silence; cut it (keeping 10 ms)
     # so the caller hears the first word as soon as the audio arrives
     trim_leading_silence: bool = True

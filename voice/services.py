@@ -64,9 +64,8 @@ class VoiceServices(Generic[P]):
         keep(self.tts, turn.tts_error_text, self.tts.synthesize_sync(turn.tts_error_text))
         for line in (turn.reprompt_text, turn.goodbye_text, turn.stt_error_text,
                      turn.no_reply_text):
-            for sentence in split_sentences(line, self.config.tts.first_chunk_chars):
+            for sentence in self.split(line, self.config.tts.first_chunk_chars):
                 self.tts.pin(sentence)
 
-    @staticmethod
-    def split(text: str, first_chunk_chars: int) -> list[str]:
-        return split_sentences(text, first_chunk_chars)
+    def split(self, text: str, first_chunk_chars: int) -> list[str]:
+        return split_sentences(text, first_chunk_chars, self.config.tts.first_chunk_words)

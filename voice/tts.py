@@ -67,24 +67,24 @@ def _ends_sentence(before: str, after: str) -> bool:
     return not (len(token) == 1 and token.isalpha())
 
 
-def _split_first_clause(sentence: str, first_chunk_chars: int) -> list[str]:
+def _split_first_clause(sentence: str, first_chunk_chars: int, head_words: int) -> list[str]:
     if len(sentence) <= first_chunk_chars:
         return [sentence]
     for match in _CLAUSE.finditer(sentence):
         head = sentence[: match.end()].strip()
         tail = sentence[match.end() :].strip()
-        if len(head.split()) >= 3 and len(tail.split()) >= 2:
+        if len(head.split()) >= head_words and len(tail.split()) >= 2:
             return [head, tail]
     return [sentence]
 
 
-def split_sentences(text: str, first_chunk_chars: int) -> list[str]:
+def split_sentences(text: str, first_chunk_chars: int, head_words: int = 3) -> list[str]:
     """Cut a reply into sentences to synthesize one by one, the first one short.
 
     Periods in abbreviations ("Dr.", "e.g.", "3 p.m. on Monday"), initials and decimal
     numbers ("3.5") do not end a sentence. If the first sentence is longer than
     ``first_chunk_chars``, it is split once at the first comma, semicolon, colon or dash
-    that follows at least three words.
+    that follows at least ``head_words`` words.
     """
     sentences: list[str] = []
     start = 0
@@ -98,7 +98,7 @@ def split_sentences(text: str, first_chunk_chars: int) -> list[str]:
     cleaned = [s for s in cleaned if any(ch.isalnum() for ch in s)]
     if not cleaned:
         return []
-    return _split_first_clause(cleaned[0], first_chunk_chars) + cleaned[1:]
+    return _split_first_clause(cleaned[0], first_chunk_chars, head_words) + cleaned[1:]
 
 
 # --- normalization -----------------------------------------------------------------------

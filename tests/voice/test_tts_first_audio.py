@@ -14,7 +14,7 @@ from voice.config import TtsConfig, VoiceConfig
 from voice.replies import kept
 from voice.services import VoiceServices
 from voice.stt import WhisperSTT
-from voice.tts import KEEP_LEAD_MS, PiperTTS, leading_silence_ms, normalize_text, split_sentences
+from voice.tts import KEEP_LEAD_MS, PiperTTS, leading_silence_ms, normalize_text
 from voice.tts_cache import AudioCache
 
 # each starts with 35-60 ms of near silence in piper's raw output (every run)
@@ -109,6 +109,42 @@ def test_the_sessions_own_lines_are_kept_at_start_up(
     services.prepare_lines()
     turn = config.turn
     for line in (turn.reprompt_text, turn.goodbye_text, turn.no_reply_text):
-        for sentence in split_sentences(line, config.tts.first_chunk_chars):
+        for sentence in services.split(line, config.tts.first_chunk_chars):
             assert tts.cache.get(tts._key(normalize_text(sentence))) is not None, sentence
     assert kept(tts, turn.tts_error_text) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "chunks"),
+    [
+        ("Sorry, I can't reach the calendar right now.",
+         ["Sorry,", "I can't reach the calendar right now."]),
+        ("Okay, I've kept it. Anything else?", ["Okay,", "I've kept it.", "Anything else?"]),
+        # a tail of one word stays with its head; only the first sentence is cut
+        ("Welcome back, Sam. How can I help, today?",
+         ["Welcome back, Sam.", "How can I help, today?"]),
+        ("Is there anything else I can help with?", ["Is there anything else I can help with?"]),
+    ],
+)
+def test_the_first_sentence_is_cut_after_its_opening_clause(
+    whisper_tiny: WhisperSTT, piper_joe: PiperTTS, text: str, chunks: list[str]
+) -> None:
+    config = VoiceConfig()
+    services = VoiceServices(config, whisper_tiny, piper_joe, whisper_tiny.pool, piper_joe.pool)
+    assert services.split(text, config.tts.first_chunk_chars) == chunks
+
+
+async def test_an_opening_word_said_before_starts_a_new_line_from_the_cache(
+    pool: Bulkhead, whisper_tiny: WhisperSTT
+) -> None:
+    config = VoiceConfig()
+    tts = PiperTTS(config.tts, pool)
+    services = VoiceServices(config, whisper_tiny, tts, whisper_tiny.pool, pool)
+    for line in ("Sorry, I didn't get that.", "Sorry, we were cut off."):
+        for chunk in services.split(line, config.tts.first_chunk_chars):
+            await tts.synthesize(chunk)
+    first, *_ = services.split("Sorry, I can't reach the calendar right now.",
+                               config.tts.first_chunk_chars)
+    hits = tts.cache.hits
+    await tts.synthesize(first)
+    assert tts.cache.hits == hits + 1
