@@ -15,7 +15,8 @@ import pytest
 
 from gateway.evaluation.livekit_caller import Caller
 from gateway.evaluation.speech import load_prompt, word_error_rate
-from tests.gateway.livekit_workers import Worker, start_worker, wait_registered
+from gateway.servers.livekit import WorkerProcess as Worker
+from gateway.servers.livekit import start_worker, wait_registered
 
 if TYPE_CHECKING:
     from gateway.servers.livekit import LiveKitServer
