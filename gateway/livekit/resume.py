@@ -6,12 +6,16 @@ caller is left alone in the room. voxgate does it itself:
 * every worker writes its calls' events to the shared event log (``VOXGATE_DATABASE_URL``
   on PostgreSQL for several workers; ``events.db`` in the data directory otherwise), as
   ``voxgate serve`` does, and names the call's session in the room's metadata;
+* every agent stamps its participant attribute ``voxgate.alive`` with the time, every
+  ``HEARTBEAT_S``. livekit-server keeps a participant whose connection vanished for its
+  ping timeout (15 s) in case it reconnects; the stamp shows a dead worker's agent sooner;
 * every worker watches the rooms (the room service API, every ``interval_s``): a room whose
-  metadata names a session, that still has a caller and has no agent any more, lost its
-  worker. The first worker to see it marks the room (metadata ``redispatched``) and asks
-  the server for a new agent (``create_dispatch``) whose job metadata says
-  ``resume_from``; the agent that takes it carries the call on from the log ("Sorry, we
-  were cut off." and the pending question, as a Twilio call resumed on another node).
+  metadata names a session, that still has a caller and has no live agent (none, or only
+  ones whose stamp is ``STALE_S`` old), lost its worker. The first worker to see it
+  removes the dead agent, marks the room (metadata ``redispatched``) and asks the server
+  for a new agent (``create_dispatch``) whose job metadata says ``resume_from``; the
+  agent that takes it carries the call on from the log ("Sorry, we were cut off." and
+  the pending question, as a Twilio call resumed on another node).
 
 Two workers seeing the same room at once could both dispatch; the second agent to arrive
 finds another voxgate agent in the room and leaves (gateway/livekit/worker.py).
@@ -23,7 +27,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from livekit import api
@@ -40,6 +45,30 @@ log = logging.getLogger(__name__)
 SESSION_KEY = "voxgate.session"  # room metadata: the session the room's call runs as
 REDISPATCHED_KEY = "voxgate.redispatched"  # room metadata: the session already resumed
 RESUME_KEY = "resume_from"  # job metadata: the session a dispatched agent carries on
+ALIVE_ATTRIBUTE = "voxgate.alive"  # on the agent participant: its last heartbeat (epoch s)
+HEARTBEAT_S = 1.0
+# an agent whose stamp is this old is dead: four beats missed. An event loop that stalls
+# this long on a live call would be cut over to another worker; none does on two cores
+STALE_S = 4.0
+
+
+def alive(attributes: Mapping[str, str], now: float | None = None) -> bool:
+    """Whether an agent's heartbeat is fresh (an agent that has not stamped yet is)."""
+    stamp = attributes.get(ALIVE_ATTRIBUTE)
+    if stamp is None:
+        return True
+    try:
+        return (now if now is not None else time.time()) - float(stamp) < STALE_S
+    except ValueError:
+        return True
+
+
+async def heartbeat(set_attributes: Callable[[dict[str, str]], Any]) -> None:
+    """Stamp ``voxgate.alive`` every HEARTBEAT_S until cancelled."""
+    while True:
+        with contextlib.suppress(Exception):  # a room going away ends the call anyway
+            await set_attributes({ALIVE_ATTRIBUTE: f"{time.time():.2f}"})
+        await asyncio.sleep(HEARTBEAT_S)
 
 
 def open_log(settings: Settings, bus: EventBus, call_log: CallLog) -> Callable[[], None]:
@@ -108,12 +137,16 @@ class Redispatcher:
             session = meta.get(SESSION_KEY)
             if not session or meta.get(REDISPATCHED_KEY) == session:
                 continue
-            people = await lk.room.list_participants(api.ListParticipantsRequest(
-                room=room.name))
-            kinds = [p.kind for p in people.participants]
-            agent = api.ParticipantInfo.Kind.AGENT
-            if agent in kinds or not any(k != agent for k in kinds):
+            people = (await lk.room.list_participants(api.ListParticipantsRequest(
+                room=room.name))).participants
+            kind = api.ParticipantInfo.Kind.AGENT
+            agents = [p for p in people if p.kind == kind]
+            if any(alive(p.attributes) for p in agents) or len(agents) == len(people):
                 continue  # answered, or nobody left to answer
+            for dead in agents:  # its worker is gone: it would only hold the room's audio
+                with contextlib.suppress(Exception):
+                    await lk.room.remove_participant(api.RoomParticipantIdentity(
+                        room=room.name, identity=dead.identity))
             await self._dispatch(lk, room.name, str(session), meta)
 
     async def _dispatch(self, lk: api.LiveKitAPI, room: str, session: str,

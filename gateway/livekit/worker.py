@@ -41,7 +41,15 @@ from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorTy
 from gateway.agents import plug
 from gateway.call_log import CallLog
 from gateway.config import Settings
-from gateway.livekit.resume import Redispatcher, open_log, resume_from, room_metadata, stop
+from gateway.livekit.resume import (
+    Redispatcher,
+    alive,
+    heartbeat,
+    open_log,
+    resume_from,
+    room_metadata,
+    stop,
+)
 from gateway.livekit.transport import CallerAudio, LiveKitTransport
 from gateway.runtime import CallRefused, Runtime, say_goodbye
 from orchestration.agents.agent import basic_agent_factory
@@ -215,6 +223,8 @@ class VoxgateWorker:
         forwarder = _Forwarder(room, session.id, caller_track=track.sid,
                                agent_track=published.sid)
         unsubscribe = self.runtime.bus.subscribe(forwarder.on_event)
+        beating = asyncio.create_task(heartbeat(room.local_participant.set_attributes),
+                                      name="lk-heartbeat")
         audio = CallerAudio(track)
         left = asyncio.Event()
         room.on("participant_disconnected",
@@ -234,6 +244,7 @@ class VoxgateWorker:
             await self.runtime.end_session(session, reason)
             await forwarder.flush()
             unsubscribe()
+            await stop(beating)
             await audio.aclose()
             await transport.aclose()
         if not left.is_set():  # the agent ended the call: the room goes with it
@@ -300,7 +311,8 @@ class VoxgateWorker:
 
 def _other_agent(room: rtc.Room) -> bool:
     """Whether another voxgate agent is in ``room`` already (two workers dispatched it)."""
-    return any(WORKER_ATTRIBUTE in p.attributes for p in room.remote_participants.values())
+    return any(WORKER_ATTRIBUTE in p.attributes and alive(p.attributes)
+               for p in room.remote_participants.values())
 
 
 async def _audio_track(room: rtc.Room, participant: rtc.RemoteParticipant) -> rtc.Track:
