@@ -15,17 +15,33 @@ import pytest
 
 from gateway.evaluation.livekit_caller import Caller
 from gateway.evaluation.speech import load_prompt, word_error_rate
+from gateway.livekit.resume import ALIVE_ATTRIBUTE, STALE_S, alive, resume_from
 from gateway.servers.livekit import WorkerProcess as Worker
 from gateway.servers.livekit import start_worker, wait_registered
 
 if TYPE_CHECKING:
     from gateway.servers.livekit import LiveKitServer
 
-pytestmark = pytest.mark.slow
 pytest_plugins = ("tests.livekit_server",)
 
 AGENT = "resume-test"  # explicit dispatch: no other test's worker answers these rooms
 PROMPT = "agent-pass"
+
+
+def test_an_agent_is_dead_once_its_heartbeat_is_stale() -> None:
+    now = 1000.0
+    assert alive({ALIVE_ATTRIBUTE: str(now - 1)}, now)
+    assert not alive({ALIVE_ATTRIBUTE: str(now - STALE_S - 0.1)}, now)
+    assert alive({}, now)  # not stamped yet: just joined
+    assert alive({ALIVE_ATTRIBUTE: "garbage"}, now)  # never cut a call over a bad stamp
+
+
+def test_resume_from_reads_the_dispatch_metadata() -> None:
+    assert resume_from('{"resume_from": "abc123"}') == "abc123"
+    assert resume_from("") is None
+    assert resume_from("not json") is None
+    assert resume_from('["resume_from"]') is None
+    assert resume_from('{"resume_from": 7}') is None
 
 
 @pytest.fixture
@@ -45,6 +61,7 @@ def pair(livekit_server: LiveKitServer, pg_url: str, tmp_path: Path,
             worker.proc.wait(30)
 
 
+@pytest.mark.slow
 async def test_a_call_carries_on_when_its_worker_dies(livekit_server: LiveKitServer,
                                                      pair: dict[str, Worker]) -> None:
     room = f"call-{uuid.uuid4().hex[:8]}"
