@@ -42,6 +42,8 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
         ("response p50 through LiveKit, UDP", "variants.udp.response_latency.p50_ms", "ms"),
         ("response p50 through LiveKit, TCP", "variants.tcp.response_latency.p50_ms", "ms"),
     ],
+    "livekit_resume": [("LiveKit call heard again after SIGKILL", "new_agent_heard.median_ms",
+                        "ms")],
     "stt_tts": [
         ("TTS first audio median", "tts.first_audio_split_60_s.median", "s"),
         ("STT WER at 10 dB SNR", "decoding.temperature_0.snr10_wer", ""),
@@ -94,6 +96,7 @@ QUICK: dict[str, list[str]] = {
     "eval_suites": ["--variant", "clean"],
     "soak": ["--quick"],
     "livekit_latency": ["--turns", "4"],
+    "livekit_resume": ["--runs", "2"],
 }
 
 
