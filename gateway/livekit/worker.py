@@ -304,8 +304,12 @@ class VoxgateWorker:
             await self.server.drain(timeout=self.options.drain_timeout_s)
         except TimeoutError:
             self.cut_live_calls()
+            # (livekit-agents' drain() returns at once when called again): wait for the
+            # goodbyes here, at most drain_timeout_s, before the job threads are closed
             with contextlib.suppress(TimeoutError):
-                await self.server.drain(timeout=int(self.runtime.settings.drain_timeout_s) + 1)
+                async with asyncio.timeout(self.runtime.settings.drain_timeout_s):
+                    while self._calls:  # noqa: ASYNC110 (set from the job threads)
+                        await asyncio.sleep(0.1)
         log.warning("worker %s drained", self.options.name)
 
 

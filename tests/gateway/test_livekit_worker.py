@@ -166,3 +166,31 @@ async def test_sigterm_drains_a_worker(livekit_server: LiveKitServer,
         if worker.proc.poll() is None:
             worker.proc.kill()
             worker.proc.wait(30)
+
+
+async def test_a_call_still_live_at_the_drain_deadline_hears_goodbye(
+        livekit_server: LiveKitServer, tmp_path: Path) -> None:
+    worker = start_worker(livekit_server, "w-deadline", tmp_path, "--agent-name",
+                          "deadline-test", "--drain-timeout", "1")
+    try:
+        wait_registered(worker)
+        caller = await join(livekit_server, room_name(), agent_name="deadline-test")
+        try:
+            await caller.wait_for_agent()
+            heard = caller.heard
+            await caller.wait_for("greeting played", lambda: heard.of_type("agent.state") and
+                                  heard.of_type("agent.state")[-1].get("state") == "listening",
+                                  60)
+            worker.proc.send_signal(signal.SIGTERM)
+            hangup = await caller.wait_for("the hang-up", lambda: heard.of_type(
+                "call.hangup"), 30)
+            assert hangup[0]["reason"] == "worker draining"
+            said = " ".join(t for s, t in heard.transcriptions if s == "agent")
+            assert "closing for maintenance" in said, said
+        finally:
+            await caller.leave()
+        assert worker.proc.wait(60) == 0, worker.text()[-3000:]
+    finally:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait(30)
