@@ -108,6 +108,25 @@ async def test_barge_in_through_the_room(livekit_server: LiveKitServer,
         await caller.leave()
 
 
+async def test_the_agent_hangs_up_and_the_room_goes(livekit_server: LiveKitServer,
+                                                    workers: dict[str, Worker]) -> None:
+    wait_available(*workers.values())
+    pcm, _ = load_prompt("vm-goodbye")  # "Goodbye": the basic agent says goodbye, hangs up
+    caller = await join(livekit_server, room_name())
+    try:
+        await caller.wait_for_agent()
+        heard = caller.heard
+        await caller.wait_for("greeting played", lambda: heard.of_type("agent.state") and
+                              heard.of_type("agent.state")[-1].get("state") == "listening", 60)
+        caller.say(pcm)
+        hangup = await caller.wait_for("the hang-up", lambda: heard.of_type("call.hangup"), 60)
+        assert hangup[0]["reason"] == "caller said goodbye"
+        # the worker deletes the room: the caller is disconnected by the server
+        await caller.wait_for("the room closed", lambda: not caller.room.isconnected(), 30)
+    finally:
+        await caller.leave()
+
+
 async def test_calls_spread_over_two_workers_and_survive_one(
         livekit_server: LiveKitServer, workers: dict[str, Worker]) -> None:
     wait_available(*workers.values())
