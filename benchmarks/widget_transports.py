@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from pydantic import SecretStr
 
 from benchmarks.browser import (
@@ -87,6 +88,8 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 def one_call(browser: Browser, gateway: str, transport: str) -> dict[str, Any]:
     """Click, wait for the greeting's first audio, hang up: the click -> audio delay."""
     page = browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text[:300]))
     try:
         page.add_init_script(RECORD_PEER_CONNECTIONS)
         data = {"label": "Call us", "caller": "bench"}
@@ -95,13 +98,23 @@ def one_call(browser: Browser, gateway: str, transport: str) -> dict[str, Any]:
         with embedding_page(gateway, **data) as url:
             page.goto(url)
         page.locator("voxgate-call button.call").click()
-        page.wait_for_function(f"() => ({STATS}).firstAudioAt", timeout=60_000, polling=20)
+        try:
+            page.wait_for_function(f"() => ({STATS})().firstAudioAt", timeout=60_000, polling=20)
+        except PlaywrightError:
+            stats = page.evaluate(STATS)
+            raise RuntimeError(f"{transport}: no agent audio; state {stats['state']}, "
+                               f"events {stats['events']}, end {stats['endReason']}, captions "
+                               f"{stats['captions']}, console: {console[-15:]}") from None
         stats = page.evaluate(STATS)
         routes = page.evaluate(SELECTED_ROUTES)
         page.locator("voxgate-call button.call").click()
-        page.wait_for_function(f"() => ({STATS}).state === 'ended'", timeout=15_000)
-        return {"click_to_audio_ms": stats["firstAudioAt"] - stats["startedAt"],
+        page.wait_for_function(f"() => ({STATS})().state === 'ended'", timeout=15_000)
+        call = {"click_to_audio_ms": stats["firstAudioAt"] - stats["startedAt"],
                 "routes": routes}
+        if transport == "livekit":  # where the time goes
+            call["click_to_joined_ms"] = stats["joinedAt"] - stats["startedAt"]
+            call["click_to_agent_track_ms"] = stats["agentTrackAt"] - stats["startedAt"]
+        return call
     finally:
         page.close()
 
@@ -151,6 +164,11 @@ def main() -> None:
     for transport, figures in result["click_to_greeting_audio"].items():
         print(f"{transport:<10} {figures['p50_ms']:>7} {figures['min_ms']:>6} "
               f"{figures['max_ms']:>6}")
+    for phase in ("click_to_joined_ms", "click_to_agent_track_ms"):
+        figures = summary([c[phase] for c in calls["livekit"]])
+        result[f"livekit_{phase}"] = figures
+        print(f"livekit {phase}: p50 {figures['p50_ms']} ms (min {figures['min_ms']}, "
+              f"max {figures['max_ms']})")
     print("LiveKit routes:", sorted({r for c in calls["livekit"] for r in c["routes"]}))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "widget_transports.json").write_text(json.dumps(result, indent=2) + "\n")

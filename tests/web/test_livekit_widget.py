@@ -140,3 +140,26 @@ def test_a_gateway_without_livekit_says_so(gateway_server: ServerThread) -> None
                 "false")
         finally:
             browser.close()
+
+
+def test_a_room_no_agent_answers_gives_up(lk_gateway: ServerThread) -> None:
+    """A room that asks for an agent no worker serves gets none (a self-hosted server
+    queues nothing): the widget gives up after AGENT_WAIT_MS and says so."""
+    settings = lk_gateway.runtime.settings  # the settings the token router reads
+    settings.livekit_agent_name = "nobody-serves-this"
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            try:
+                page = browser.new_page()
+                with embedding_page(lk_gateway.url, transport="livekit") as url:
+                    page.goto(url)
+                page.locator("voxgate-call button.call").click()
+                wait_for(page, lambda: widget(page).get("room"), "a room", 30)
+                wait_for(page, lambda: widget(page)["state"] == "error", "the widget to give up",
+                         40)
+                assert "No agent answered" in page.locator("voxgate-call .error").inner_text()
+            finally:
+                browser.close()
+    finally:
+        settings.livekit_agent_name = AGENT

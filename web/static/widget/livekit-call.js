@@ -16,6 +16,9 @@ export const EVENTS_TOPIC = "voxgate.events";
 export const TRANSCRIPTION_TOPIC = "lk.transcription";
 const AUDIBLE = 0.01; // RMS (full scale 1) above which agent audio counts as heard
 const LEVEL_EVERY_MS = 20;
+// a self-hosted LiveKit server does not queue a room when every worker is full: it gets
+// no agent at all (docs/deployment.md), and the caller would wait in silence
+export const AGENT_WAIT_MS = 20000;
 
 export class LiveKitCall {
   constructor(widget) {
@@ -25,12 +28,13 @@ export class LiveKitCall {
     this.meters = {}; // "mic" | "agent" -> AnalyserNode
     this.elements = [];
     this.timer = null;
+    this.agentTimer = null;
   }
 
   async open() {
     const w = this.w;
     const s = Object.assign(w.stats, { transport: "livekit", room: null, identity: null,
-      agentAudioMs: 0, firstAudioAt: null, audibleAt: [], route: null });
+      agentAudioMs: 0, firstAudioAt: null, audibleAt: [], joinedAt: null, agentTrackAt: null });
     // created on the click, so it may start (autoplay policy); only measures levels
     this.ctx = new AudioContext({ latencyHint: "interactive" });
     const grant = await this._roomToken();
@@ -47,12 +51,16 @@ export class LiveKitCall {
     });
     room.on(RoomEvent.Disconnected, (reason) => w._ended(s.endReason || `room closed (${reason})`));
     await room.connect(grant.url, grant.token);
+    s.joinedAt = Date.now();
     if (!w.active) return room.disconnect();
     const mic = await room.localParticipant.setMicrophoneEnabled(true, {
       channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true,
     });
     if (mic && mic.track) this._meter("mic", mic.track.mediaStreamTrack);
     this.timer = setInterval(() => this._levels(), LEVEL_EVERY_MS);
+    this.agentTimer = setTimeout(() => {
+      if (w.active && !this.meters.agent) w._fail("No agent answered. Please try again in a moment.");
+    }, AGENT_WAIT_MS);
     s.sampleRate = 48000; // Opus in the room; the worker resamples to 16 kHz
     s.contextRate = this.ctx.sampleRate;
   }
@@ -86,9 +94,11 @@ export class LiveKitCall {
     if (type === "session.ended") s.endReason = data.reason || s.endReason;
     if (type === "tts.interrupted") s.clears += 1;
     if (type === "call.refused") {
-      // the worker was full or draining: it leaves the room, which ends the call
+      // the worker was full or draining: nobody will answer in this room
       this.w.$(".error").textContent = `The line is busy: ${data.reason || "too many calls"}.`;
       s.errors.push(data.code);
+      s.endReason = "line busy";
+      this.hangUp();
     }
     this.w._onEvent({ seq, ts, type, data });
   }
@@ -102,6 +112,7 @@ export class LiveKitCall {
   }
 
   _play(track) {
+    if (this.w.stats.agentTrackAt === null) this.w.stats.agentTrackAt = Date.now();
     const element = track.attach(); // <audio autoplay>, what the caller hears
     element.hidden = true;
     this.w.shadowRoot.append(element);
@@ -143,6 +154,7 @@ export class LiveKitCall {
 
   close() {
     clearInterval(this.timer);
+    clearTimeout(this.agentTimer);
     if (this.room) {
       this.room.removeAllListeners(RoomEvent.Disconnected);
       this.room.disconnect();
