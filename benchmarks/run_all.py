@@ -38,6 +38,10 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
         ("server CPU per call minute", "protocols.twilio.server_cpu_s_per_call_minute", "s"),
         ("memory per live call", "memory.mb_per_session", "MB"),
     ],
+    "widget_transports": [
+        ("widget click -> greeting, WebSocket", "click_to_greeting_audio.websocket.p50_ms", "ms"),
+        ("widget click -> greeting, LiveKit", "click_to_greeting_audio.livekit.p50_ms", "ms"),
+    ],
     "livekit_latency": [
         ("response p50 through LiveKit, UDP", "variants.udp.response_latency.p50_ms", "ms"),
         ("response p50 through LiveKit, TCP", "variants.tcp.response_latency.p50_ms", "ms"),
@@ -96,6 +100,7 @@ QUICK: dict[str, list[str]] = {
     "eval_suites": ["--variant", "clean"],
     "soak": ["--quick"],
     "livekit_latency": ["--turns", "4"],
+    "widget_transports": ["--runs", "2"],
     "livekit_resume": ["--runs", "2"],
 }
 
