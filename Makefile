@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # haproxy: the one port in front of the replicas in `voxgate cluster`
 APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql nats-server redis-server haproxy
 STAMP := $(VENV)/.installed
-# the front-end's npm packages (three.js), copied into web/static/vendor/ by web/scripts/vendor.js
+# the front-end's npm packages (three.js, livekit-client), copied into web/static/vendor/ by web/scripts/vendor.js
 WEB_STAMP := web/static/vendor/.installed
 
 # the LiveKit server the LiveKit worker tests start (tests/livekit_server.py): not in
