@@ -110,6 +110,7 @@ def test_widget_calls_through_livekit(lk_gateway: ServerThread,
                      "the answer's audio", 30)
             stats = widget(page)
             assert stats["events"] > 5 and stats["agentAudioMs"] > 1000
+            assert stats["sessionId"], "the worker names the call's session in the room"
             assert stats["state"] in {"listening", "agent_speaking"}, stats["state"]
             page.screenshot(path=artifact("widget-livekit-call.png"))
             print(f"livekit: click -> greeting audio {stats['firstAudioAt'] - stats['startedAt']}"

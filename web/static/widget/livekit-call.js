@@ -50,8 +50,10 @@ export class LiveKitCall {
       if (track.kind === Track.Kind.Audio) this._play(track);
     });
     room.on(RoomEvent.Disconnected, (reason) => w._ended(s.endReason || `room closed (${reason})`));
+    room.on(RoomEvent.RoomMetadataChanged, (metadata) => this._metadata(metadata));
     await room.connect(grant.url, grant.token);
     s.joinedAt = Date.now();
+    this._metadata(room.metadata);
     if (!w.active) return room.disconnect();
     const mic = await room.localParticipant.setMicrophoneEnabled(true, {
       channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true,
@@ -78,6 +80,17 @@ export class LiveKitCall {
     if (response.status === 429) throw new Error(`The line is busy: ${why}.`);
     if (response.status === 401 || response.status === 403) throw new Error(`Not allowed to call: ${why}.`);
     throw new Error(why);
+  }
+
+  // the worker names the call's session in the room's metadata (gateway/livekit/resume.py):
+  // the same id as the WebSocket's `session` message, for /api/sessions/{id}
+  _metadata(metadata) {
+    try {
+      const id = JSON.parse(metadata || "{}")["voxgate.session"];
+      if (id) this.w.stats.sessionId = id;
+    } catch {
+      // not voxgate's metadata
+    }
   }
 
   _event(payload) {
