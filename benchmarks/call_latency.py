@@ -102,10 +102,18 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+# the server's own view of each answered turn (``turn.latency``): total = the turn's last
+# voiced frame -> its first sentence sent; stt = the transcript's compute; tts = the first
+# sentence's synthesis (0 when it came from the phrase cache)
+SERVER_PARTS: dict[str, list[float]] = {"total_ms": [], "stt_ms": [], "tts_ms": []}
+
+
 async def response_calls(url: str, protocol: str, turns: int) -> tuple[list[float], float]:
     """Calls of four polite turns each; returns latencies and total call seconds."""
     latencies: list[float] = []
     call_s = 0.0
+    for values in SERVER_PARTS.values():
+        values.clear()
     prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]
     i = 0
     while len(latencies) < turns:
@@ -115,6 +123,9 @@ async def response_calls(url: str, protocol: str, turns: int) -> tuple[list[floa
         i += 4
         result = await run_call(None, protocol, url, script=script, tail_s=5.0)  # type: ignore[arg-type]
         call_s += result.duration_s
+        for event in result.events_of("turn.latency"):
+            for part, values in SERVER_PARTS.items():
+                values.append(float(event.event.data.get(part, 0.0)) / 1000)
         for item in result.response_latencies():
             if item.latency_s is not None:
                 latencies.append(item.latency_s)
@@ -177,6 +188,8 @@ def main() -> None:
                     "barge_in_clear": summary(clears),
                     "barge_in_stop": summary(stops),
                     "server_cpu_s_per_call_minute": round(cpu_per_min, 1),
+                    "server_turn_latency": {part: summary(values)
+                                            for part, values in SERVER_PARTS.items()},
                 }
             report["memory"] = asyncio.run(memory_per_session(server))
         finally:
@@ -191,6 +204,9 @@ def main() -> None:
                 f"{protocol:<9} {metric:<22} {row['n']:>3} {row.get('p50_ms', '-'):>7} "
                 f"{row.get('p90_ms', '-'):>7}"
             )
+        for part, row in data["server_turn_latency"].items():
+            print(f"{protocol:<9} {'server ' + part:<22} {row['n']:>3} "
+                  f"{row.get('p50_ms', '-'):>7} {row.get('p90_ms', '-'):>7}")
         print(f"{protocol:<9} cpu s per call minute: {data['server_cpu_s_per_call_minute']}")
     mem = report["memory"]
     print(
