@@ -34,6 +34,15 @@ class Heard:
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == kind]
 
+    def finals(self, since: int = 0) -> str:
+        """The caller's words as the agent heard them (``stt.final``), from the ``since``-th
+        turn on: one utterance may come as two turns when the caller pauses in it."""
+        return " ".join(str(e.get("text", "")) for e in self.of_type("stt.final")[since:])
+
+    def spoken(self, speaker: str) -> str:
+        """Everything ``speaker`` ("caller" or "agent") said, from the transcriptions."""
+        return " ".join(t for s, t in self.transcriptions if s == speaker)
+
 
 class Caller:
     def __init__(self, url: str, token: str) -> None:
