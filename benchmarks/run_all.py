@@ -48,6 +48,10 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
     ],
     "livekit_resume": [("LiveKit call heard again after SIGKILL", "new_agent_heard.median_ms",
                         "ms")],
+    "resume_after_kill": [("phone call: SIGKILL -> agent speaking again",
+                           "median_ms.agent_speaking_s", "ms"),
+                          ("booked exactly once", "exactly_once", "")],
+    "load_ramp": [("callers per node at p95 <= 1.5 s", "knee_callers", "")],
     "stt_tts": [
         ("TTS first audio median", "tts.first_audio_split_60_s.median", "s"),
         ("STT WER at 10 dB SNR", "decoding.temperature_0.snr10_wer", ""),
@@ -102,6 +106,8 @@ QUICK: dict[str, list[str]] = {
     "livekit_latency": ["--turns", "4"],
     "widget_transports": ["--runs", "2"],
     "livekit_resume": ["--runs", "2"],
+    "resume_after_kill": ["--runs", "2"],
+    "load_ramp": ["--steps", "1,4,8", "--turns", "2"],
 }
 
 
