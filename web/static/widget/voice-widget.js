@@ -93,6 +93,14 @@ export class VoxgateCall extends HTMLElement {
 
   _caption(who, text, id) {
     const list = this.$(".captions");
+    const last = list.lastElementChild;
+    // a sentence spoken in pieces (the first clause synthesised on its own) reads as one
+    if (who === "agent" && id && last && last.dataset.reply === id && !/[.?!]["')]?$/.test(last.lastChild.textContent)) {
+      last.lastChild.textContent += " " + text;
+      this.stats.captions.push({ who, text, at: Date.now() });
+      this.dispatchEvent(new CustomEvent("voxgate:caption", { detail: { who, text }, bubbles: true, composed: true }));
+      return;
+    }
     const item = document.createElement("li");
     item.className = who;
     if (id) item.dataset.reply = id;
