@@ -134,6 +134,11 @@ async def _open_session(runtime: Runtime, transport: TwilioTransport,
     the dropped stream of the same phone call (``resume_from``) when the log holds it."""
     params = start.custom_parameters
     caller, chosen = params.get("caller"), _session_id(params.get("session"))
+    if chosen is not None and chosen not in runtime.reserved and await asyncio.to_thread(
+            runtime.call_log.started, chosen) is not None:
+        # promised by another node is fine; a session the log already has is not reused
+        log.warning("twilio call %s: session %s is taken; a new one", start.call_sid, chosen)
+        chosen = None
     resume = _session_id(params.get("resume_from"))
     if resume is not None:
         started = await asyncio.to_thread(runtime.call_log.started, resume)

@@ -5,10 +5,16 @@ runs the whole thing across two nodes). A real SQLite log and the real BusLog wr
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import connect
+
+from gateway.app import create_app
 from gateway.call_log import CallLog
+from gateway.config import Settings
+from gateway.server import ServerThread
 from gateway.transports.inbox import VANISHED
 from gateway.transports.twilio_webhooks import MAX_RESUMES, dropped
 from orchestration.log.buslog import attach_bus
@@ -16,6 +22,7 @@ from orchestration.log.events import EventBus
 from orchestration.log.sqlite_store import SQLiteEventStore
 from orchestration.log.store import NewEvent
 from orchestration.log.views import project
+from tests.gateway.test_capacity import start
 
 
 def _log(tmp_path: Path, calls: dict[str, list[tuple[str, dict[str, Any]]]]) -> CallLog:
@@ -64,3 +71,31 @@ def test_durable_returns_once_the_events_are_in_the_log(tmp_path: Path) -> None:
     assert log.call("s1") is None and log.started("s1") is None  # no log: nothing to resume
     sink.close()
     store.close()
+
+
+def test_a_stream_cannot_take_a_session_the_log_already_has(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, agent="basic")
+    with ServerThread(create_app(settings)) as server:
+        ws_url = server.url.replace("http://", "ws://") + "/ws/twilio"
+
+        async def stream(call_sid: str) -> str:
+            async with connect(ws_url) as ws:
+                await ws.send(start(call_sid, session="00000000000000aa"))
+                for _ in range(100):  # bounded: the session starts within a few loop turns
+                    if server.runtime.sessions:
+                        break
+                    await asyncio.sleep(0.05)
+                (session,) = server.runtime.sessions
+                await ws.send(json.dumps({"event": "stop", "sequenceNumber": "2",
+                                          "streamSid": "MZ" + call_sid,
+                                          "stop": {"accountSid": "AC1", "callSid": call_sid}}))
+            for _ in range(100):
+                if not server.runtime.sessions:
+                    break
+                await asyncio.sleep(0.05)
+            return session
+
+        # the first stream gets the session it names (another node may have promised it)
+        assert asyncio.run(stream("CA1")) == "00000000000000aa"
+        # a second stream naming it again gets a fresh one: the log holds that call already
+        assert asyncio.run(stream("CA2")) != "00000000000000aa"
