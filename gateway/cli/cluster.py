@@ -17,17 +17,22 @@ def cluster_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="the one port in front")] = 8000,
     data_dir: Annotated[Path, typer.Option(help="the replicas' folders")] = Path(
         ".voxgate/cluster"),
+    livekit: Annotated[bool, typer.Option(
+        help="also a LiveKit server and a livekit-worker per replica (when `make livekit` "
+        "has built the server)")] = True,
 ) -> None:
-    """Start PostgreSQL, the NATS bus, the replicas and HAProxy; print where they are (one
-    JSON line); stop them all on Ctrl+C or SIGTERM."""
+    """Start PostgreSQL, the NATS bus, LiveKit and its workers, the replicas and HAProxy;
+    print where they are (one JSON line); stop them all on Ctrl+C or SIGTERM."""
     from gateway.servers.local_cluster import LocalCluster
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    typer.echo(f"starting PostgreSQL, NATS, {replicas} replicas and HAProxy ...", err=True)
+    typer.echo(f"starting PostgreSQL, NATS, {'LiveKit, ' if livekit else ''}{replicas} "
+               "replicas and HAProxy ...", err=True)
     try:
-        cluster = LocalCluster(data_dir, replicas=replicas, port=port).start()
+        cluster = LocalCluster(data_dir, replicas=replicas, port=port,
+                               with_livekit=livekit).start()
     except (RuntimeError, TimeoutError) as exc:
         typer.echo(f"voxgate cluster: {exc}", err=True)
         raise typer.Exit(1) from None
