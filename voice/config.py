@@ -71,6 +71,11 @@ class SttConfig(BaseModel):
     # transcriptions that may run at once, process-wide; more wait in the queue
     workers: int = Field(1, ge=1, le=16)
     queue: int = Field(16, ge=0, le=1000)
+    # waiting jobs run as one batch of up to this many (voice/stt_jobs.py)
+    max_batch: int = Field(1, ge=1, le=16)
+    # no speculative transcript at a pause while this many jobs (any call's) wait: the
+    # turn's end is then judged on silence alone and its final transcript goes first
+    speculate_max_queue: int = Field(2, ge=0, le=1000)
 
 
 class TtsConfig(BaseModel):

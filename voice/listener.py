@@ -68,7 +68,8 @@ class Listener:
         self.on_start = on_start
         self.on_end = on_end  # runs as the "commit" task
         self.segmenter = Segmenter(config.vad)
-        self.speculator = Speculator(stt, self.segmenter, spawn, prompt, self._speculated)
+        self.speculator = Speculator(stt, self.segmenter, spawn, prompt, self._speculated,
+                                     config.stt.speculate_max_queue)
         self.cut: Cut | None = None
         self.committing: asyncio.Task[None] | None = None
         self.last_voiced_at = 0.0  # wall time of the last voiced frame seen
@@ -83,9 +84,11 @@ class Listener:
         if isinstance(event, SpeechStart):
             self.on_start(event)
         elif isinstance(event, Pause):
-            self.speculator.request()
+            # a short sound over the agent ends as a backchannel, without its words
+            if not (seg.span_ms < self.config.backchannel_max_ms and self.short_ends()):
+                self.speculator.request()
         elif isinstance(event, Resume):
-            self.speculator.wanted = False
+            self.speculator.resumed()
         if seg.state is not VadState.SILENCE and self.committing is None:
             self.maybe_end()
 

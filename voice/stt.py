@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,8 @@ from voice.audio import AudioFormatError, ms_of, pcm_to_array
 from voice.config import SttConfig
 from voice.errors import VoiceError
 from voice.ports import WorkerPool
+from voice.stt_batch import WINDOW_S, Decoded, decode_batch, max_new_tokens
+from voice.stt_jobs import SttJobs, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +223,8 @@ class WhisperSTT:
         self.pool = pool
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
+        # every call's jobs, finals first, batched (voice/stt_jobs.py)
+        self.jobs = SttJobs[Transcript](self.transcribe_batch_sync, pool, config.max_batch)
 
     def load(self) -> None:
         """Find (or join) the model files and load the shared model; cheap when loaded."""
@@ -232,8 +237,61 @@ class WhisperSTT:
         self.transcribe_sync(bytes(2 * 8000))
 
     async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
-        """``transcribe_sync`` on the pool's threads; may raise if the pool is full."""
-        return await self.pool.run_in_thread(self.transcribe_sync, pcm, prompt)
+        """A final transcript, on the pool's threads; may raise if the pool is full."""
+        return await self.jobs.transcribe(pcm, prompt)
+
+    async def speculate(self, pcm: bytes, prompt: str | None, ticket: Ticket) -> Transcript:
+        """A speculative transcript: it waits behind every final one, and is dropped
+        (``SttSkipped``) if ``ticket`` is dropped before it runs."""
+        return await self.jobs.transcribe(pcm, prompt, ticket)
+
+    def backlog(self) -> int:
+        """Transcriptions waiting, every call's."""
+        return self.jobs.backlog()
+
+    def transcribe_batch_sync(self, jobs: Sequence[tuple[bytes, str | None]],
+                              ) -> list[Transcript | Exception]:
+        """Several utterances (of any calls) at once: one result or error per job."""
+        results: list[Transcript | Exception | None] = [None] * len(jobs)
+        batch: list[int] = []
+        audios: list[np.ndarray] = []
+        for i, (pcm, prompt) in enumerate(jobs):
+            try:
+                samples = pcm_to_array(pcm)
+            except AudioFormatError as exc:
+                results[i] = SttError(f"cannot transcribe: {exc}")
+                continue
+            if len(jobs) == 1 or samples.size == 0 or samples.size > WINDOW_S * 16000:
+                results[i] = self._one(pcm, prompt)
+            else:
+                batch.append(i)
+                audios.append(samples.astype(np.float32) / 32768.0)
+        if batch:
+            done = self._batch(audios, [jobs[i][1] for i in batch],
+                               [ms_of(jobs[i][0]) for i in batch])
+            for i, result in zip(batch, done, strict=True):
+                results[i] = result
+        return [r if r is not None else SttError("not transcribed") for r in results]
+
+    def _batch(self, audios: list[np.ndarray], prompts: list[str | None],
+               audio_ms: list[int]) -> list[Transcript | Exception]:
+        self.load()
+        assert self._model is not None
+        started = time.perf_counter()
+        try:
+            decoded = decode_batch(self._model, audios, prompts, self.config.beam_size)
+        except (RuntimeError, ValueError) as exc:
+            error = SttError(f"whisper failed on a batch of {len(audios)}: {exc}")
+            return [error] * len(audios)
+        latency_ms = (time.perf_counter() - started) * 1000.0  # each waited for the batch
+        return [_transcript([one] if one.text.strip() else [], ms, latency_ms)
+                for one, ms in zip(decoded, audio_ms, strict=True)]
+
+    def _one(self, pcm: bytes, prompt: str | None) -> Transcript | Exception:
+        try:
+            return self.transcribe_sync(pcm, prompt)
+        except SttError as exc:
+            return exc
 
     def transcribe_sync(self, pcm: bytes, prompt: str | None = None) -> Transcript:
         """Text of one utterance. ``prompt`` is whisper's "previous text": phrases of the
@@ -261,32 +319,32 @@ class WhisperSTT:
                 initial_prompt=prompt or None,
                 vad_filter=False,
                 no_speech_threshold=None,
-                # fast speech is ~4 words (~6 tokens) a second; allow twice that
-                max_new_tokens=min(440, 16 + 12 * (audio_ms // 1000 + 1)),
+                max_new_tokens=max_new_tokens(audio_ms),
             )
             decoded = list(segments)  # decoding happens lazily, while iterating
         except (RuntimeError, ValueError) as exc:
             raise SttError(f"whisper failed on {audio_ms} ms of audio: {exc}") from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
-        if not decoded:  # whisper emitted end-of-text at once: nothing was said
-            return Transcript("", audio_ms, latency_ms, 1.0, -math.inf)
+        found = [Decoded(seg.text, seg.no_speech_prob, seg.avg_logprob) for seg in decoded]
+        return _transcript(found, audio_ms, latency_ms)
 
-        kept: list[str] = []
-        for segment in decoded:
-            if is_non_speech(segment.text, segment.no_speech_prob, segment.avg_logprob):
-                log.debug(
-                    "dropped %r (no_speech_prob %.2f, avg_logprob %.2f)",
-                    segment.text,
-                    segment.no_speech_prob,
-                    segment.avg_logprob,
-                )
-            else:
-                kept.append(_CAPTION.sub(" ", segment.text))
-        return Transcript(
-            text=" ".join(" ".join(kept).split()),
-            audio_ms=audio_ms,
-            latency_ms=latency_ms,
-            # the strongest evidence of speech anywhere in the utterance
-            no_speech_prob=min(s.no_speech_prob for s in decoded),
-            avg_logprob=sum(s.avg_logprob for s in decoded) / len(decoded),
-        )
+
+def _transcript(decoded: list[Decoded], audio_ms: int, latency_ms: float) -> Transcript:
+    """The words of whisper's segments, without noise and silence hallucinations."""
+    if not decoded:  # whisper emitted end-of-text at once: nothing was said
+        return Transcript("", audio_ms, latency_ms, 1.0, -math.inf)
+    kept: list[str] = []
+    for segment in decoded:
+        if is_non_speech(segment.text, segment.no_speech_prob, segment.avg_logprob):
+            log.debug("dropped %r (no_speech_prob %.2f, avg_logprob %.2f)", segment.text,
+                      segment.no_speech_prob, segment.avg_logprob)
+        else:
+            kept.append(_CAPTION.sub(" ", segment.text))
+    return Transcript(
+        text=" ".join(" ".join(kept).split()),
+        audio_ms=audio_ms,
+        latency_ms=latency_ms,
+        # the strongest evidence of speech anywhere in the utterance
+        no_speech_prob=min(s.no_speech_prob for s in decoded),
+        avg_logprob=sum(s.avg_logprob for s in decoded) / len(decoded),
+    )

@@ -30,6 +30,7 @@ from voice.audio import resample
 from voice.config import SttConfig, TtsConfig
 from voice.services import VoiceServices
 from voice.stt import SttError, Transcript, WhisperSTT
+from voice.stt_jobs import Ticket
 from voice.tts import PiperTTS, TtsError
 
 pytestmark = pytest.mark.slow
@@ -47,7 +48,12 @@ class FaultySTT(WhisperSTT):
         self.fails: Callable[[str], bool] = never
 
     async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
-        transcript = await super().transcribe(pcm, prompt)
+        return self._check(await super().transcribe(pcm, prompt))
+
+    async def speculate(self, pcm: bytes, prompt: str | None, ticket: Ticket) -> Transcript:
+        return self._check(await super().speculate(pcm, prompt, ticket))
+
+    def _check(self, transcript: Transcript) -> Transcript:
         if self.fails(transcript.text):
             raise SttError(f"faulty recogniser: refused {transcript.text!r}")
         return transcript
