@@ -52,6 +52,8 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
                            "median_ms.agent_speaking_s", "ms"),
                           ("booked exactly once", "exactly_once", "")],
     "load_ramp": [("callers per node at p95 <= 1.5 s", "knee_callers", "")],
+    "stt_batch": [("whisper utterances/s, one at a time", "batch_1_utterances_per_s", "/s"),
+                  ("whisper utterances/s, batches of 2", "batch_2_utterances_per_s", "/s")],
     "stt_tts": [
         ("TTS first audio median", "tts.first_audio_split_60_s.median", "s"),
         ("STT WER at 10 dB SNR", "decoding.temperature_0.snr10_wer", ""),
@@ -108,6 +110,7 @@ QUICK: dict[str, list[str]] = {
     "livekit_resume": ["--runs", "2"],
     "resume_after_kill": ["--runs", "2"],
     "load_ramp": ["--steps", "1,4,8", "--turns", "2"],
+    "stt_batch": ["--rounds", "1"],
 }
 
 
