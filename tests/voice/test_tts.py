@@ -30,8 +30,9 @@ def test_audio_has_the_native_rate_and_a_plausible_length(piper_joe: PiperTTS) -
 @pytest.mark.slow
 def test_length_scale_slows_the_voice_down() -> None:
     text = "Thank you for calling, how can I help you today?"
-    normal = PiperTTS(TtsConfig(), Bulkhead("test-tts-normal", 1, 0))
-    slow = PiperTTS(TtsConfig(length_scale=1.5), Bulkhead("test-tts-slow", 1, 0))
+    # no phrase cache: every run must be a synthesis of its own
+    normal = PiperTTS(TtsConfig(cache_bytes=0), Bulkhead("test-tts-normal", 1, 0))
+    slow = PiperTTS(TtsConfig(length_scale=1.5, cache_bytes=0), Bulkhead("test-tts-slow", 1, 0))
     # piper draws phoneme durations at random (noise_w), so compare totals over a few runs;
     # 1.5x longer phonemes give ~1.3x longer audio (pauses and padding do not scale)
     slow_bytes = sum(len(slow.synthesize_sync(text)) for _ in range(5))
