@@ -7,10 +7,12 @@ real time over /ws/twilio (mu-law 8 kHz), callers started 0.7 s apart.
 Each caller speaks ``--turns`` polite turns (the Asterisk prompts, after the agent has
 been quiet 0.7 s) and then one barge-in (a long prompt 0.9 s into the agent's reply).
 Per step: response latency p50/p95 (the caller's last voiced frame -> the first agent audio
-frame it received, i.e. what the caller hears), turns answered of turns spoken, barge-in
-latency (the caller's first voiced frame over agent audio -> ``clear``), the server's CPU
-seconds per call minute and its resident memory per live call (peak over the idle
-server). The knee is the most callers with every turn answered and p95 <= 1,500 ms.
+frame it received, i.e. what the caller hears), turns answered of turns spoken (the turns
+a script had left when the agent ended its call on purpose, on a "Thank you.", were never
+spoken; such calls are counted), whisper runs per turn, barge-in latency (the caller's
+first voiced frame over agent audio -> ``clear``), the server's CPU seconds per call
+minute and its resident memory per live call (peak over the idle server). The knee is
+the most callers with every turn answered and p95 <= 1,500 ms.
 Writes benchmarks/results/load_ramp.json, stamped with its provenance.
 """
 
@@ -82,18 +84,21 @@ async def step(node: ServeProcess, n: int, turns: int) -> dict[str, Any]:
     runs = {k: v - runs0.get(k, 0.0) for k, v in stt_runs(node).items()}
     used, wasted = runs.get("used", 0.0), runs.get("wasted", 0.0)
     calls = [r for r in results if isinstance(r, CallResult)]
-    latencies, clears, call_s, spoken = [], [], 0.0, 0
+    latencies, clears, call_s, spoken, hung_up = [], [], 0.0, 0, 0
     for call in calls:
         call_s += call.duration_s
         polite = call.response_latencies()[:turns]
-        spoken += turns
+        # the agent may end a call on purpose ("Thank you." reads as a goodbye): the
+        # turns its script had left were never spoken, so they are not unanswered
+        hung_up += call.ended_by == "agent" and len(polite) < turns
+        spoken += len(polite) if call.ended_by == "agent" else turns
         latencies += [r.latency_s for r in polite if r.latency_s is not None]
         clears += [b.clear_latency_s for b in call.barge_ins() if b.clear_latency_s is not None]
     p50, p95 = statistics.median(latencies) if latencies else None, pct(latencies, 0.95)
     return {
         "callers": n, "failed_calls": len(results) - len(calls),
         "turns_spoken": spoken + turns * (len(results) - len(calls)),
-        "turns_answered": len(latencies),
+        "turns_answered": len(latencies), "calls_ended_by_agent_early": hung_up,
         "response_p50_ms": _ms(p50), "response_p95_ms": _ms(p95),
         # whisper runs per delivered turn (barge-ins included), and of those thrown away
         "stt_runs_per_turn": round((used + wasted) / used, 2) if used else None,
