@@ -38,7 +38,7 @@ class LimitSettings(BaseModel):
     # browser calls (/ws/browser): attempts a minute and open calls, per client address
     # (an office behind one NAT shares one) and per widget token (one page view)
     calls_per_minute_per_address: int = Field(30, ge=1, le=100_000)
-    live_calls_per_address: int = Field(10, ge=1, le=10_000)
+    live_calls_per_address: int = Field(4, ge=1, le=10_000)  # under max_sessions
     calls_per_minute_per_token: int = Field(10, ge=1, le=100_000)
     live_calls_per_token: int = Field(2, ge=1, le=10_000)
     # phone calls (POST /twilio/voice), per caller number: Twilio's own addresses carry
@@ -88,7 +88,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # where a transfer goes on the phone (a number for <Dial>); browser calls just end
     transfer_number: str | None = None
-    max_sessions: int = Field(50, ge=1, le=10_000)
+    # live calls this node takes; over it a phone call hears busy_text, a browser call
+    # gets close 1013. Measured (benchmarks/load_ramp.py, README "Capacity"): on a 2-core
+    # machine every turn was answered with response p95 <= 1.5 s up to 8-10 callers
+    max_sessions: int = Field(8, ge=1, le=10_000)
     # a Twilio stream that has not sent `start` (or a browser that has not sent `start`)
     # within this time is closed
     start_timeout_s: float = Field(10.0, gt=0)
