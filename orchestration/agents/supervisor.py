@@ -89,7 +89,8 @@ class Supervisor:
         self.resumed = resume is not None
         if resume is not None:
             self.emit("session.resumed", {"from": resume.get("id"), "agent": self._agent(),
-                                          "state": self._state() or None})
+                                          "state": self._state() or None,
+                                          "conversation": self.conversation.view})
 
     def emit(self, type: str, data: Mapping[str, Any]) -> None:
         self.conversation.emit(type, data)
@@ -196,8 +197,7 @@ class Supervisor:
                                  "ms": round((time.perf_counter() - started) * 1e3, 3)})
 
     async def resume(self) -> AsyncIterator[AgentAction]:
-        """After ``resume``: finish a step that was in flight, then ask again what the
-        call was waiting for, after the apology for the dropped line."""
+        """After the apology: finish a step in flight, ask again what the call waited for."""
         said = False
         if self.config.resumed:
             self.memory.said(self.config.resumed)

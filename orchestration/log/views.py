@@ -295,6 +295,10 @@ def _reply(c: View, d: Data) -> None:
 
 
 def _resumed(c: View, d: Data) -> None:
+    carried = d.get("conversation")
+    if isinstance(carried, dict):
+        # a carried-on call's stored view starts where the call it carries on was
+        c.update(_copy({k: v for k, v in carried.items() if k != "before"}))
     c["resumed"] += 1
     c["origin"] = c.get("origin") or d.get("from")  # its runs' keys begin with it
 

@@ -44,7 +44,9 @@ def test_a_stream_that_broke_is_carried_on_one_that_ended_is_not(tmp_path: Path)
         "hung-up": [STARTED, ("session.ended", {"reason": "caller hung up"})],
         "goodbye": [STARTED, ("agent.goodbye", {}),
                     ("session.ended", {"reason": f"{VANISHED} during the goodbye"})],
-        "again": [STARTED] + [("session.resumed", {"from": "x"})] * MAX_RESUMES,
+        # carried on from a call that was itself carried on twice: the count goes on
+        "again": [STARTED, ("session.resumed", {"from": "x", "conversation": {
+            "resumed": MAX_RESUMES - 1, "origin": "first", "slots": {"time": "15:00"}}})],
     })
     assert dropped(log, "died", "CA1")  # its node died: no session.ended in the log
     assert dropped(log, "vanished", "CA1")  # the connection vanished
@@ -54,6 +56,9 @@ def test_a_stream_that_broke_is_carried_on_one_that_ended_is_not(tmp_path: Path)
     # only the phone call that session belongs to may carry it on
     assert not dropped(log, "died", "CA2")
     assert not dropped(log, "unknown", "CA1")
+    again = (log.call("again") or {})["conversation"]
+    assert (again["resumed"], again["origin"], again["slots"]) == (
+        MAX_RESUMES, "first", {"time": "15:00"})
     assert log.started("died") == dict(STARTED[1])
     assert log.end_reason("hung-up") == "caller hung up" and log.end_reason("died") is None
 
