@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,16 +33,11 @@ import httpx
 
 from gateway.evaluation.client import CallResult, Segment, run_call
 from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
+from gateway.servers.ports import free_port
 
 RESULTS = Path(__file__).parent / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:

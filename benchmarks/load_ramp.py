@@ -32,8 +32,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.run_all import stamp
 from gateway.evaluation.client import CallResult, Segment, run_call
-from gateway.evaluation.serve_process import ServeProcess
 from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
+from gateway.servers.serve_process import ServeProcess
 
 RESULTS = Path(__file__).parent / "results"
 P95_LIMIT_MS = 1500

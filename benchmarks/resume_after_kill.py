@@ -33,8 +33,8 @@ import psycopg
 from benchmarks.run_all import stamp
 from gateway.evaluation.client import Segment, run_call
 from gateway.evaluation.phone import Next, PhoneCall
-from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
 from gateway.servers.postgres import running
+from gateway.servers.serve_process import ADMIN_TOKEN, ServeProcess
 from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import resample
 from voice.config import TtsConfig

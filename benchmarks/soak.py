@@ -46,8 +46,8 @@ import httpx
 from benchmarks.provenance import commit, machine
 from gateway.api.sessions import SessionLog
 from gateway.evaluation.client import CallError, CallResult, Segment, run_call
-from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
 from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
+from gateway.servers.serve_process import ADMIN_TOKEN, ServeProcess
 from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import resample
 

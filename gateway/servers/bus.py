@@ -22,15 +22,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from gateway.servers.ports import free_port
+
 SKIP_ENV = "VOXGATE_SKIP_BUS"
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 10.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BusServer:
@@ -40,7 +37,7 @@ class BusServer:
         self.kind = kind
         self.binary = binary
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.servers.ports import free_port
+
 SKIP_ENV = "VOXGATE_SKIP_LIVEKIT"
 BINARY_ENV = "VOXGATE_LIVEKIT_SERVER"
 LOG_ENV = "VOXGATE_LIVEKIT_LOG"  # a path: the server's log is copied there when it stops
@@ -59,8 +61,8 @@ class LiveKitServer:
         self.binary = binary
         self.root = root
         self.rtc = {**LOOPBACK_RTC, **(rtc or {})}
-        self.port = _free_port(socket.SOCK_STREAM)
-        self.tcp_port = _free_port(socket.SOCK_STREAM)
+        self.port = free_port()
+        self.tcp_port = free_port()
         self.udp_start = _free_udp_range(UDP_PORTS)
         self.api_key = "voxgate-test"
         self.api_secret = secrets.token_hex(24)  # 48 characters: no short-secret warning
@@ -136,12 +138,6 @@ class LiveKitServer:
             token = token.with_room_config(
                 RoomConfiguration(agents=[RoomAgentDispatch(agent_name=agent_name)]))
         return token.to_jwt()
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _free_udp_range(count: int) -> int:

@@ -18,9 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gateway.evaluation.serve_process import ServeProcess
 from gateway.servers import bus, livekit, postgres
 from gateway.servers.haproxy import HAProxy
+from gateway.servers.serve_process import ServeProcess
 
 
 @dataclass

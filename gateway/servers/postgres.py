@@ -17,11 +17,12 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from gateway.servers.ports import free_port
 
 SKIP_ENV = "VOXGATE_SKIP_PG"
 _START_TIMEOUT_S = 60  # pg_ctl -w -t: bounded wait for the server to accept connections
@@ -34,7 +35,7 @@ class PostgresServer:
         self.root = root
         self.durable = durable
         self.data = root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._names = itertools.count(1)
 
     @property
@@ -82,11 +83,6 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_bindir() -> Path | None:

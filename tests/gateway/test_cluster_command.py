@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from gateway.evaluation.client import run_call
-from gateway.evaluation.serve_process import free_port
 from gateway.evaluation.speech import load_prompt
+from gateway.servers.ports import free_port
 
 pytestmark = pytest.mark.slow
 VOXGATE = Path(sys.executable).parent / "voxgate"

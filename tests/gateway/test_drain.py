@@ -17,8 +17,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.evaluation.client import CallResult, Segment, run_call
-from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
 from gateway.evaluation.speech import load_prompt
+from gateway.servers.serve_process import ADMIN_TOKEN, ServeProcess
 from voice.stt import WhisperSTT
 
 pytestmark = pytest.mark.slow

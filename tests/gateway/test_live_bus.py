@@ -23,9 +23,9 @@ import websockets
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.evaluation.client import CallResult, run_call
-from gateway.evaluation.serve_process import ServeProcess
 from gateway.evaluation.speech import load_prompt, word_error_rate
 from gateway.server import ServerThread
+from gateway.servers.serve_process import ServeProcess
 from orchestration.log.events import EventRecorder
 from tests.bus_server import BusServer
 

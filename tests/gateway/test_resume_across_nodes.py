@@ -22,7 +22,7 @@ import pytest
 
 from gateway.evaluation.client import CallResult, Segment, run_call
 from gateway.evaluation.phone import Next, PhoneCall
-from gateway.evaluation.serve_process import ADMIN_TOKEN, ServeProcess
+from gateway.servers.serve_process import ADMIN_TOKEN, ServeProcess
 from voice.audio import resample
 from voice.tts import PiperTTS
 

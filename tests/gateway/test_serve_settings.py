@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from gateway.evaluation.serve_process import VOXGATE
+from gateway.servers.serve_process import VOXGATE
 
 
 def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

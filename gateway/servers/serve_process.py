@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ from typing import Any
 
 import httpx
 
+from gateway.servers.ports import free_port
+
 VOXGATE = Path(sys.executable).parent / "voxgate"
 ADMIN_TOKEN = "soak-admin-token-0123456789abcdef"  # the debug endpoint is admin only
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServeProcess:
