@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
-from orchestration.log.buslog import BusLog
+from orchestration.log.backends import open_store
+from orchestration.log.buslog import AppendObserver, BusLog, attach_bus
+from orchestration.log.events import EventBus
 from orchestration.log.store import EventStore, View
+from orchestration.log.views import project
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +75,13 @@ class CallLog:
         if not flushed or sink.failing:
             log.warning("the event log is behind (%d events waiting): a call resumed after "
                         "a crash may repeat this step", sink.backlog)
+
+
+def bus_writer(bus: EventBus, location: str | Path, observer: AppendObserver | None = None,
+               ) -> tuple[BusLog, EventStore]:
+    """Every event of ``bus`` appended to the log at ``location`` through a store of its
+    own: while another process holds the log locked it waits in SQLite's busy handler (at
+    most 2 s) and must not hold the connection the engine and the API use meanwhile.
+    Close the ``BusLog``, then the store."""
+    writer = open_store(location, project, size=2, busy_timeout_s=2.0, check=False)
+    return attach_bus(bus, writer, observer=observer), writer

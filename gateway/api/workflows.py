@@ -35,12 +35,10 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from gateway.call_log import CallLog
-from orchestration.log.backends import open_store
-from orchestration.log.buslog import AppendObserver, attach_bus
+from gateway.call_log import CallLog, bus_writer
+from orchestration.log.buslog import AppendObserver
 from orchestration.log.events import EventBus
 from orchestration.log.store import ConcurrentWriteError, LogError, StoredEvent
-from orchestration.log.views import project
 from orchestration.service import Orchestrator
 from orchestration.workflow.engine import InputInvalid, WorkflowError
 
@@ -131,14 +129,9 @@ def _lifespan(orch: Orchestrator, bus: EventBus | None, tick_s: float,
     the orchestrator closed at the end when this router made it (``own``)."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the bus's writer has a connection of its own: while another process holds the
-        # log locked it waits in SQLite's busy handler, and must not hold the connection
-        # the engine and this API use on the event loop meanwhile
         sink = writer = None
         if bus is not None:
-            writer = open_store(orch.store_location, project, size=2, busy_timeout_s=2.0,
-                                check=False)
-            sink = attach_bus(bus, writer, observer=log_observer)
+            sink, writer = bus_writer(bus, orch.store_location, log_observer)
         if call_log is not None:
             call_log.attach(orch.store, sink)
         ticker = await orch.start_background(tick_s) if tick_s > 0 else None

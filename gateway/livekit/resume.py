@@ -33,10 +33,9 @@ from typing import Any
 
 from livekit import api
 
-from gateway.call_log import CallLog
+from gateway.call_log import CallLog, bus_writer
 from gateway.config import Settings
 from orchestration.log.backends import open_store
-from orchestration.log.buslog import attach_bus
 from orchestration.log.events import EventBus
 from orchestration.log.views import project
 
@@ -76,8 +75,7 @@ def open_log(settings: Settings, bus: EventBus, call_log: CallLog) -> Callable[[
     calls from; returns what closes both."""
     location = settings.database_url or settings.data_dir / "events.db"
     store = open_store(location, project)
-    writer = open_store(location, project, size=2, busy_timeout_s=2.0, check=False)
-    sink = attach_bus(bus, writer)
+    sink, writer = bus_writer(bus, location)
     call_log.attach(store, sink)
 
     def close() -> None:
