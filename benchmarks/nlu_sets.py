@@ -9,6 +9,9 @@ Five sets, each as written and as whisper heard it over the telephone band:
 * **dev2** (``dev2.tsv``, ``dev2_whisper.tsv``): a second development set, written after
   the first had been fitted (99 % written), to choose the sentence features on; spoken
   by espeak-ng accents no other set uses and piper joe at 0.95x;
+* **dev3** (``dev3.tsv``): a third development set, written once ``dev`` and ``dev2`` had
+  been fitted, as callers talk on a phone (short answers, indirect requests, fillers);
+  every third row of each intent is held back (``DEV3_HELD_BACK``): tune on the rest;
 * **held-out** (``heldout/``, and ``heldout2/`` written after the first had been looked at
   4 times): never used for tuning (their READMEs); spoken by voices none of the others
   uses. Their errors are never printed, only their figures.
@@ -56,11 +59,23 @@ SETS = (
     NluSet("dev2_whisper", DATA / "dev2_whisper.tsv"),
     # the same voices heard by whisper base instead of tiny.en: the recogniser's share
     NluSet("dev2_whisper_base", DATA / "dev2_whisper_base.tsv"),
+    NluSet("dev3", DATA / "dev3.tsv"),
     NluSet("heldout", HELD_OUT / "heldout.tsv", held_out=True),
     NluSet("heldout_whisper", HELD_OUT / "heldout_whisper.tsv", held_out=True),
     NluSet("heldout2", HELD_OUT2 / "heldout2.tsv", held_out=True),
     NluSet("heldout2_whisper", HELD_OUT2 / "heldout2_whisper.tsv", held_out=True),
 )
+
+
+def dev3_split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """``dev3`` as (tuned on, held back): the held-back rows are every third of each
+    intent (positions 2, 5, 8, ...), whose errors are not read while tuning."""
+    seen: dict[str, int] = {}
+    tuned, held_back = [], []
+    for row in rows:
+        k = seen[row.intent] = seen.get(row.intent, -1) + 1
+        (held_back if k % 3 == 2 else tuned).append(row)
+    return tuned, held_back
 
 
 def read(path: Path, slots_from: Path | None = None) -> list[Row]:
