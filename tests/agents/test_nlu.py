@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.agents.config import load
-from orchestration.agents.nlu.parser import LocalNlu, NluConfig, NluError
+from orchestration.agents.nlu.parser import LocalNlu, NluConfig, NluError, mask
 from orchestration.agents.nlu.slots import parse_date, parse_time, speak_date, speak_time
 from orchestration.agents.nlu.text import Respeller, normalize, sound_key
 
@@ -102,6 +102,11 @@ def test_a_day_and_a_time_with_no_task_is_a_booking(nlu: LocalNlu, heard: str,
     ("Wait a second", "wait a second"),
     ("Wi-Fi is down", "wifi is down"),
     ("15:00 on 3/14", "15:00 on 3/14"),
+    # hesitations carry nothing; "uh huh" and "hmm" do
+    ("Uh, hi, I'm Mei.", "hi i am mei"), ("Um, er, yes.", "yes"), ("Uh huh.", "uh huh"),
+    ("Hmm, no.", "hmm no"), ("Any to-dos?", "any todos"),
+    # a recogniser's loop on a quiet line is kept twice
+    ("No. No. No. No. No. No.", "no no"), ("now now now now", "now now"),
 ])
 def test_normalize(heard: str, canonical: str) -> None:
     assert normalize(heard) == canonical
@@ -192,6 +197,19 @@ def test_the_service_named(nlu: LocalNlu, heard: str, service: str) -> None:
 ])
 def test_names(nlu: LocalNlu, heard: str, name: str | None) -> None:
     assert nlu.parse(heard).slots.get("name") == name
+
+
+@pytest.mark.parametrize(("heard", "service"), [
+    ("Is off up?", "auth"),  # what whisper writes for "auth"
+    ("How is off doing?", "auth"),
+    ("I need to call off Tuesday.", None),  # the particle of "call off", not a service
+    ("Can you take me off the list?", None),
+    ("The internet went off.", None),
+])
+def test_off_after_a_verb_is_a_particle_not_a_service(nlu: LocalNlu, heard: str,
+                                                       service: str | None) -> None:
+    assert nlu.parse(heard).slots.get("service") == service
+    assert ("xservice" in mask(normalize(heard), nlu.services, None)) == (service is not None)
 
 
 @pytest.mark.parametrize(("heard", "service"), [

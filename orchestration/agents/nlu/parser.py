@@ -36,6 +36,7 @@ from orchestration.agents.nlu.intent import (
 from orchestration.agents.nlu.slots import (
     MONTHS,
     find_service,
+    is_particle,
     month_of,
     parse_date,
     parse_name,
@@ -125,7 +126,7 @@ def mask(norm: str, services: Mapping[str, Iterable[str]], name: str | None) -> 
             out.append("xservice")
             i += span
             continue
-        if w in aliases:
+        if w in aliases and not is_particle(words, i):
             out.append("xservice")
         elif _is_day_word(w):
             out.append("xday")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
 from orchestration.agents.nlu.text import normalize, similarity
@@ -253,6 +253,23 @@ def _stem(word: str) -> str:
 
 
 _SERVICE_FILLER = frozenset({"the", "service", "services", "system", "server", "servers"})
+# one-word aliases that are also English particles ("off": what a recogniser writes for
+# "auth"): after a verb or its object ("call off", "went off", "take me off", "i am off")
+# the word is the particle, not the service
+_PARTICLES = frozenset({"off", "on", "up", "down", "out", "in", "over"})
+_VERBS_AND_OBJECTS = (
+    "go goes going gone went call calls called calling take takes took taking turn turns "
+    "turned turning switch switched switching cut cuts cutting log logged logging sign "
+    "signed signing drop dropped dropping set kick kicked keep keeps kept put pay paid "
+    "shut tick ticked cross crossed write wrote head heading get got be been am me it "
+    "them that this us him her everything something"
+)
+_TAKES_PARTICLE = frozenset(_VERBS_AND_OBJECTS.split())
+
+
+def is_particle(words: Sequence[str], i: int) -> bool:
+    """Whether ``words[i]`` is a particle of the verb before it ("call off")."""
+    return words[i] in _PARTICLES and i > 0 and words[i - 1] in _TAKES_PARTICLE
 
 
 @functools.lru_cache(maxsize=16)
@@ -273,7 +290,9 @@ def find_service(text: str, services: Mapping[str, Iterable[str]],
                  threshold: float = 0.8) -> str | None:
     """The configured service a normalized utterance names: exact alias, else the closest
     one- or two-word stretch ("payment service" -> payments, "the build server" -> ci)."""
-    words = [w for w in text.split() if w not in _SERVICE_FILLER]
+    said = text.split()
+    words = ["_" if is_particle(said, i) else w for i, w in enumerate(said)
+             if w not in _SERVICE_FILLER]
     grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
     stems = [_stem(g) for g in grams]
     # three-word aliases (heard forms such as "gate we are") only ever match exactly

@@ -51,8 +51,11 @@ BASE_FIXES = {
     "mid day": "midday", "twelve noon": "noon", "re-schedule": "reschedule",
     "follow-up": "follow up", "followup": "follow up", "follow-ups": "follow ups",
     "followups": "follow ups", "to-do": "todo", "to do list": "todo list",
-    "set up": "setup",
+    "set up": "setup", "to-dos": "todos", "to dos": "todos",
 }
+# hesitations that carry nothing ("uh huh" and "hmm" do: a yes, a doubt); dropped so
+# "Uh, hi, I'm Mei" reads as "hi i am mei"
+_HESITATIONS = frozenset({"um", "umm", "uhm", "erm", "er", "uh"})
 
 # words that carry grammar rather than meaning; the classifier reads them only in bigrams
 _FUNCTION_WORDS = (
@@ -122,6 +125,19 @@ def _numbers(words: list[str]) -> list[str]:
     return out
 
 
+def _tidy(words: list[str]) -> list[str]:
+    """Hesitations out, and a word said over and over (a recogniser's loop on a quiet
+    line: "no no no no no ...") kept twice."""
+    out: list[str] = []
+    for i, w in enumerate(words):
+        if w in _HESITATIONS and not (w == "uh" and words[i + 1 : i + 2] == ["huh"]):
+            continue
+        if len(out) >= 2 and out[-1] == out[-2] == w:
+            continue
+        out.append(w)
+    return out
+
+
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -141,7 +157,7 @@ def normalize(text: str, fixes: Mapping[str, str] | None = None) -> str:
         if w.endswith("'s"):
             w = w[:-2]  # "john's" -> "john"; the possessive carries no intent
         expanded.extend(w.replace("'", "").split())
-    words = _numbers(expanded)
+    words = _tidy(_numbers(expanded))
     t = " ".join(words)
     t = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _ordinal(int(m.group(1))), t)
     return t
