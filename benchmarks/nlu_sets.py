@@ -71,7 +71,8 @@ def dev3_split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     """``dev3`` as (tuned on, held back): the held-back rows are every third of each
     intent (positions 2, 5, 8, ...), whose errors are not read while tuning."""
     seen: dict[str, int] = {}
-    tuned, held_back = [], []
+    tuned: list[Row] = []
+    held_back: list[Row] = []
     for row in rows:
         k = seen[row.intent] = seen.get(row.intent, -1) + 1
         (held_back if k % 3 == 2 else tuned).append(row)
