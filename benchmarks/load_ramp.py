@@ -2,10 +2,12 @@
 `voxgate serve` (default settings but the live-call cap), real human speech streamed in
 real time over /ws/twilio (mu-law 8 kHz), callers started 0.7 s apart.
 
-    python -m benchmarks.load_ramp [--steps 1,2,4,8,10,12,16] [--turns 3]
+    python -m benchmarks.load_ramp [--steps 1,2,4,8,10,12,16] [--turns 3] [--speech heldout]
 
 Each caller speaks ``--turns`` polite turns (the Asterisk prompts, after the agent has
-been quiet 0.7 s) and then one barge-in (a long prompt 0.9 s into the agent's reply).
+been quiet 0.7 s; with ``--speech heldout`` the first turns of one of the held-out
+caller's calls, benchmarks/data/heldout_caller/) and then one barge-in (a long prompt
+0.9 s into the agent's reply).
 Per step: response latency p50/p95 (the caller's last voiced frame -> the first agent audio
 frame it received, i.e. what the caller hears), turns answered of turns spoken (the turns
 a script had left when the agent ended its call on purpose, on a "Thank you.", were never
@@ -13,7 +15,8 @@ spoken; such calls are counted), whisper runs per turn, barge-in latency (the ca
 first voiced frame over agent audio -> ``clear``), the server's CPU seconds per call
 minute and its resident memory per live call (peak over the idle server). The knee is
 the most callers with every turn answered and p95 <= 1,500 ms.
-Writes benchmarks/results/load_ramp.json, stamped with its provenance.
+Writes benchmarks/results/load_ramp.json (load_ramp_heldout.json with ``--speech
+heldout``), stamped with its provenance.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.heldout_caller import calls as heldout_calls
 from benchmarks.run_all import stamp
 from gateway.evaluation.client import CallResult, Segment, run_call
 from gateway.evaluation.speech import SHORT_PROMPTS, load_prompt
@@ -47,20 +51,26 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def script(caller: int, turns: int) -> list[Segment]:
-    prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]
-    polite = [Segment(prompts[(caller * turns + k) % len(prompts)], after_agent_quiet_ms=700,
-                      wait_limit_s=30) for k in range(turns)]
+def script(caller: int, turns: int, speech: str = "asterisk") -> list[Segment]:
+    if speech == "heldout":
+        every = heldout_calls()
+        call = every[caller % len(every)]
+        said = [call[k % len(call)].pcm for k in range(turns)]
+    else:
+        prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]
+        said = [prompts[(caller * turns + k) % len(prompts)] for k in range(turns)]
+    polite = [Segment(pcm, after_agent_quiet_ms=700, wait_limit_s=30) for pcm in said]
     barge = Segment(load_prompt("vm-enter-num-to-call")[0], after_agent_audio_ms=900,
                     wait_limit_s=30)
     return [*polite, barge]
 
 
-async def callers(url: str, n: int, turns: int) -> list[CallResult | BaseException]:
+async def callers(url: str, n: int, turns: int,
+                  speech: str) -> list[CallResult | BaseException]:
     async def one(i: int) -> CallResult:
         await asyncio.sleep(i * STAGGER_S)
-        return await run_call(None, "twilio", url, script=script(i, turns), tail_s=6.0,
-                              max_call_s=180)
+        return await run_call(None, "twilio", url, script=script(i, turns, speech),
+                              tail_s=6.0, max_call_s=180)
     return await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
 
 
@@ -72,9 +82,9 @@ def stt_runs(node: ServeProcess) -> dict[str, float]:
             if sample.name == "voxgate_stt_runs_total"}
 
 
-async def step(node: ServeProcess, n: int, turns: int) -> dict[str, Any]:
+async def step(node: ServeProcess, n: int, turns: int, speech: str) -> dict[str, Any]:
     idle_kb, cpu0, runs0 = node.proc_figures()["rss_kb"], node.cpu_s(), stt_runs(node)
-    task = asyncio.ensure_future(callers(node.url, n, turns))
+    task = asyncio.ensure_future(callers(node.url, n, turns, speech))
     peak_kb = idle_kb
     while not task.done():
         peak_kb = max(peak_kb, node.proc_figures()["rss_kb"])
@@ -125,13 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="1,2,4,8,10,12,16")
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--speech", choices=["asterisk", "heldout"], default="asterisk",
+                        help="the polite turns: Asterisk prompts, or the held-out caller")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.steps.split(",")]
     steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, ServeProcess(
             Path(tmp), VOXGATE_MAX_SESSIONS=str(max(counts) + 4)) as node:
         for n in counts:
-            steps.append(asyncio.run(step(node, n, args.turns)))
+            steps.append(asyncio.run(step(node, n, args.turns, args.speech)))
             row = steps[-1]
             print(f"{n:>3} callers: p50 {row['response_p50_ms']} ms, p95 "
                   f"{row['response_p95_ms']} ms, answered {row['turns_answered']}/"
@@ -141,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['cpu_s_per_call_minute']} cpu s/call-min, "
                   f"{row['rss_mb_per_call']} MB/call", flush=True)
     out = {"p95_limit_ms": P95_LIMIT_MS, "stagger_s": STAGGER_S, "turns": args.turns,
-           "knee_callers": knee(steps), "steps": steps}
+           "speech": args.speech, "knee_callers": knee(steps), "steps": steps}
     print(f"knee: {out['knee_callers']} callers (every turn answered, p95 <= "
           f"{P95_LIMIT_MS} ms)")
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "load_ramp.json"
+    path = RESULTS / ("load_ramp_heldout.json" if args.speech == "heldout" else "load_ramp.json")
     path.write_text(json.dumps(out, indent=2) + "\n")
     stamp(path, ["load_ramp", *(argv if argv is not None else sys.argv[1:])])
     return 0
