@@ -29,13 +29,27 @@ class Inbox:
     """``async with Inbox(...) as inbox: async for message in inbox`` yields ASGI receive
     messages (with ``text`` or ``bytes``). When the loop ends, ``why`` says whether the
     client disconnected, sent nothing for ``idle_timeout_s``, or one of the ``stops``
-    events was set (the agent hung up, the call was transferred)."""
+    events was set (the agent hung up, the call was transferred).
+
+    A phone stream brings 50 messages a second and a node holds hundreds of streams, so
+    a message costs one plain ``await ws.receive()``: no task, no ``asyncio.wait`` and no
+    timer of its own (benchmarks/idle_streams.py). A stop or the idle timer cancels the
+    reader's wait instead, as ``asyncio.timeout`` does, and one timer per idle period
+    checks the time of the last message."""
 
     def __init__(self, ws: WebSocket, idle_timeout_s: float, *stops: asyncio.Event) -> None:
         self._ws = ws
         self._idle_timeout_s = idle_timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
         self._stops = [asyncio.ensure_future(stop.wait()) for stop in stops]
-        self._receive: asyncio.Future[Any] | None = None
+        for fut in self._stops:
+            fut.add_done_callback(self._on_stop)
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(
+            self._last + idle_timeout_s, self._check_idle)
+        self._ending: Why | None = None  # set by a stop or the idle timer
+        self._reader: asyncio.Task[Any] | None = None  # waiting in receive()
+        self._cancelled = False  # we cancelled the reader's wait
         self.why: Why = "disconnected"
         self.close_code: int | None = None  # the client's, when why is "disconnected"
 
@@ -43,26 +57,50 @@ class Inbox:
         return self
 
     async def __anext__(self) -> Mapping[str, Any]:
-        if self._receive is None:
-            self._receive = asyncio.ensure_future(self._ws.receive())
-        done, _ = await asyncio.wait(
-            {self._receive, *self._stops},
-            timeout=self._idle_timeout_s,
-            return_when="FIRST_COMPLETED",
-        )
-        if not done:
-            self.why = "idle"
+        if self._ending is not None:
+            self.why = self._ending
             raise StopAsyncIteration
-        if self._receive not in done:
-            self.why = "stopped"
-            raise StopAsyncIteration
-        message: Mapping[str, Any] = self._receive.result()
-        self._receive = None
+        task = asyncio.current_task()
+        self._reader = task
+        try:
+            message: Mapping[str, Any] = await self._ws.receive()
+        except asyncio.CancelledError:
+            if not self._cancelled or task is None:
+                raise
+            self._cancelled = False
+            if task.uncancel() > 0:  # cancelled by someone else as well
+                raise
+            assert self._ending is not None
+            self.why = self._ending
+            raise StopAsyncIteration from None
+        finally:
+            self._reader = None
+        self._last = self._loop.time()
         if message["type"] == "websocket.disconnect":
             self.why = "disconnected"
             self.close_code = message.get("code")
             raise StopAsyncIteration
         return message
+
+    def _end(self, why: Why) -> None:
+        if self._ending is not None:
+            return
+        self._ending = why
+        if self._reader is not None and not self._cancelled:
+            self._cancelled = True
+            self._reader.cancel()
+
+    def _on_stop(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled():
+            self._end("stopped")
+
+    def _check_idle(self) -> None:
+        due = self._last + self._idle_timeout_s
+        if self._loop.time() >= due:
+            self._timer = None
+            self._end("idle")
+        else:  # a message came since the timer was set: wait from that one
+            self._timer = self._loop.call_at(due, self._check_idle)
 
     async def __aenter__(self) -> Inbox:
         return self
@@ -73,6 +111,8 @@ class Inbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for fut in (self._receive, *self._stops):
-            if fut is not None:
-                fut.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        for fut in self._stops:
+            fut.remove_done_callback(self._on_stop)
+            fut.cancel()
