@@ -145,7 +145,7 @@ def make(name: str, model: str = "tiny.en") -> None:
     to see how much of the heard figure is the recogniser's."""
     from orchestration.agents.config import load
     from voice.config import SttConfig
-    from voice.stt import WhisperSTT
+    from voice.services import recogniser
 
     source, target, voices = SETS[name]
     if model != "tiny.en":
@@ -153,11 +153,12 @@ def make(name: str, model: str = "tiny.en") -> None:
     prompt = load()[0].stt_prompt
     speak = speaker(voices)
     with tempfile.TemporaryDirectory() as tmp:
-        stt = WhisperSTT(SttConfig(model=model), Path(tmp), Bulkhead("bench-stt", 1, 4))
+        config = SttConfig.model_validate({"model": model})
+        stt = recogniser(config, Path(tmp), Bulkhead("bench-stt", 1, 4))
         stt.load()
         option = "" if model == "tiny.en" else f" --stt {model}"
         lines = [f"# intent\tvoice\ttext\tslots: {source.name} spoken by the voice named, "
-                 f"8 kHz mu-law, whisper {model} with the agents' stt_prompt "
+                 f"8 kHz mu-law, {model} (whisper with the agents' stt_prompt) "
                  f"(python -m benchmarks.nlu_speech {name}{option})"]
         for i, row in enumerate(read_rows(source)):
             voice = voices[i % len(voices)]

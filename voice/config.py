@@ -64,7 +64,8 @@ class TurnConfig(BaseModel):
 
 
 class SttConfig(BaseModel):
-    model: Literal["tiny.en", "base"] = "tiny.en"
+    # "moonshine-base": Moonshine base, cost follows the audio length (voice/moonshine.py)
+    model: Literal["tiny.en", "base", "moonshine-base"] = "tiny.en"
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1, le=10)
     cpu_threads: int = Field(2, ge=1, le=64)

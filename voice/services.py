@@ -1,8 +1,8 @@
 """The process-wide voice resources shared by every call: the models and their pools.
 
-Whisper and piper are loaded once per process and reached through worker pools the
-gateway plugs in (orchestration's bulkheads), so many calls share two CPU cores without one
-call's burst starving the others.
+The recogniser (whisper or Moonshine) and piper are loaded once per process and reached
+through worker pools the gateway plugs in (orchestration's bulkheads), so many calls share
+two CPU cores without one call's burst starving the others.
 """
 
 from __future__ import annotations
@@ -13,13 +13,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from voice.config import VoiceConfig
+from voice.config import SttConfig, VoiceConfig
+from voice.moonshine import MoonshineSTT
 from voice.ports import WorkerPool
 from voice.replies import keep
 from voice.stt import WhisperSTT
 from voice.tts import PiperTTS, split_sentences
 
 P = TypeVar("P", bound=WorkerPool)
+Recogniser = WhisperSTT | MoonshineSTT
+
+
+def recogniser(config: SttConfig, data_dir: Path, pool: WorkerPool) -> Recogniser:
+    """The speech-to-text model ``config.model`` names, not loaded yet."""
+    if config.model.startswith("moonshine"):
+        return MoonshineSTT(config, data_dir, pool)
+    return WhisperSTT(config, data_dir, pool)
+
+
 # makes a pool: (name, jobs running at most, jobs waiting at most)
 PoolFactory = Callable[[str, int, int], P]
 
@@ -27,7 +38,7 @@ PoolFactory = Callable[[str, int, int], P]
 @dataclass
 class VoiceServices(Generic[P]):
     config: VoiceConfig
-    stt: WhisperSTT
+    stt: Recogniser
     tts: PiperTTS
     stt_pool: P
     tts_pool: P
@@ -41,7 +52,7 @@ class VoiceServices(Generic[P]):
         tts_pool = pool("tts", config.tts.workers, config.tts.queue)
         return cls(
             config=config,
-            stt=WhisperSTT(config.stt, data_dir, stt_pool),
+            stt=recogniser(config.stt, data_dir, stt_pool),
             tts=PiperTTS(config.tts, tts_pool),
             stt_pool=stt_pool,
             tts_pool=tts_pool,

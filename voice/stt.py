@@ -284,7 +284,7 @@ class WhisperSTT:
             error = SttError(f"whisper failed on a batch of {len(audios)}: {exc}")
             return [error] * len(audios)
         latency_ms = (time.perf_counter() - started) * 1000.0  # each waited for the batch
-        return [_transcript([one] if one.text.strip() else [], ms, latency_ms)
+        return [transcript_of([one] if one.text.strip() else [], ms, latency_ms)
                 for one, ms in zip(decoded, audio_ms, strict=True)]
 
     def _one(self, pcm: bytes, prompt: str | None) -> Transcript | Exception:
@@ -326,10 +326,10 @@ class WhisperSTT:
             raise SttError(f"whisper failed on {audio_ms} ms of audio: {exc}") from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
         found = [Decoded(seg.text, seg.no_speech_prob, seg.avg_logprob) for seg in decoded]
-        return _transcript(found, audio_ms, latency_ms)
+        return transcript_of(found, audio_ms, latency_ms)
 
 
-def _transcript(decoded: list[Decoded], audio_ms: int, latency_ms: float) -> Transcript:
+def transcript_of(decoded: list[Decoded], audio_ms: int, latency_ms: float) -> Transcript:
     """The words of whisper's segments, without noise and silence hallucinations."""
     if not decoded:  # whisper emitted end-of-text at once: nothing was said
         return Transcript("", audio_ms, latency_ms, 1.0, -math.inf)

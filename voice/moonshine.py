@@ -1,0 +1,220 @@
+"""Speech to text with Moonshine base (English), shipped inside the ``moonshine-cpp`` wheel.
+
+Whisper's encoder always pays for a 30 s window (~250-410 ms per utterance on two cores,
+however short); Moonshine's encoder pays for the audio's real length, so a one-second
+answer costs tens of milliseconds (docs/voice-models.md has the comparison on the same
+speech). The wheel's models are ONNX Runtime format files with int8 weights dequantised
+inside the graph; ``voice.ort_format`` writes them back as ONNX once, into the data
+folder, so ONNX Runtime folds the weights when it loads them.
+
+Decoding is greedy, one token at a time with the merged decoder's key/value cache, at
+most ~6.5 tokens per second of audio plus a few (fast speech is ~4 words a second), so
+noise cannot make it decode for long. Moonshine has no prompt (the agents' domain phrases
+that help whisper are ignored) and no no-speech token: the probability that it ends the
+text at once, before any word, stands in for whisper's ``no_speech_prob``, and the mean
+log-probability of its tokens for ``avg_logprob``, so ``voice.stt.is_non_speech`` judges
+both recognisers' output the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from voice.audio import AudioFormatError, ms_of, pcm_to_array
+from voice.config import SttConfig
+from voice.ort_format import OrtFormatError, ort_to_onnx
+from voice.ports import WorkerPool
+from voice.stt import SttError, Transcript, transcript_of
+from voice.stt_batch import Decoded
+from voice.stt_jobs import SttJobs, Ticket
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "moonshine_cpp"
+MODEL = "base-en"
+START, END = 1, 2  # <s>, </s>
+TOKENS_PER_S = 6.5
+LAYERS, HEADS, HEAD_DIM = 8, 8, 52  # Moonshine base's decoder
+_SPACE = "\u2581"  # sentencepiece's word boundary
+# what loading or running a session raises (ONNX Runtime's own errors are not OSError or
+# RuntimeError)
+_ORT_ERRORS: tuple[type[Exception], ...] = (
+    OSError, RuntimeError, ValueError,
+    *(getattr(ort_state, name) for name in ("Fail", "InvalidArgument", "InvalidProtobuf",
+                                            "NoSuchFile", "RuntimeException",
+                                            "InvalidGraph")))
+
+
+def read_tokenizer(path: Path) -> list[bytes]:
+    """moonshine.cpp's ``tokenizer.bin``: each token's bytes, preceded by their length
+    (one byte; a length of 128 or more takes a second byte for its high bits)."""
+    data = path.read_bytes()
+    tokens: list[bytes] = []
+    i = 0
+    while i < len(data):
+        size = data[i]
+        i += 1
+        if size >= 128:
+            size = (size & 0x7F) | (data[i] << 7)
+            i += 1
+        tokens.append(data[i:i + size])
+        i += size
+    return tokens
+
+
+def prepare_model(data_dir: Path) -> Path:
+    """The wheel's model as ONNX in ``data_dir/models/moonshine-base-en`` (converted once)."""
+    target = data_dir / "models" / f"moonshine-{MODEL}"
+    try:
+        shipped = Path(str(resources.files(PACKAGE))) / "models" / MODEL
+    except ModuleNotFoundError as exc:
+        raise SttError("the moonshine-cpp wheel is not installed") from exc
+    for part in ("encoder_model", "decoder_model_merged"):
+        onnx_file = target / f"{part}.onnx"
+        if not onnx_file.is_file():
+            log.info("converting moonshine %s into %s", part, target)
+            try:
+                ort_to_onnx(shipped / f"{part}.ort", onnx_file)
+            except (OSError, OrtFormatError) as exc:
+                raise SttError(f"cannot prepare moonshine from {shipped}: {exc}") from exc
+    tokenizer = target / "tokenizer.bin"
+    if not tokenizer.is_file():
+        tokenizer.write_bytes((shipped / "tokenizer.bin").read_bytes())
+    return target
+
+
+class MoonshineModel:
+    """The encoder and decoder sessions and the tokenizer; ``decode`` is thread-safe.
+    ``suffix`` ".ort" loads the wheel's own files (the tests compare the two)."""
+
+    def __init__(self, path: Path, threads: int, suffix: str = ".onnx") -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # idle threads sleep instead of spinning: two cores are shared by every call
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.encoder = ort.InferenceSession(str(path / f"encoder_model{suffix}"), options,
+                                                providers=["CPUExecutionProvider"])
+            self.decoder = ort.InferenceSession(str(path / f"decoder_model_merged{suffix}"),
+                                                options, providers=["CPUExecutionProvider"])
+            self.tokens = read_tokenizer(path / "tokenizer.bin")
+        except _ORT_ERRORS as exc:
+            raise SttError(f"cannot load moonshine from {path}: {exc}") from exc
+        self.past = [i.name for i in self.decoder.get_inputs()
+                     if i.name.startswith("past_key_values.")]
+        self.present = [o.name for o in self.decoder.get_outputs()][1:]
+
+    def decode(self, audio: np.ndarray) -> Decoded:
+        """Greedy decoding of one utterance (float32 mono 16 kHz in [-1, 1])."""
+        hidden = self.encoder.run(None, {"input_values": audio[None, :]})[0]
+        cache = {name: np.zeros((1, HEADS, 0, HEAD_DIM), np.float32) for name in self.past}
+        limit = math.ceil(audio.size / 16000 * TOKENS_PER_S) + 4
+        token, out, logprobs, p_end_first = START, [], [], 0.0
+        for step in range(limit):
+            feeds = {"input_ids": np.array([[token]], np.int64),
+                     "encoder_hidden_states": hidden,
+                     "use_cache_branch": np.array([step > 0]), **cache}
+            results = self.decoder.run(None, feeds)
+            logits = results[0][0, -1].astype(np.float64)
+            token = int(np.argmax(logits))
+            logprob = float(logits[token] - np.logaddexp.reduce(logits))
+            if step == 0:
+                p_end_first = math.exp(float(logits[END] - np.logaddexp.reduce(logits)))
+            self._keep(cache, results[1:], first=step == 0)
+            if token == END:
+                break
+            out.append(token)
+            logprobs.append(logprob)
+        text = b"".join(self.tokens[t] for t in out).decode("utf-8", "replace")
+        return Decoded(text.replace(_SPACE, " ").strip(), p_end_first,
+                       sum(logprobs) / len(logprobs) if logprobs else -math.inf)
+
+    def _keep(self, cache: dict[str, np.ndarray], present: list[np.ndarray],
+              first: bool) -> None:
+        for name, value in zip(self.present, present, strict=True):
+            past = name.replace("present.", "past_key_values.", 1)
+            # the cross-attention cache is computed on the first step only
+            if first or ".decoder." in past:
+                cache[past] = value
+
+
+_models: dict[int, MoonshineModel] = {}
+_models_lock = threading.Lock()
+
+
+class MoonshineSTT:
+    """Transcribes finished utterances (PCM16 LE mono 16 kHz) with Moonshine base."""
+
+    def __init__(self, config: SttConfig, data_dir: Path, pool: WorkerPool) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.pool = pool
+        self._model: MoonshineModel | None = None
+        self._lock = threading.Lock()
+        self.jobs = SttJobs[Transcript](self.transcribe_batch_sync, pool, config.max_batch)
+
+    def load(self) -> None:
+        """Convert (once) and load the shared model; cheap when loaded."""
+        with self._lock:
+            if self._model is None:
+                with _models_lock:
+                    model = _models.get(self.config.cpu_threads)
+                    if model is None:
+                        model = MoonshineModel(prepare_model(self.data_dir),
+                                               self.config.cpu_threads)
+                        _models[self.config.cpu_threads] = model
+                self._model = model
+
+    def warmup(self) -> None:
+        self.transcribe_sync(bytes(2 * 8000))
+
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
+        """A final transcript (``prompt`` is accepted and ignored: Moonshine has none)."""
+        return await self.jobs.transcribe(pcm, prompt)
+
+    async def speculate(self, pcm: bytes, prompt: str | None, ticket: Ticket) -> Transcript:
+        return await self.jobs.transcribe(pcm, prompt, ticket)
+
+    def backlog(self) -> int:
+        return self.jobs.backlog()
+
+    def transcribe_batch_sync(self, jobs: Sequence[tuple[bytes, str | None]],
+                              ) -> list[Transcript | Exception]:
+        """One after another: Moonshine's cost follows each utterance's length, so a
+        batch padded to the longest would only add work."""
+        results: list[Transcript | Exception] = []
+        for pcm, prompt in jobs:
+            try:
+                results.append(self.transcribe_sync(pcm, prompt))
+            except SttError as exc:
+                results.append(exc)
+        return results
+
+    def transcribe_sync(self, pcm: bytes, prompt: str | None = None) -> Transcript:
+        try:
+            samples = pcm_to_array(pcm)
+        except AudioFormatError as exc:
+            raise SttError(f"cannot transcribe: {exc}") from exc
+        audio_ms = ms_of(pcm)
+        if samples.size < 1600:  # under 0.1 s: shorter than the encoder's first window
+            return Transcript("", audio_ms, 0.0, 1.0, -math.inf)
+        self.load()
+        assert self._model is not None
+        started = time.perf_counter()
+        try:
+            decoded = self._model.decode(samples.astype(np.float32) / 32768.0)
+        except _ORT_ERRORS as exc:
+            raise SttError(f"moonshine failed on {audio_ms} ms of audio: {exc}") from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        return transcript_of([decoded] if decoded.text else [], audio_ms, latency_ms)
