@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import sys
@@ -234,12 +235,33 @@ def row_text(r: dict[str, Any]) -> str:
             f"{r['client_late_frames']} late frames")
 
 
+def medians(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per step (mode, streams asked), the median of each number over the runs; the other
+    fields from the first run, and how many runs answered the live caller."""
+    out = []
+    for rows in zip(*runs, strict=True):
+        row = dict(rows[0])
+        for key, value in row.items():
+            numbers = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+            if key != "asked" and isinstance(value, int | float) and not isinstance(value, bool) \
+                    and numbers:
+                row[key] = statistics.median(numbers)
+        latencies = [r["live_call"].get("response_ms") for r in rows]
+        heard = [x for x in latencies if x is not None]
+        row["live_call"] = {"answered_runs": len(heard), "runs": len(rows),
+                            "response_ms": statistics.median(heard) if heard else None,
+                            "answered": bool(heard), "each_ms": latencies}
+        out.append(row)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="100,250,500")
     parser.add_argument("--modes", default="silent,held")
     parser.add_argument("--hold-s", type=float, default=60.0)
     parser.add_argument("--no-probe", action="store_true")
+    parser.add_argument("--runs", type=int, default=1, help="repeat; medians are quoted")
     args = parser.parse_args(argv)
     counts = sorted(int(x) for x in args.steps.split(","))
     modes: list[Mode] = []
@@ -249,11 +271,18 @@ def main(argv: list[str] | None = None) -> int:
         modes.append("silent" if name == "silent" else "held")
     nofile = raise_nofile()
     load_prompt(LIVE_PROMPT)  # read and resampled now, not on the client's loop mid-hold
-    steps = [row for mode in modes for row in asyncio.run(run_mode(mode, counts, args.hold_s))]
+    runs: list[dict[str, Any]] = []
+    for _ in range(args.runs):
+        steps = [row for mode in modes for row in asyncio.run(run_mode(mode, counts, args.hold_s))]
+        runs.append({"load_avg": [round(x, 2) for x in os.getloadavg()], "steps": steps})
     probes = [] if args.no_probe else asyncio.run(run_probe(modes))
     out = {"hold_s": args.hold_s, "client_nofile_limit": nofile, "live_prompt": LIVE_PROMPT,
            "raised_policies": raised_policies(max(counts), args.hold_s),
-           "default_policy_probe": probes, "steps": steps}
+           "default_policy_probe": probes, "runs": len(runs),
+           "steps": medians([r["steps"] for r in runs]), "each_run": runs}
+    print("\nmedians of", len(runs), "run(s):")
+    for row in out["steps"]:
+        print(row_text(row))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "idle_streams.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
