@@ -255,6 +255,18 @@ def medians(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
+def headline(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The largest step of each mode (what ``make bench``'s table shows)."""
+    most = max((s["asked"] for s in steps), default=0)
+    out: dict[str, Any] = {"streams": most}
+    for row in steps:
+        if row["asked"] == most:
+            out[row["mode"]] = {k: row[k] for k in (
+                "connected", "open_at_end", "server_cpu_pct", "server_rss_kb_per_stream",
+                "healthz_p95_ms")} | {"live_call_answered": row["live_call"]["answered"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="100,250,500")
@@ -280,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
            "raised_policies": raised_policies(max(counts), args.hold_s),
            "default_policy_probe": probes, "runs": len(runs),
            "steps": medians([r["steps"] for r in runs]), "each_run": runs}
+    out["headline"] = headline(out["steps"])
     print("\nmedians of", len(runs), "run(s):")
     for row in out["steps"]:
         print(row_text(row))

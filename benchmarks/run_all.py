@@ -52,6 +52,12 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
                            "median_ms.agent_speaking_s", "ms"),
                           ("booked exactly once", "exactly_once", "")],
     "load_ramp": [("callers per node at p95 <= 1.5 s", "knee_callers", "")],
+    "idle_streams": [("most streams asked", "headline.streams", ""),
+                     ("silent streams open at the end", "headline.silent.open_at_end", ""),
+                     ("silent: server CPU, one core", "headline.silent.server_cpu_pct", "%"),
+                     ("held streams open at the end", "headline.held.open_at_end", ""),
+                     ("held: memory per stream", "headline.held.server_rss_kb_per_stream",
+                      "kB")],
     "stt_batch": [("whisper utterances/s, one at a time", "batch_1_utterances_per_s", "/s"),
                   ("whisper utterances/s, batches of 2", "batch_2_utterances_per_s", "/s")],
     "stt_tts": [
@@ -110,6 +116,7 @@ QUICK: dict[str, list[str]] = {
     "livekit_resume": ["--runs", "2"],
     "resume_after_kill": ["--runs", "2"],
     "load_ramp": ["--steps", "1,4,8", "--turns", "2"],
+    "idle_streams": ["--steps", "50,200", "--hold-s", "20", "--no-probe"],
     "stt_batch": ["--rounds", "1"],
 }
 
