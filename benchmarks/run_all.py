@@ -130,10 +130,14 @@ class Outcome:
     tail: str = ""
 
 
+# scripts that make data rather than measure (heldout_caller's --write synthesises a set)
+NOT_BENCHMARKS = ("run_all", "heldout_caller")
+
+
 def discover() -> list[str]:
     """The benchmarks: the modules here that run as a script (the others, such as
     ``browser.py`` or ``nlu_sets.py``, are helpers the benchmarks and tests share)."""
-    return sorted(p.stem for p in HERE.glob("*.py") if p.stem != "run_all"
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in NOT_BENCHMARKS
                   and '__name__ == "__main__"' in p.read_text(encoding="utf-8"))
 
 
