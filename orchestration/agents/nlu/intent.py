@@ -15,6 +15,9 @@ Three methods share one interface (``scores(masked_text) -> {intent: score}``):
   keyword list, trained on the examples when the NLU is built (about 0.3 s, fully
   deterministic). It learns which features discriminate ("wrong" says little once
   "bill" is heard), where nearest-example matching weighs every shared gram alike.
+  With sentence vectors it is mixed with their nearest example per intent (a softmax
+  over each intent's best cosine): the regression weighs what the examples share, the
+  nearest example keeps a phrasing only one example has (chosen on the dev sets).
 
 Before scoring, entities are masked (``xday``, ``xtime``, ``xnum``, ``xname``,
 ``xservice``) so "book Tuesday at 3 pm" and "book Friday at 10 am" are one pattern.
@@ -76,7 +79,8 @@ class IntentClassifier:
     def __init__(self, intents: Sequence[IntentSpec], method: str = "logreg",
                  keyword_bonus: float = 0.06, iterations: int = 600, rate: float = 10.0,
                  l2: float = 1e-4, embed: Embedder | None = None,
-                 embed_weight: float = 1.0) -> None:
+                 embed_weight: float = 1.0, nearest: tuple[float, float] = (0.0, 1.0)
+                 ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown intent method {method!r}; one of {', '.join(METHODS)}")
         self.method = method
@@ -84,6 +88,9 @@ class IntentClassifier:
         self.keyword_bonus = keyword_bonus
         self._embed = embed if method == "logreg" else None
         self._embed_weight = embed_weight
+        # (share of the score, softmax temperature) of the nearest example's cosine
+        self._nearest_share, self._nearest_temp = nearest
+        self._example_vecs: np.ndarray | None = None
         self._labels: list[int] = []
         docs: list[Counter[str]] = []
         self._texts: list[str] = []
@@ -122,7 +129,8 @@ class IntentClassifier:
         the same examples always give the same model."""
         blocks = [self._matrix, np.stack([self._keyword_features(t) for t in self._texts])]
         if self._embed is not None:
-            blocks.append(self._embed_weight * self._embed(self._texts))
+            self._example_vecs = self._embed(self._texts)
+            blocks.append(self._embed_weight * self._example_vecs)
         x = np.hstack(blocks)
         k = len(self.intents)
         onehot = np.eye(k, dtype=np.float32)[self._label_arr]
@@ -151,6 +159,13 @@ class IntentClassifier:
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 else vec
 
+    def _nearest(self, sentence: np.ndarray) -> np.ndarray:
+        """A softmax over each intent's best cosine between ``sentence`` and its examples."""
+        assert self._example_vecs is not None
+        best = np.full(len(self.intents), -1.0, dtype=np.float32)
+        np.maximum.at(best, self._label_arr, self._example_vecs @ sentence)
+        return _softmax(best / self._nearest_temp)
+
     def keyword_scores(self, text: str) -> dict[str, float]:
         out: dict[str, float] = {}
         for spec in self.intents:
@@ -167,11 +182,12 @@ class IntentClassifier:
         vec = self._vector(text)
         if self._weights is not None and self._bias is not None:
             parts = [vec, self._keyword_features(text)]
-            if self._embed is not None:
-                parts.append(self._embed_weight * self._embed([text])[0])
-            z = np.concatenate(parts) @ self._weights + self._bias
-            p = np.exp(z - z.max())
-            p /= p.sum()
+            sentence = self._embed([text])[0] if self._embed is not None else None
+            if sentence is not None:
+                parts.append(self._embed_weight * sentence)
+            p = _softmax(np.concatenate(parts) @ self._weights + self._bias)
+            if sentence is not None and self._nearest_share > 0:
+                p = (1 - self._nearest_share) * p + self._nearest_share * self._nearest(sentence)
             return {spec.name: float(p[i]) for i, spec in enumerate(self.intents)}
         sims = self._matrix @ vec
         best = np.full(len(self.intents), 0.0, dtype=np.float32)
@@ -181,6 +197,11 @@ class IntentClassifier:
             for name, score in self.keyword_scores(text).items():
                 out[name] += self.keyword_bonus * min(score, 3.0)
         return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max())
+    return np.asarray(p / p.sum(), dtype=np.float32)
 
 
 def build_specs(raw: Mapping[str, Mapping[str, Iterable[str]]],

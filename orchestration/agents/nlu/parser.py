@@ -70,6 +70,10 @@ class NluConfig(BaseModel):
     # orchestration/agents/nlu/embed.py); the weight of that block, chosen on the dev sets
     embeddings: bool = True
     embedding_weight: float = Field(1.0, gt=0, le=5)
+    # the share of an intent's score given by its nearest example's sentence vector (a
+    # softmax over each intent's best cosine at this temperature), chosen on the dev sets
+    nearest_share: float = Field(0.3, ge=0, le=1)
+    nearest_temperature: float = Field(0.03, gt=0, le=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +195,8 @@ class LocalNlu:
         with one_blas_thread():
             self.classifier = IntentClassifier(
                 specs, self.config.method, self.config.keyword_bonus, embed=self._embedder(),
-                embed_weight=self.config.embedding_weight)
+                embed_weight=self.config.embedding_weight,
+                nearest=(self.config.nearest_share, self.config.nearest_temperature))
         self.intents = [s.name for s in specs]
         self.threshold = (self.config.threshold if self.config.threshold is not None
                           else THRESHOLDS[self.config.method])
