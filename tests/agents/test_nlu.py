@@ -218,3 +218,17 @@ def test_off_after_a_verb_is_a_particle_not_a_service(nlu: LocalNlu, heard: str,
 ])
 def test_service_aliases_without_filler_words(nlu: LocalNlu, heard: str, service: str) -> None:
     assert nlu.parse(heard).slots.get("service") == service
+
+
+@pytest.mark.parametrize(("heard", "intent"), [
+    # a note command first: a note, whatever it is about
+    ("Can you note that the printer is broken?", "note_add"),
+    ("Please make a note that my internet is down.", "note_add"),
+    ("Note that the payment failed.", "note_add"),
+    # no command first, or a question about notes: the classifier decides
+    ("Remind me what I need to do.", "followups"),
+    ("What did I write down?", "note_read"),
+    ("My internet is down, can you note that?", "support_connectivity"),
+])
+def test_a_note_command_first_is_a_note(nlu: LocalNlu, heard: str, intent: str) -> None:
+    assert nlu.parse(heard).intent == intent

@@ -173,6 +173,29 @@ def _day_and_time_mean_scheduling(ranking: tuple[tuple[str, float], ...],
     return ranking
 
 
+# a request that opens with a note command is a note whatever it is about: "Can you note
+# that the printer is broken?" is not a support call, "Take a note: book the venue" not a
+# booking (the note's words would otherwise outvote the command)
+_NOTE_COMMAND = re.compile(
+    r"^(?:(?:ok|right|so|and|also|please|hi|hello|yes|yeah|can you|could you|would you|"
+    r"will you|i want you to|i need you to|i would like you to)\s+)*"
+    r"(?:(?:take|make|add|write|jot|save|put)(?: down)?(?: a| an| this| that)?"
+    r"(?: quick| new)? note|note (?:that|down|this)|(?:write|jot) (?:this |that )?down|"
+    r"remember that|remind me to)\b"
+)
+_NOTE = "note_add"
+
+
+def _note_command_means_note(ranking: tuple[tuple[str, float], ...],
+                             scores: Mapping[str, float], norm: str,
+                             threshold: float) -> tuple[tuple[str, float], ...]:
+    if not ranking or ranking[0][0] == _NOTE or _NOTE not in scores \
+            or _NOTE_COMMAND.match(norm) is None:
+        return ranking
+    rest = tuple(r for r in ranking if r[0] != _NOTE)
+    return ((_NOTE, max(scores[_NOTE], threshold)), *rest)[:3]
+
+
 class LocalNlu:
     def __init__(
         self,
@@ -245,6 +268,7 @@ class LocalNlu:
                 scores[name] += self.config.expected_bonus
         ranking = tuple(sorted(scores.items(), key=lambda kv: -kv[1])[:3])
         ranking = _day_and_time_mean_scheduling(ranking, slots, self.threshold)
+        ranking = _note_command_means_note(ranking, scores, norm, self.threshold)
         if (not ranking or ranking[0][1] < self.threshold or not norm
                 or ranking[0][0] == OUT_OF_SCOPE):
             intent, confidence = UNKNOWN, ranking[0][1] if ranking else 0.0
