@@ -255,15 +255,26 @@ def medians(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
+def add_marginal(steps: list[dict[str, Any]]) -> None:
+    """Memory per stream as the slope from each mode's smallest step (the server's fixed
+    costs, such as the greetings' synthesis and the live caller, then cancel out)."""
+    for row in steps:
+        first = min((s for s in steps if s["mode"] == row["mode"]), key=lambda s: s["asked"])
+        held = row["open_at_end"] - first["open_at_end"]
+        row["server_rss_kb_per_stream_marginal"] = round(
+            (row["server_rss_mb"] - first["server_rss_mb"]) * 1024 / held) if held > 0 else None
+
+
 def headline(steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The largest step of each mode (what ``make bench``'s table shows)."""
     most = max((s["asked"] for s in steps), default=0)
     out: dict[str, Any] = {"streams": most}
     for row in steps:
         if row["asked"] == most:
-            out[row["mode"]] = {k: row[k] for k in (
-                "connected", "open_at_end", "server_cpu_pct", "server_rss_kb_per_stream",
-                "healthz_p95_ms")} | {"live_call_answered": row["live_call"]["answered"]}
+            keys = ("connected", "open_at_end", "server_cpu_pct", "server_rss_kb_per_stream",
+                    "server_rss_kb_per_stream_marginal", "healthz_p95_ms")
+            out[row["mode"]] = {k: row[k] for k in keys} | {
+                "live_call_answered": row["live_call"]["answered"]}
     return out
 
 
@@ -292,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
            "raised_policies": raised_policies(max(counts), args.hold_s),
            "default_policy_probe": probes, "runs": len(runs),
            "steps": medians([r["steps"] for r in runs]), "each_run": runs}
+    add_marginal(out["steps"])
     out["headline"] = headline(out["steps"])
     print("\nmedians of", len(runs), "run(s):")
     for row in out["steps"]:

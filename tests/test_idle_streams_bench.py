@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from benchmarks.idle_client import Crowd, Stream
-from benchmarks.idle_streams import headline, medians, raised_policies
+from benchmarks.idle_streams import add_marginal, headline, medians, raised_policies
 from gateway.config import Settings
 from gateway.servers.serve_process import ServeProcess
 from gateway.transports.twilio_protocol import MediaMessage, parse_inbound
@@ -52,10 +52,13 @@ def test_the_headline_is_the_largest_step_of_each_mode() -> None:
     def row(mode: str, asked: int, open_at_end: int) -> dict[str, Any]:
         return {"mode": mode, "asked": asked, "connected": asked, "open_at_end": open_at_end,
                 "server_cpu_pct": 1.0, "server_rss_kb_per_stream": 200,
-                "healthz_p95_ms": 5, "live_call": {"answered": True}}
+                "healthz_p95_ms": 5, "live_call": {"answered": True},
+                "server_rss_mb": 600.0 + open_at_end / 10}
 
-    top = headline([row("silent", 100, 100), row("silent", 500, 90), row("held", 500, 500)])
-    assert top["streams"] == 500
+    steps = [row("silent", 100, 100), row("silent", 500, 90), row("held", 500, 500)]
+    add_marginal(steps)
+    top = headline(steps)
+    assert top["streams"] == 500 and steps[0]["server_rss_kb_per_stream_marginal"] is None
     assert top["silent"]["open_at_end"] == 90 and top["held"]["open_at_end"] == 500
 
 
