@@ -145,7 +145,7 @@ def make_whisper_set() -> None:
     tts = PiperTTS(TtsConfig(), Bulkhead("bench-tts", 1, 4))
     tts.load()
     with tempfile.TemporaryDirectory() as tmp:
-        stt = WhisperSTT(SttConfig(), Path(tmp), Bulkhead("bench-stt", 1, 4))
+        stt = WhisperSTT(SttConfig(model="tiny.en"), Path(tmp), Bulkhead("bench-stt", 1, 4))
         stt.load()
         lines = ["# intent\tkind\ttext: piper -> 8 kHz mu-law -> whisper tiny.en (with the "
                  "agents' stt_prompt) of intents.tsv"]

@@ -1,15 +1,17 @@
 """How much silence ends a turn: false cut-offs (a caller pausing inside a sentence is cut)
 against the silence a finished turn waits, on real speech with natural pauses.
 
-    python -m benchmarks.end_of_turn [--limit 150] [--smart-turn PATH.onnx]
+    python -m benchmarks.end_of_turn [--limit 150] [--smart-turn PATH.onnx] [--stt MODEL]
 
 Every Asterisk prompt with a transcript (one speaker, studio recordings, 8 kHz telephone
 band; many are several clauses long with natural pauses: "Please enter the number you
 wish to call, followed by the pound key.") is run through the session's own segmenter
 (``voice.vad.Segmenter``, default settings) followed by 1.5 s of line silence. Each pause
 inside a prompt is a place where a turn must NOT end; the prompt's end is where it must.
-At each pause the speculative transcript is what tiny.en makes of the audio so far (what
-``voice.speculation`` hands the listener) and ``voice.turns.sounds_finished`` reads it.
+At each pause the speculative transcript is what the recogniser (``--stt``: tiny.en or
+moonshine-base) makes of the audio so far (what ``voice.speculation`` hands the listener)
+and ``voice.turns.sounds_finished`` reads it: the rule rests on the recogniser's
+punctuation, so each recogniser is measured.
 
 The rule today: end after ``end_silence_ms`` of silence when the transcript reads as
 finished, after ``end_silence_max_ms`` otherwise. For each pair it counts false cut-offs
@@ -21,7 +23,8 @@ first 100 ms of silence on; ``benchmarks.call_latency`` measures the whole).
 one inside the pipecat-ai wheel) at each pause, on the audio up to the pause plus
 ``ST_SILENCE_MS`` of silence, and the rules that use it.
 
-Prints a table and writes benchmarks/results/end_of_turn.json, stamped with its provenance.
+Prints a table and writes benchmarks/results/end_of_turn.json (``end_of_turn_<model>.json``
+for another recogniser), stamped with its provenance.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from gateway.evaluation.speech import SOUNDS_DIR, PromptNotFound, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import FRAME_BYTES
 from voice.config import SttConfig, VadConfig
-from voice.stt import WhisperSTT
+from voice.services import recogniser
 from voice.turns import sounds_finished
 from voice.vad import Pause, Resume, Segmenter, VadState
 
@@ -134,8 +137,10 @@ def _sentence_end(reference: str, heard: str) -> bool:
     return 0 < count <= len(words) and words[count - 1].rstrip("\"')").endswith((".", "?", "!"))
 
 
-def collect(limit: int, smart_turn: Path | None, data: Path) -> tuple[list[Gap], list[float]]:
-    stt = WhisperSTT(SttConfig(), data, Bulkhead("bench-eot", 1, 0))
+def collect(limit: int, smart_turn: Path | None, data: Path,
+            model: str = "tiny.en") -> tuple[list[Gap], list[float]]:
+    config = SttConfig.model_validate({"model": model})
+    stt = recogniser(config, data, Bulkhead("bench-eot", 1, 0))
     stt.load()
     stt.warmup()
     score = smart_turn_scorer(smart_turn) if smart_turn is not None else None
@@ -145,7 +150,8 @@ def collect(limit: int, smart_turn: Path | None, data: Path) -> tuple[list[Gap],
         pcm, reference = load_prompt(name)
         for gap in gaps_of(name, pcm):
             gap.text = stt.transcribe_sync(gap.prefix).text
-            gap.finished = bool(gap.text) and sounds_finished(gap.text)
+            gap.finished = bool(gap.text) and sounds_finished(
+                gap.text, trust_punctuation=not model.startswith("moonshine"))
             gap.between_sentences = not gap.final and _sentence_end(reference, gap.text)
             if score is not None:
                 started = time.perf_counter()
@@ -193,9 +199,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=150)
     parser.add_argument("--smart-turn", type=Path, default=None)
+    parser.add_argument("--stt", default="tiny.en")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data:
-        gaps, st_ms = collect(args.limit, args.smart_turn, Path(data))
+        gaps, st_ms = collect(args.limit, args.smart_turn, Path(data), args.stt)
     finals = [g for g in gaps if g.final]
     report: dict[str, Any] = {
         "prompts": len(finals), "pauses_inside": len(gaps) - len(finals),
@@ -215,7 +222,8 @@ def main() -> None:
             sum((g.smart_turn or 0) > 0.5 for g in gaps if not g.final)
             / max(1, len(gaps) - len(finals)), 3)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "end_of_turn.json"
+    path = RESULTS / ("end_of_turn.json" if args.stt == "tiny.en"
+                      else f"end_of_turn_{args.stt}.json")
     path.write_text(json.dumps(report, indent=2) + "\n")
     stamp(path, ["end_of_turn", *sys.argv[1:]])
     print(f"{report['prompts']} prompts, {report['pauses_inside']} pauses inside them "

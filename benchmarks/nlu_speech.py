@@ -192,7 +192,7 @@ def screen(every: int = 8) -> None:
     texts = [r[2] for r in read_rows(DATA / "intents.tsv") if r[1] == "clean"][::every]
     prompt = load()[0].stt_prompt
     with tempfile.TemporaryDirectory() as tmp:
-        stt = WhisperSTT(SttConfig(), Path(tmp), Bulkhead("bench-stt", 1, 4))
+        stt = WhisperSTT(SttConfig(model="tiny.en"), Path(tmp), Bulkhead("bench-stt", 1, 4))
         stt.load()
         for voice in SCREEN:
             errors = words = 0

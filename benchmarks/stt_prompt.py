@@ -159,7 +159,8 @@ def main() -> None:
 
     lines = phone_lines(args.speeds) if args.set == "clean" else committed_lines()
     prompt = agents_prompt()
-    stt = WhisperSTT(SttConfig(), Path(tempfile.mkdtemp()), Bulkhead("bench-stt", 1, 4))
+    stt = WhisperSTT(SttConfig(model="tiny.en"), Path(tempfile.mkdtemp()),
+                     Bulkhead("bench-stt", 1, 4))
     stt.load()
     stt.warmup()
     runs: list[dict[str, Any]] = []

@@ -192,7 +192,7 @@ def measure_decoding(data_dir: Path) -> dict[str, Any]:
     from voice.config import SttConfig
     from voice.stt import model_dir
 
-    config = SttConfig()
+    config = SttConfig(model="tiny.en")
     model = WhisperModel(
         str(model_dir(config, data_dir)),
         device="cpu",

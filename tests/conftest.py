@@ -32,7 +32,7 @@ def whisper_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhisperST
     from voice.stt import WhisperSTT
 
     bulkhead = Bulkhead("test-stt", max_concurrent=1, max_queue=4)
-    stt = WhisperSTT(SttConfig(), tmp_path_factory.mktemp("voxgate-data"), bulkhead)
+    stt = WhisperSTT(SttConfig(model="tiny.en"), tmp_path_factory.mktemp("voxgate-data"), bulkhead)
     stt.load()
     stt.warmup()
     yield stt

@@ -34,6 +34,9 @@ class TurnConfig(BaseModel):
     end_silence_ms: int = Field(320, ge=60, le=5000)
     # ... and when it does not (trailing "and", "um", a comma), or no transcript yet
     end_silence_max_ms: int = Field(900, ge=100, le=10000)
+    # does a transcript's final punctuation say whether the caller finished? None: yes
+    # for whisper, no for Moonshine (it ends many finished turns with a comma)
+    trust_punctuation: bool | None = None
     # barge-in: speech shorter than this while the agent talked, or without words, is a
     # backchannel or noise, and the agent resumes its reply
     backchannel_max_ms: int = Field(600, ge=0, le=5000)
@@ -64,8 +67,10 @@ class TurnConfig(BaseModel):
 
 
 class SttConfig(BaseModel):
-    # "moonshine-base": Moonshine base, cost follows the audio length (voice/moonshine.py)
-    model: Literal["tiny.en", "base", "moonshine-base"] = "tiny.en"
+    # Moonshine base: its cost follows the audio's length, whisper's pays a 30 s window
+    # (~4x slower on a call's turns, docs/voice-models.md); "tiny.en" or "base" for whisper
+    # (voice/moonshine.py, voice/stt.py). compute_type and beam_size are whisper's.
+    model: Literal["tiny.en", "base", "moonshine-base"] = "moonshine-base"
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1, le=10)
     cpu_threads: int = Field(2, ge=1, le=64)

@@ -60,6 +60,9 @@ class Listener:
         on_end: Callable[[Heard], Coroutine[Any, Any, None]],
     ) -> None:
         self.config = config.turn
+        trust = config.turn.trust_punctuation
+        self.trust_punctuation = (not config.stt.model.startswith("moonshine")
+                                  if trust is None else trust)
         self.stt = stt
         self.emit = emit
         self.spawn = spawn
@@ -128,7 +131,8 @@ class Listener:
             self._end()  # a short sound over the agent: no need for words
             return
         transcript = self.speculator.fresh()
-        if transcript is not None and (not transcript.text or sounds_finished(transcript.text)):
+        if transcript is not None and (not transcript.text or sounds_finished(
+                transcript.text, self.trust_punctuation)):
             self._end()
 
     def _end(self, forced: bool = False) -> None:

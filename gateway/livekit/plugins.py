@@ -8,7 +8,8 @@
     stt, tts, vad = ctx.proc.userdata["voxgate"]
     session = AgentSession(stt=stt, tts=tts, vad=vad, llm=...)
 
-* ``STT``: faster-whisper (``voice/stt.py``), batch recognition of one utterance. It does
+* ``STT``: the recogniser ``SttConfig.model`` names (``voice/moonshine.py``,
+  ``voice/stt.py``), batch recognition of one utterance. It does
   not stream, so ``AgentSession`` wraps it in its ``StreamAdapter`` with the VAD, which cuts
   the utterances (as voxgate's own session does).
 * ``TTS``: piper (``voice/tts.py``), one sentence at a time (``AgentSession`` splits the
@@ -47,7 +48,7 @@ from voice.audio import (
 )
 from voice.config import SttConfig, TtsConfig, VadConfig
 from voice.errors import VoiceError
-from voice.stt import WhisperSTT
+from voice.services import Recogniser, recogniser
 from voice.tts import PiperTTS
 from voice.vad import Pause, Segmenter, SpeechStart, VadState
 
@@ -83,24 +84,25 @@ def pcm_frame(pcm: bytes, rate: int = SAMPLE_RATE) -> rtc.AudioFrame:
 
 
 class STT(stt.STT[Never]):
-    """faster-whisper from voxgate's shipped models (``tiny.en`` or ``base``)."""
+    """voxgate's recogniser from its shipped models (Moonshine base, whisper tiny.en or
+    base: ``SttConfig.model``)."""
 
-    def __init__(self, whisper: WhisperSTT) -> None:
+    def __init__(self, model: Recogniser) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
-        self._whisper = whisper
+        self._recogniser = model
 
     @classmethod
     def load(cls, config: SttConfig | None = None, data_dir: Path = Path(".voxgate"),
              ) -> STT:
         """Load and warm the model (blocking: call it in a prewarm function)."""
-        whisper = WhisperSTT(config or SttConfig(), data_dir, ThreadPool())
-        whisper.load()
-        whisper.warmup()
-        return cls(whisper)
+        made = recogniser(config or SttConfig(), data_dir, ThreadPool())
+        made.load()
+        made.warmup()
+        return cls(made)
 
     @property
     def model(self) -> str:
-        return self._whisper.config.model
+        return self._recogniser.config.model
 
     @property
     def provider(self) -> str:
@@ -110,14 +112,14 @@ class STT(stt.STT[Never]):
                               language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions) -> stt.SpeechEvent:
         if utils.is_given(language) and not str(language).startswith("en"):
-            raise APIError(f"voxgate's whisper models are English only, not {language!r}",
+            raise APIError(f"voxgate's recognisers are English only, not {language!r}",
                            retryable=False)
         try:
             pcm = to_pcm16_mono(utils.merge_frames(buffer))
-            transcript = await self._whisper.transcribe(pcm)
+            transcript = await self._recogniser.transcribe(pcm)
         except (VoiceError, AudioFormatError) as exc:
             raise APIError(str(exc), retryable=False) from exc
-        # whisper's mean token log-probability, as a probability
+        # the recogniser's mean token log-probability, as a probability
         confidence = math.exp(max(min(transcript.avg_logprob, 0.0), -50.0))
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,

@@ -1,5 +1,6 @@
 """Whole calls with real speech through /ws/twilio: the real gateway on a loopback port,
-whisper hearing the caller, piper speaking for both sides, and the agents behind it.
+the default recogniser (Moonshine) hearing the caller, piper speaking for both sides, and
+the agents behind it.
 Outcomes are read from the event log (``/ws/state``) and the stores.
 
 Few and short on purpose (2 shared cores): seven calls, 5-25 s each.
@@ -8,6 +9,7 @@ Few and short on purpose (2 shared cores): seven calls, 5-25 s each.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +97,7 @@ def test_booking_after_yes_name_and_note(gateway: Gateway, piper_joe: PiperTTS) 
     assert [e["kind"] for e in writes] == ["name", "booking", "note"], writes
     assert "report" in writes[2]["text"], writes
     assert result.ended_by == "agent"
-    HEARD["name"] = writes[0]["text"]  # whisper may hear "Marita": the greeting must use it
+    HEARD["name"] = writes[0]["text"]  # the recogniser may hear "Marita": the greeting must use it
 
 
 def test_second_call_greeted_by_name_and_note_read_back(
@@ -106,7 +108,8 @@ def test_second_call_greeted_by_name_and_note_read_back(
     ], caller="+15550100001")
     said = replies(result)
     assert said.startswith(f"Welcome back, {HEARD['name']}."), said
-    assert "Send the report to" in said, said
+    # the note as the first call heard it ("send a report to" is as good)
+    assert re.search(r"Send (the|a) report to", said), said
     assert "Payments is up." in said, said
     assert events(result, "memory.read")[0]["calls"] >= 1
 

@@ -281,3 +281,44 @@ async def test_carrying_on_at_once_makes_one_turn() -> None:
     assert finals[-1].data["audio_ms"] >= 2 * ms_of(SPEECH)
     assert agent.turns[-1] == "I'd like a table."
     assert not rec.of_type("tts.resumed")
+
+
+@pytest.mark.parametrize(
+    ("text", "finished"),
+    [
+        # Moonshine's habit: a finished short turn ends with a comma or nothing
+        ("No,", True),
+        ("Please enter the conference pin number", True),
+        ("Book me Tuesday at 3,", True),
+        # the last word and an explicit trailing-off still decide
+        ("I want to book an appointment and,", False),
+        ("I'd like the", False),
+        ("So, um...", False),
+        ("Tomorrow at", False),
+        ("My number is:", False),
+        ("", False),
+        (",", False),
+    ],
+)
+def test_sounds_finished_without_trusting_punctuation(text: str, finished: bool) -> None:
+    from voice.turns import sounds_finished
+
+    assert sounds_finished(text, trust_punctuation=False) is finished
+    if text.endswith(",") or (text and text[-1].isalnum()):
+        assert not sounds_finished(text)  # whisper's comma or missing stop: not finished
+
+
+def test_the_recogniser_decides_whether_punctuation_is_trusted() -> None:
+    from voice.config import VoiceConfig
+    from voice.listener import Listener
+
+    def listener(**overrides: object) -> Listener:
+        config = VoiceConfig.model_validate(overrides)
+        return Listener(config, None, lambda *a, **k: None, None, lambda: None,  # type: ignore[arg-type]
+                        lambda: False, lambda e: None, None)  # type: ignore[arg-type]
+
+    assert listener(stt={"model": "tiny.en"}).trust_punctuation
+    assert not listener().trust_punctuation  # Moonshine, the default
+    assert not listener(stt={"model": "moonshine-base"}).trust_punctuation
+    assert listener(stt={"model": "moonshine-base"},
+                    turn={"trust_punctuation": True}).trust_punctuation
