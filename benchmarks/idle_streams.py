@@ -225,6 +225,8 @@ def row_text(r: dict[str, Any]) -> str:
     live = r["live_call"]
     answered = (f"answered in {live.get('response_ms')} ms" if live.get("answered")
                 else "NOT answered")
+    if "answered_runs" in live:  # a median over runs
+        answered += f" ({live['answered_runs']}/{live['runs']} runs answered)"
     return (f"{r['mode']:>6} {r['asked']:>4}: connected {r['connected']}, open at end "
             f"{r['open_at_end']}, server {r['server_cpu_pct']} % cpu "
             f"({r['server_cpu_s_per_stream_minute']} s/stream-min), "
