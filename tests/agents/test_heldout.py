@@ -1,9 +1,9 @@
 """The held-out NLU sets (tests/agents/data/heldout/ and heldout2/): kept out of
 everything the NLU is tuned with, and their accuracy, as written and as whisper heard
 it over the telephone band from voices the tuning never heard, held at least at the
-measured floor. The 95 %
-target is not met yet (docs/agents.md, "Held-out figures"): it is a strict expected
-failure, which fails the day it passes. Fast: the committed TSVs, no models.
+measured floor. The 95 % target is met on held-out 2 as written, not yet on the others
+(docs/agents.md, "Held-out figures"): each of those is a strict expected failure, which
+fails the day it passes. Fast: the committed TSVs, no models.
 
 A failure here names how many utterances were wrong, never which: the held-out errors
 must not become the next tuning target (the folder's README).
@@ -82,9 +82,10 @@ def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
     assert not leaked, f"held-out utterances in the training data or fix tables: {leaked}"
 
 
-# measured (docs/agents.md, python -m benchmarks.agents_nlu): held-out 1 89.0 % written,
-# 78.0 % heard; held-out 2 92.0 % written, 84.7 % heard; a drop under these is a regression
-FLOOR = {"heldout": 0.88, "heldout_whisper": 0.77, "heldout2": 0.91, "heldout2_whisper": 0.83}
+# measured (docs/agents.md, python -m benchmarks.agents_nlu, December 2026 after dev3):
+# held-out 1 93.2 % written, 82.9 % heard; held-out 2 96.9 % written, 87.7 % heard; a drop
+# under these is a regression
+FLOOR = {"heldout": 0.92, "heldout_whisper": 0.82, "heldout2": 0.96, "heldout2_whisper": 0.87}
 
 
 def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
@@ -100,10 +101,17 @@ def test_held_out_accuracy_holds_its_floor(nlu: LocalNlu, nlu_set: nlu_sets.NluS
     assert found >= FLOOR[nlu_set.name], f"{said}, under the floor {FLOOR[nlu_set.name]:.0%}"
 
 
-@pytest.mark.xfail(strict=True, reason="held-out accuracy is 89.0 % / 92.0 % written, "
-                                       "78.0 % / 84.7 % heard; the 95 % target is not met "
-                                       "(docs/agents.md)")
-@pytest.mark.parametrize("nlu_set", HELD_OUT, ids=[s.name for s in HELD_OUT])
+# the sets under the target: a strict expected failure each, removed the day it is met
+UNMET = {"heldout": "93.2 %", "heldout_whisper": "82.9 %", "heldout2_whisper": "87.7 %"}
+TARGET_CASES = [
+    pytest.param(s, id=s.name, marks=[pytest.mark.xfail(
+        strict=True, reason=f"{s.name} is {UNMET[s.name]}, under the 95 % target "
+                            "(docs/agents.md)")] if s.name in UNMET else [])
+    for s in HELD_OUT
+]
+
+
+@pytest.mark.parametrize("nlu_set", TARGET_CASES)
 def test_held_out_accuracy_target(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> None:
     found, said = accuracy(nlu, nlu_set)
     assert found >= TARGET, (f"{said}, under {TARGET:.0%}; improve the NLU on the "
