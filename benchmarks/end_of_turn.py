@@ -65,7 +65,8 @@ class Gap:
     prefix: bytes  # the utterance up to the pause (as the speculative job gets it)
     final: bool
     text: str = ""
-    finished: bool = False
+    finished: bool = False  # by the rule the listener uses with this recogniser
+    punctuated: bool = False  # by the final punctuation (whisper's rule)
     # the reference transcript has a sentence end here: a caller could stop at it, so it
     # is not counted as a false cut-off (only pauses inside a sentence are)
     between_sentences: bool = False
@@ -152,6 +153,7 @@ def collect(limit: int, smart_turn: Path | None, data: Path,
             gap.text = stt.transcribe_sync(gap.prefix).text
             gap.finished = bool(gap.text) and sounds_finished(
                 gap.text, trust_punctuation=not model.startswith("moonshine"))
+            gap.punctuated = bool(gap.text) and sounds_finished(gap.text)
             gap.between_sentences = not gap.final and _sentence_end(reference, gap.text)
             if score is not None:
                 started = time.perf_counter()
@@ -171,6 +173,8 @@ def rules(with_smart_turn: bool) -> list[Rule]:
         for long in (600, 900):
             out.append((f"text {short}/{long}",
                         lambda g, s=short, m=long: s if g.finished else m))
+    for long in (600, 900):  # differs from "text" only for a recogniser not trusted on it
+        out.append((f"punctuation 320/{long}", lambda g, m=long: 320 if g.punctuated else m))
     if with_smart_turn:
         for long in (600, 900):
             out.append((f"smart {ST_SILENCE_MS}/{long}",

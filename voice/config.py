@@ -33,7 +33,7 @@ class TurnConfig(BaseModel):
     # end of turn: silence needed when the transcript reads as a finished sentence ...
     end_silence_ms: int = Field(320, ge=60, le=5000)
     # ... and when it does not (trailing "and", "um", a comma), or no transcript yet
-    end_silence_max_ms: int = Field(900, ge=100, le=10000)
+    end_silence_max_ms: int = Field(600, ge=100, le=10000)
     # does a transcript's final punctuation say whether the caller finished? None: yes
     # for whisper, no for Moonshine (it ends many finished turns with a comma)
     trust_punctuation: bool | None = None
