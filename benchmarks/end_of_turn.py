@@ -16,7 +16,7 @@ punctuation, so each recogniser is measured.
 The rule today: end after ``end_silence_ms`` of silence when the transcript reads as
 finished, after ``end_silence_max_ms`` otherwise. For each pair it counts false cut-offs
 (pauses inside a prompt that reach the rule's silence) and the silence a prompt's real end
-waits (median, p90), the time the transcript takes not included (whisper runs from the
+waits (median, p90), the time the transcript takes not included (the recogniser runs from the
 first 100 ms of silence on; ``benchmarks.call_latency`` measures the whole).
 
 ``--smart-turn`` also scores the open Smart Turn v3 audio model (an ONNX file, e.g. the

@@ -11,7 +11,7 @@ caller's calls, benchmarks/data/heldout_caller/) and then one barge-in (a long p
 Per step: response latency p50/p95 (the caller's last voiced frame -> the first agent audio
 frame it received, i.e. what the caller hears), turns answered of turns spoken (the turns
 a script had left when the agent ended its call on purpose, on a "Thank you.", were never
-spoken; such calls are counted), whisper runs per turn, barge-in latency (the caller's
+spoken; such calls are counted), recogniser runs per turn, barge-in latency (the caller's
 first voiced frame over agent audio -> ``clear``), the server's CPU seconds per call
 minute and its resident memory per live call (peak over the idle server). The knee is
 the most callers with every turn answered and p95 <= 1,500 ms.
@@ -75,7 +75,7 @@ async def callers(url: str, n: int, turns: int,
 
 
 def stt_runs(node: ServeProcess) -> dict[str, float]:
-    """The server's whisper runs so far, by result (used, wasted)."""
+    """The server's recogniser runs so far, by result (used, wasted)."""
     text = httpx.get(f"{node.url}/metrics", headers=node.headers, timeout=10).text
     return {sample.labels["result"]: sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples
@@ -110,7 +110,7 @@ async def step(node: ServeProcess, n: int, turns: int, speech: str) -> dict[str,
         "turns_spoken": spoken + turns * (len(results) - len(calls)),
         "turns_answered": len(latencies), "calls_ended_by_agent_early": hung_up,
         "response_p50_ms": _ms(p50), "response_p95_ms": _ms(p95),
-        # whisper runs per delivered turn (barge-ins included), and of those thrown away
+        # recogniser runs per delivered turn (barge-ins included), and of those thrown away
         "stt_runs_per_turn": round((used + wasted) / used, 2) if used else None,
         "stt_wasted_per_turn": round(wasted / used, 2) if used else None,
         "barge_in_clear_p50_ms": _ms(statistics.median(clears) if clears else None),
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n:>3} callers: p50 {row['response_p50_ms']} ms, p95 "
                   f"{row['response_p95_ms']} ms, answered {row['turns_answered']}/"
                   f"{row['turns_spoken']}, barge-in {row['barge_in_clear_p50_ms']} ms, "
-                  f"{row['stt_runs_per_turn']} whisper runs/turn "
+                  f"{row['stt_runs_per_turn']} STT runs/turn "
                   f"({row['stt_wasted_per_turn']} wasted), "
                   f"{row['cpu_s_per_call_minute']} cpu s/call-min, "
                   f"{row['rss_mb_per_call']} MB/call", flush=True)

@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     # where a transfer goes on the phone (a number for <Dial>); browser calls just end
     transfer_number: str | None = None
     # live calls this node takes; over it a phone call hears busy_text, a browser call
-    # gets close 1013. Measured (benchmarks/load_ramp.py, README "Capacity"): on a 2-core
-    # machine every turn was answered with response p95 <= 1.5 s up to 8-10 callers
-    max_sessions: int = Field(8, ge=1, le=10_000)
+    # gets close 1013. Measured (benchmarks/load_ramp.py --speech heldout, README
+    # "Capacity"): on a 2-core machine every turn was answered with response p95 ~600 ms
+    # up to 20 callers and 1.1 s at 24 (8 before Moonshine replaced whisper)
+    max_sessions: int = Field(20, ge=1, le=10_000)
     # a Twilio stream that has not sent `start` (or a browser that has not sent `start`)
     # within this time is closed
     start_timeout_s: float = Field(10.0, gt=0)
