@@ -128,17 +128,23 @@ class MoonshineModel:
             results = self.decoder.run(None, feeds)
             logits = results[0][0, -1].astype(np.float64)
             token = int(np.argmax(logits))
-            logprob = float(logits[token] - np.logaddexp.reduce(logits))
+            total = np.logaddexp.reduce(logits)
+            logprob = float(logits[token] - total)
             if step == 0:
-                p_end_first = math.exp(float(logits[END] - np.logaddexp.reduce(logits)))
+                p_end_first = math.exp(float(logits[END] - total))
             self._keep(cache, results[1:], first=step == 0)
             if token == END:
                 break
             out.append(token)
             logprobs.append(logprob)
-        text = b"".join(self.tokens[t] for t in out).decode("utf-8", "replace")
-        return Decoded(text.replace(_SPACE, " ").strip(), p_end_first,
+        return Decoded(self.detokenize(out), p_end_first,
                        sum(logprobs) / len(logprobs) if logprobs else -math.inf)
+
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of token ids; the output layer is wider than the vocabulary (32768
+        against 32000), and an id past it is no text."""
+        pieces = (self.tokens[t] if 0 <= t < len(self.tokens) else b"" for t in ids)
+        return b"".join(pieces).decode("utf-8", "replace").replace(_SPACE, " ").strip()
 
     def _keep(self, cache: dict[str, np.ndarray], present: list[np.ndarray],
               first: bool) -> None:

@@ -48,6 +48,13 @@ def test_the_tokenizer_reads_every_token() -> None:
     assert "\u2581Please".encode() in tokens
 
 
+def test_token_ids_past_the_vocabulary_are_no_text(stt: MoonshineSTT) -> None:
+    model = moonshine._models[stt.config.cpu_threads]
+    please = model.tokens.index("\u2581Please".encode())
+    assert model.detokenize([please, 32500, -1]) == "Please"
+    assert model.detokenize([]) == ""
+
+
 def test_the_converted_model_decodes_token_for_token_like_the_shipped_one(
         tmp_path: Path) -> None:
     """The same greedy decoding through the wheel's .ort files and through their ONNX
