@@ -83,6 +83,11 @@ class SttConfig(BaseModel):
     # turn's end is then judged on silence alone and its final transcript goes first
     speculate_max_queue: int = Field(2, ge=0, le=1000)
 
+    @property
+    def moonshine(self) -> bool:
+        """Moonshine rather than whisper: no prompt, punctuation not trusted."""
+        return self.model.startswith("moonshine")
+
 
 class TtsConfig(BaseModel):
     length_scale: float = Field(1.0, gt=0.2, lt=3.0)

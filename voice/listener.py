@@ -61,8 +61,7 @@ class Listener:
     ) -> None:
         self.config = config.turn
         trust = config.turn.trust_punctuation
-        self.trust_punctuation = (not config.stt.model.startswith("moonshine")
-                                  if trust is None else trust)
+        self.trust_punctuation = not config.stt.moonshine if trust is None else trust
         self.stt = stt
         self.emit = emit
         self.spawn = spawn

@@ -26,7 +26,7 @@ Recogniser = WhisperSTT | MoonshineSTT
 
 def recogniser(config: SttConfig, data_dir: Path, pool: WorkerPool) -> Recogniser:
     """The speech-to-text model ``config.model`` names, not loaded yet."""
-    if config.model.startswith("moonshine"):
+    if config.moonshine:
         return MoonshineSTT(config, data_dir, pool)
     return WhisperSTT(config, data_dir, pool)
 
