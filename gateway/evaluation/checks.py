@@ -63,15 +63,24 @@ def normalize_words(text: str) -> list[str]:
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(substitutions + deletions + insertions, reference words), after normalization."""
+    """(substitutions + deletions + insertions, reference words), after normalization.
+
+    A word written closed by one side and open by the other ("Goodbye." / "Good-bye.",
+    "sign-in" / "signin") is the same words said: joining two words of one side to
+    match one of the other costs nothing (recognisers differ in how they write them)."""
     ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    previous = list(range(len(hyp) + 1))
+    rows = [list(range(len(hyp) + 1))]
     for i, r in enumerate(ref, 1):
-        current = [i]
+        row = [i]
         for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1], len(ref)
+            best = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (r != h))
+            if j >= 2 and r == hyp[j - 2] + h:
+                best = min(best, rows[i - 1][j - 2])
+            if i >= 2 and ref[i - 2] + r == h:
+                best = min(best, rows[i - 2][j - 1])
+            row.append(best)
+        rows.append(row)
+    return rows[-1][-1], len(ref)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

@@ -2,7 +2,7 @@
 apology and the call goes on.
 
 The gateway runs on a loopback port with the agents behind it; its models are the real
-whisper and piper wrapped in ``FaultySTT`` / ``FaultyTTS``, which raise when told to
+Moonshine and piper wrapped in ``FaultySTT`` / ``FaultyTTS``, which raise when told to
 (after really transcribing, or instead of synthesising one chosen sentence). The caller
 is piper speaking, sent as mu-law, paced in real time. "Heard" is checked the way the
 far end reports it: the mark after the apology came back as played.
@@ -28,8 +28,9 @@ from orchestration.log.events import EventBus
 from orchestration.patterns.bulkhead import Bulkhead
 from voice.audio import resample
 from voice.config import SttConfig, TtsConfig
+from voice.moonshine import MoonshineSTT
 from voice.services import VoiceServices
-from voice.stt import SttError, Transcript, WhisperSTT
+from voice.stt import SttError, Transcript
 from voice.stt_jobs import Ticket
 from voice.tts import PiperTTS, TtsError
 
@@ -40,8 +41,9 @@ def never(_text: str) -> bool:
     return False
 
 
-class FaultySTT(WhisperSTT):
-    """Real whisper that raises when the words it heard match ``fails``."""
+class FaultySTT(MoonshineSTT):
+    """The real default recogniser (Moonshine) that raises when the words it heard match
+    ``fails``."""
 
     def __init__(self, config: SttConfig, data_dir: Path, bulkhead: Bulkhead) -> None:
         super().__init__(config, data_dir, bulkhead)

@@ -253,7 +253,9 @@ async def test_an_unfinished_sentence_waits_for_the_longer_silence() -> None:
     await session.start()
     await settle()
     await ack_all(session, transport)
-    await feed(session, SPEECH + silence(700))  # a breath, not the end
+    turn = session.config.turn
+    # a breath, not the end: longer than the short silence, shorter than the long one
+    await feed(session, SPEECH + silence((turn.end_silence_ms + turn.end_silence_max_ms) // 2))
     await settle()
     assert agent.turns == [] and not rec.of_type("vad.speech_stopped")
     await feed(session, silence(600))

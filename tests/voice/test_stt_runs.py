@@ -150,7 +150,8 @@ async def test_waiting_jobs_run_as_one_batch_with_the_same_words(
         whisper_tiny: WhisperSTT, tmp_path: Path) -> None:
     """Four calls' utterances, each with its own prompt, in one batch: the same
     transcripts as one at a time (the shared model is not loaded again)."""
-    batched = WhisperSTT(SttConfig(max_batch=4), tmp_path, whisper_tiny.pool)
+    batched = WhisperSTT(SttConfig(model="tiny.en", max_batch=4), tmp_path,
+                         whisper_tiny.pool)
     names = ["conf-full", "conf-muted", "vm-enter-num-to-call", "agent-loginok"]
     prompts = [None, "mute, unmute", None, "agent login"]
     alone = [whisper_tiny.transcribe_sync(load_prompt(n)[0], p)
