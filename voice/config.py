@@ -82,6 +82,12 @@ class SttConfig(BaseModel):
     # no speculative transcript at a pause while this many jobs (any call's) wait: the
     # turn's end is then judged on silence alone and its final transcript goes first
     speculate_max_queue: int = Field(2, ge=0, le=1000)
+    # Moonshine's short turns it is unsure of (mean token log-probability under this, or
+    # no words at all) are heard again by whisper tiny.en with the agents' prompt: it
+    # wrote "To buy." for "Goodbye." at -0.72, where 90 % of its right short transcripts
+    # score over -0.37 (docs/voice-models.md); None turns it off
+    fallback_below_logprob: float | None = Field(-0.6, le=0.0)
+    fallback_max_ms: int = Field(1500, ge=0, le=30_000)
 
     @property
     def moonshine(self) -> bool:

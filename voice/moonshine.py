@@ -9,11 +9,12 @@ folder, so ONNX Runtime folds the weights when it loads them.
 
 Decoding is greedy, one token at a time with the merged decoder's key/value cache, at
 most ~6.5 tokens per second of audio plus a few (fast speech is ~4 words a second), so
-noise cannot make it decode for long. Moonshine has no prompt (the agents' domain phrases
-that help whisper are ignored) and no no-speech token: the probability that it ends the
-text at once, before any word, stands in for whisper's ``no_speech_prob``, and the mean
-log-probability of its tokens for ``avg_logprob``, so ``voice.stt.is_non_speech`` judges
-both recognisers' output the same way.
+noise cannot make it decode for long. Moonshine has no prompt and no no-speech token: the
+probability that it ends the text at once, before any word, stands in for whisper's
+``no_speech_prob``, and the mean log-probability of its tokens for ``avg_logprob``, so
+``voice.stt.is_non_speech`` judges both recognisers' output the same way. A short turn it
+is unsure of ("Goodbye." heard as "To buy.") is heard again by whisper tiny.en with the
+agents' prompt (``stt.fallback_below_logprob``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from voice.audio import AudioFormatError, ms_of, pcm_to_array
 from voice.config import SttConfig
 from voice.ort_format import OrtFormatError, ort_to_onnx
 from voice.ports import WorkerPool
-from voice.stt import SttError, Transcript, transcript_of
+from voice.stt import SttError, Transcript, WhisperSTT, transcript_of
 from voice.stt_batch import Decoded
 from voice.stt_jobs import SttJobs, Ticket
 
@@ -116,7 +117,9 @@ class MoonshineModel:
         self.present = [o.name for o in self.decoder.get_outputs()][1:]
 
     def decode(self, audio: np.ndarray) -> Decoded:
-        """Greedy decoding of one utterance (float32 mono 16 kHz in [-1, 1])."""
+        """Greedy decoding of one utterance (float32 mono 16 kHz in [-1, 1]). The end of
+        the text is never the first token (it dropped "Read me my notes." whole): its
+        probability is kept as the no-speech evidence instead, as whisper's is."""
         hidden = self.encoder.run(None, {"input_values": audio[None, :]})[0]
         cache = {name: np.zeros((1, HEADS, 0, HEAD_DIM), np.float32) for name in self.past}
         limit = math.ceil(audio.size / 16000 * TOKENS_PER_S) + 4
@@ -127,7 +130,10 @@ class MoonshineModel:
                      "use_cache_branch": np.array([step > 0]), **cache}
             results = self.decoder.run(None, feeds)
             logits = results[0][0, -1].astype(np.float64)
-            token = int(np.argmax(logits))
+            if step == 0:
+                token = int(np.argmax(np.where(np.arange(logits.size) == END, -np.inf, logits)))
+            else:
+                token = int(np.argmax(logits))
             total = np.logaddexp.reduce(logits)
             logprob = float(logits[token] - total)
             if step == 0:
@@ -169,6 +175,12 @@ class MoonshineSTT:
         self._model: MoonshineModel | None = None
         self._lock = threading.Lock()
         self.jobs = SttJobs[Transcript](self.transcribe_batch_sync, pool, config.max_batch)
+        # whisper tiny.en for the short turns Moonshine is unsure of (its own pool is ours:
+        # it runs inside our job, never queued twice)
+        self.fallback = (WhisperSTT(config.model_copy(update={"model": "tiny.en"}), data_dir,
+                                    pool) if config.fallback_below_logprob is not None
+                         else None)
+        self.fallbacks = 0  # turns heard again by whisper
 
     def load(self) -> None:
         """Convert (once) and load the shared model; cheap when loaded."""
@@ -181,9 +193,13 @@ class MoonshineSTT:
                                                self.config.cpu_threads)
                         _models[self.config.cpu_threads] = model
                 self._model = model
+        if self.fallback is not None:
+            self.fallback.load()
 
     def warmup(self) -> None:
         self.transcribe_sync(bytes(2 * 8000))
+        if self.fallback is not None:
+            self.fallback.warmup()
 
     async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
         """A final transcript (``prompt`` is accepted and ignored: Moonshine has none)."""
@@ -222,5 +238,19 @@ class MoonshineSTT:
             decoded = self._model.decode(samples.astype(np.float32) / 32768.0)
         except _ORT_ERRORS as exc:
             raise SttError(f"moonshine failed on {audio_ms} ms of audio: {exc}") from exc
+        if self._unsure(decoded, audio_ms):
+            assert self.fallback is not None
+            self.fallbacks += 1
+            heard = self.fallback.transcribe_sync(pcm, prompt)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            return Transcript(heard.text, audio_ms, latency_ms, heard.no_speech_prob,
+                              heard.avg_logprob)
         latency_ms = (time.perf_counter() - started) * 1000.0
         return transcript_of([decoded] if decoded.text else [], audio_ms, latency_ms)
+
+    def _unsure(self, decoded: Decoded, audio_ms: int) -> bool:
+        """A short turn whose words Moonshine doubts: whisper hears it again."""
+        floor = self.config.fallback_below_logprob
+        return (self.fallback is not None and floor is not None
+                and audio_ms <= self.config.fallback_max_ms
+                and (not decoded.text or decoded.avg_logprob < floor))

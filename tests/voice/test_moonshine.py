@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from benchmarks.phone_line import load_phone_lines
+from benchmarks.stt_engines import line
 from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
 from voice import moonshine
@@ -148,3 +149,32 @@ def test_sessions_sleep_instead_of_spinning(stt: MoonshineSTT) -> None:
         options: ort.SessionOptions = session.get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
         assert options.intra_op_num_threads == stt.config.cpu_threads
+
+
+def test_a_short_turn_moonshine_doubts_is_heard_again_by_whisper(stt: MoonshineSTT) -> None:
+    """Asterisk's "colon" and "Cancelled." (human speech) over the phone line: Moonshine
+    alone wrote "Colin," and "Can solve." with mean token log-probabilities -0.62 and
+    -0.79, under the fallback's -0.6; a confident short turn ("No.") stays Moonshine's."""
+    assert stt.fallback is not None and stt.config.fallback_below_logprob == -0.6
+    model = moonshine._models[stt.config.cpu_threads]
+    for name in ("letters/ascii58", "cancelled"):
+        pcm = line(load_prompt(name)[0])
+        audio = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+        assert model.decode(audio).avg_logprob < -0.6
+        before = stt.fallbacks
+        heard = stt.transcribe_sync(pcm, "Cancel, cancelled.")
+        assert stt.fallbacks == before + 1
+        assert heard.text  # whisper's words, not nothing
+    pcm, reference = load_prompt("vm-no")
+    before = stt.fallbacks
+    assert corpus_wer([(reference, stt.transcribe_sync(pcm).text)]) == 0
+    assert stt.fallbacks == before
+
+
+def test_the_fallback_can_be_turned_off(tmp_path: Path) -> None:
+    config = SttConfig(model="moonshine-base", fallback_below_logprob=None)
+    alone = MoonshineSTT(config, tmp_path, Bulkhead("t-alone", 1, 1))
+    assert alone.fallback is None
+    pcm, _ = load_prompt("letters/ascii58")
+    assert alone.transcribe_sync(pcm).text  # Moonshine's own guess, whatever it is
+    assert alone.fallbacks == 0
