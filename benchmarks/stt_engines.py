@@ -11,6 +11,9 @@ Sets, every one through the telephone band as a Twilio call carries it (8 kHz mu
 * ``non-speech``: silence, faint and loud noise, a cough, clicks: what each recogniser
   writes for them after ``voice.stt.is_non_speech`` (it should write nothing).
 
+Engines: ``tiny.en``, ``moonshine-base`` (the default: short turns it doubts go to
+whisper, counted in ``fallbacks``) and ``moonshine-alone`` (without that fallback).
+
 Per engine and set: corpus WER (``gateway.evaluation.speech.corpus_wer``) and latency per
 utterance, p50/p95, over all and over the short ones (< 1.5 s: most answers on a call),
 the best of ``--runs`` runs per utterance (the machine is shared). Both recognisers run
@@ -101,7 +104,10 @@ def engine(model: str, sets: dict[str, list[Item]], runs: int) -> dict[str, Any]
     from voice.moonshine import MoonshineSTT
     from voice.stt import WhisperSTT
 
-    config = SttConfig.model_validate({"model": model})
+    # "moonshine-alone": Moonshine without the whisper fallback for short turns it doubts
+    fields: dict[str, Any] = ({"model": "moonshine-base", "fallback_below_logprob": None}
+                              if model == "moonshine-alone" else {"model": model})
+    config = SttConfig.model_validate(fields)
     data_dir = Path(tempfile.mkdtemp(prefix="stt-engines-"))
     pool = Bulkhead(f"bench-{model}", 1, 4)
     stt: Any = (MoonshineSTT(config, data_dir, pool) if model.startswith("moonshine")
@@ -115,6 +121,7 @@ def engine(model: str, sets: dict[str, list[Item]], runs: int) -> dict[str, Any]
     for name, items in sets.items():
         result[name] = run_set(stt, items, prompt if name == "agents" else None, runs)
     result["non_speech"] = non_speech(stt)
+    result["fallbacks"] = getattr(stt, "fallbacks", 0)  # turns Moonshine gave to whisper
     return result
 
 
@@ -126,14 +133,15 @@ def report(results: dict[str, Any]) -> None:
             r = per[name]
             print(f"{model:16} {name:8} {r['utterances']:4} {r['wer']:7.1%} {r['p50_ms']:6.0f} "
                   f"{r['p95_ms']:6.0f} {r['short_p50_ms']:9.0f} {r['short_p95_ms']:9.0f}")
-        print(f"{model:16} non-speech: {per['non_speech']}  (load {per['load_s']} s)")
+        print(f"{model:16} non-speech: {per['non_speech']}  (load {per['load_s']} s, "
+              f"{per['fallbacks']} turns to whisper)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--asterisk", type=int, default=150)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--engines", default="tiny.en,moonshine-base")
+    parser.add_argument("--engines", default="tiny.en,moonshine-base,moonshine-alone")
     args = parser.parse_args()
     sets = {"human": human_set(args.asterisk),
             "agents": [(n, t, p) for n, t, p in phone_lines([1.0])]}

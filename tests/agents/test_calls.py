@@ -96,7 +96,7 @@ def test_booking_after_yes_name_and_note(gateway: Gateway, piper_joe: PiperTTS) 
     writes = events(result, "memory.write")
     assert [e["kind"] for e in writes] == ["name", "booking", "note"], writes
     assert "report" in writes[2]["text"], writes
-    assert result.ended_by == "agent"
+    assert result.ended_by == "agent", said  # the goodbye was heard and acted on
     HEARD["name"] = writes[0]["text"]  # the recogniser may hear "Marita": the greeting must use it
 
 
