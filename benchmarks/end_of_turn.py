@@ -152,7 +152,7 @@ def collect(limit: int, smart_turn: Path | None, data: Path,
         for gap in gaps_of(name, pcm):
             gap.text = stt.transcribe_sync(gap.prefix).text
             gap.finished = bool(gap.text) and sounds_finished(
-                gap.text, trust_punctuation=not model.startswith("moonshine"))
+                gap.text, trust_punctuation=not config.moonshine)
             gap.punctuated = bool(gap.text) and sounds_finished(gap.text)
             gap.between_sentences = not gap.final and _sentence_end(reference, gap.text)
             if score is not None:

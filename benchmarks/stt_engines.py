@@ -35,23 +35,20 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.nlu_speech import telephone
 from benchmarks.run_all import stamp
 from benchmarks.stt_prompt import agents_prompt, phone_lines
 from benchmarks.stt_tts import _non_speech
+from gateway.evaluation.checks import percentile
 from gateway.evaluation.speech import PromptNotFound, _transcripts, corpus_wer, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
-from voice.audio import SAMPLE_RATE, resample, ulaw_decode, ulaw_encode
+from voice.audio import SAMPLE_RATE
 from voice.config import SttConfig
+from voice.services import recogniser
 
 RESULTS = Path(__file__).parent / "results"
 SHORT_MS = 1500
 Item = tuple[str, str, bytes]  # name, reference text, PCM16 16 kHz
-
-
-def line(pcm: bytes) -> bytes:
-    """16 kHz speech as it arrives after a mu-law 8 kHz leg."""
-    narrow = ulaw_encode(resample(pcm, SAMPLE_RATE, 8000))
-    return resample(ulaw_decode(narrow), 8000, SAMPLE_RATE)
 
 
 def human_set(count: int) -> list[Item]:
@@ -64,13 +61,13 @@ def human_set(count: int) -> list[Item]:
         except PromptNotFound:
             continue
         if 600 < len(pcm) / 32 < 4000 and text.strip(" .") and len(items) < count:
-            items.append((name, text, line(pcm)))
+            items.append((name, text, telephone(pcm, SAMPLE_RATE)))
     return items
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else 0.0
+    """``gateway.evaluation.checks.percentile`` at ``q`` (0-1), 0 for no values."""
+    return round(percentile(values, q * 100) or 0.0, 1)
 
 
 def run_set(stt: Any, items: list[Item], prompt: str | None, runs: int) -> dict[str, Any]:
@@ -96,22 +93,18 @@ def non_speech(stt: Any) -> dict[str, str]:
     out = {}
     for name, audio in _non_speech().items():
         pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-        out[name] = stt.transcribe_sync(line(pcm)).text
+        out[name] = stt.transcribe_sync(telephone(pcm, SAMPLE_RATE)).text
     return out
 
 
 def engine(model: str, sets: dict[str, list[Item]], runs: int) -> dict[str, Any]:
-    from voice.moonshine import MoonshineSTT
-    from voice.stt import WhisperSTT
-
     # "moonshine-alone": Moonshine without the whisper fallback for short turns it doubts
     fields: dict[str, Any] = ({"model": "moonshine-base", "fallback_below_logprob": None}
                               if model == "moonshine-alone" else {"model": model})
     config = SttConfig.model_validate(fields)
     data_dir = Path(tempfile.mkdtemp(prefix="stt-engines-"))
     pool = Bulkhead(f"bench-{model}", 1, 4)
-    stt: Any = (MoonshineSTT(config, data_dir, pool) if model.startswith("moonshine")
-                else WhisperSTT(config, data_dir, pool))
+    stt = recogniser(config, data_dir, pool)
     started = time.perf_counter()
     stt.load()
     stt.warmup()

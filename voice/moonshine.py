@@ -130,10 +130,11 @@ class MoonshineModel:
                      "use_cache_branch": np.array([step > 0]), **cache}
             results = self.decoder.run(None, feeds)
             logits = results[0][0, -1].astype(np.float64)
-            if step == 0:
-                token = int(np.argmax(np.where(np.arange(logits.size) == END, -np.inf, logits)))
-            else:
-                token = int(np.argmax(logits))
+            chosen = logits
+            if step == 0:  # never the end first
+                chosen = logits.copy()
+                chosen[END] = -np.inf
+            token = int(np.argmax(chosen))
             total = np.logaddexp.reduce(logits)
             logprob = float(logits[token] - total)
             if step == 0:

@@ -13,8 +13,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from benchmarks.nlu_speech import telephone
 from benchmarks.phone_line import load_phone_lines
-from benchmarks.stt_engines import line
 from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
 from voice import moonshine
@@ -158,7 +158,7 @@ def test_a_short_turn_moonshine_doubts_is_heard_again_by_whisper(stt: MoonshineS
     assert stt.fallback is not None and stt.config.fallback_below_logprob == -0.6
     model = moonshine._models[stt.config.cpu_threads]
     for name in ("letters/ascii58", "cancelled"):
-        pcm = line(load_prompt(name)[0])
+        pcm = telephone(load_prompt(name)[0], 16000)
         audio = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
         assert model.decode(audio).avg_logprob < -0.6
         before = stt.fallbacks
