@@ -11,8 +11,9 @@ Sets, every one through the telephone band as a Twilio call carries it (8 kHz mu
 * ``non-speech``: silence, faint and loud noise, a cough, clicks: what each recogniser
   writes for them after ``voice.stt.is_non_speech`` (it should write nothing).
 
-Engines: ``tiny.en``, ``moonshine-base`` (the default: short turns it doubts go to
-whisper, counted in ``fallbacks``) and ``moonshine-alone`` (without that fallback).
+Engines: ``tiny.en``, ``moonshine-base`` (the default: whisper hears its short turns
+too, ``fallbacks``, and its words win when Moonshine doubts its own or whisper is surer,
+``overruled``) and ``moonshine-alone`` (without whisper).
 
 Per engine and set: corpus WER (``gateway.evaluation.speech.corpus_wer``) and latency per
 utterance, p50/p95, over all and over the short ones (< 1.5 s: most answers on a call),
@@ -99,7 +100,8 @@ def non_speech(stt: Any) -> dict[str, str]:
 
 def engine(model: str, sets: dict[str, list[Item]], runs: int) -> dict[str, Any]:
     # "moonshine-alone": Moonshine without the whisper fallback for short turns it doubts
-    fields: dict[str, Any] = ({"model": "moonshine-base", "fallback_below_logprob": None}
+    fields: dict[str, Any] = ({"model": "moonshine-base", "fallback_below_logprob": None,
+                               "crosscheck_short": False}
                               if model == "moonshine-alone" else {"model": model})
     config = SttConfig.model_validate(fields)
     data_dir = Path(tempfile.mkdtemp(prefix="stt-engines-"))
@@ -114,7 +116,8 @@ def engine(model: str, sets: dict[str, list[Item]], runs: int) -> dict[str, Any]
     for name, items in sets.items():
         result[name] = run_set(stt, items, prompt if name == "agents" else None, runs)
     result["non_speech"] = non_speech(stt)
-    result["fallbacks"] = getattr(stt, "fallbacks", 0)  # turns Moonshine gave to whisper
+    result["fallbacks"] = getattr(stt, "fallbacks", 0)  # short turns whisper heard too
+    result["overruled"] = getattr(stt, "overruled", 0)  # ... and whose words it gave
     return result
 
 
@@ -127,7 +130,7 @@ def report(results: dict[str, Any]) -> None:
             print(f"{model:16} {name:8} {r['utterances']:4} {r['wer']:7.1%} {r['p50_ms']:6.0f} "
                   f"{r['p95_ms']:6.0f} {r['short_p50_ms']:9.0f} {r['short_p95_ms']:9.0f}")
         print(f"{model:16} non-speech: {per['non_speech']}  (load {per['load_s']} s, "
-              f"{per['fallbacks']} turns to whisper)")
+              f"whisper heard {per['fallbacks']} turns, its words won on {per['overruled']})")
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ probability that it ends the text at once, before any word, stands in for whispe
 ``no_speech_prob``, and the mean log-probability of its tokens for ``avg_logprob``, so
 ``voice.stt.is_non_speech`` judges both recognisers' output the same way. A short turn it
 is unsure of ("Goodbye." heard as "To buy.") is heard again by whisper tiny.en with the
-agents' prompt (``stt.fallback_below_logprob``).
+agents' prompt (``stt.fallback_below_logprob``), and so is any other short turn while no
+other job waits (``stt.crosscheck_short``): Moonshine can be sure of a wrong short turn
+("The bay." for "Goodbye."), and the transcript with the higher mean log-probability wins.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ START, END = 1, 2  # <s>, </s>
 TOKENS_PER_S = 6.5
 LAYERS, HEADS, HEAD_DIM = 8, 8, 52  # Moonshine base's decoder
 _SPACE = "\u2581"  # sentencepiece's word boundary
+# what whisper is told to expect on a short turn besides the agent's words: the answers
+# and the goodbye every call has (without them whisper's score for "Goodbye." rarely beats
+# Moonshine's for its "The bay.")
+CALL_WORDS = "Yes. No. Thank you. Goodbye."
 # what loading or running a session raises (ONNX Runtime's own errors are not OSError or
 # RuntimeError)
 _ORT_ERRORS: tuple[type[Exception], ...] = (
@@ -178,10 +184,11 @@ class MoonshineSTT:
         self.jobs = SttJobs[Transcript](self.transcribe_batch_sync, pool, config.max_batch)
         # whisper tiny.en for the short turns Moonshine is unsure of (its own pool is ours:
         # it runs inside our job, never queued twice)
+        second = config.fallback_below_logprob is not None or config.crosscheck_short
         self.fallback = (WhisperSTT(config.model_copy(update={"model": "tiny.en"}), data_dir,
-                                    pool) if config.fallback_below_logprob is not None
-                         else None)
+                                    pool) if second else None)
         self.fallbacks = 0  # turns heard again by whisper
+        self.overruled = 0  # ... whose whisper transcript replaced Moonshine's
 
     def load(self) -> None:
         """Convert (once) and load the shared model; cheap when loaded."""
@@ -239,19 +246,29 @@ class MoonshineSTT:
             decoded = self._model.decode(samples.astype(np.float32) / 32768.0)
         except _ORT_ERRORS as exc:
             raise SttError(f"moonshine failed on {audio_ms} ms of audio: {exc}") from exc
-        if self._unsure(decoded, audio_ms):
-            assert self.fallback is not None
-            self.fallbacks += 1
-            heard = self.fallback.transcribe_sync(pcm, prompt)
-            latency_ms = (time.perf_counter() - started) * 1000.0
+        heard = self._second_opinion(decoded, audio_ms, pcm, prompt)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if heard is not None:
             return Transcript(heard.text, audio_ms, latency_ms, heard.no_speech_prob,
                               heard.avg_logprob)
-        latency_ms = (time.perf_counter() - started) * 1000.0
         return transcript_of([decoded] if decoded.text else [], audio_ms, latency_ms)
 
-    def _unsure(self, decoded: Decoded, audio_ms: int) -> bool:
-        """A short turn whose words Moonshine doubts: whisper hears it again."""
-        floor = self.config.fallback_below_logprob
-        return (self.fallback is not None and floor is not None
-                and audio_ms <= self.config.fallback_max_ms
-                and (not decoded.text or decoded.avg_logprob < floor))
+    def _second_opinion(self, decoded: Decoded, audio_ms: int, pcm: bytes,
+                        prompt: str | None) -> Transcript | None:
+        """Whisper's transcript of a short turn when it should replace Moonshine's: always
+        when Moonshine doubts it, else (cross-checked while no other job waits) when
+        whisper is surer of its own."""
+        config = self.config
+        if self.fallback is None or audio_ms > config.fallback_max_ms:
+            return None
+        floor = config.fallback_below_logprob
+        unsure = not decoded.text or (floor is not None and decoded.avg_logprob < floor)
+        if not unsure and not (config.crosscheck_short and self.jobs.backlog() == 0):
+            return None
+        self.fallbacks += 1
+        heard = self.fallback.transcribe_sync(pcm, f"{prompt} {CALL_WORDS}" if prompt
+                                              else CALL_WORDS)
+        if unsure or (heard.text and heard.avg_logprob > decoded.avg_logprob):
+            self.overruled += 1
+            return heard
+        return None

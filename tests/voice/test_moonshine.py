@@ -5,6 +5,7 @@ or a broken model file is a clear error."""
 from __future__ import annotations
 
 import asyncio
+import wave
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -165,14 +166,49 @@ def test_a_short_turn_moonshine_doubts_is_heard_again_by_whisper(stt: MoonshineS
         heard = stt.transcribe_sync(pcm, "Cancel, cancelled.")
         assert stt.fallbacks == before + 1
         assert heard.text  # whisper's words, not nothing
+
+
+def test_a_confident_short_turn_stays_moonshines_without_the_cross_check(
+        tmp_path: Path) -> None:
+    config = SttConfig(model="moonshine-base", crosscheck_short=False)
+    alone = MoonshineSTT(config, tmp_path, Bulkhead("t-nocheck", 1, 1))
     pcm, reference = load_prompt("vm-no")
+    assert corpus_wer([(reference, alone.transcribe_sync(pcm).text)]) == 0
+    assert alone.fallbacks == 0
+
+
+GOODBYE = Path(__file__).parent / "data" / "goodbye_heard_as_the_bay.wav"
+
+
+def _wav(path: Path) -> bytes:
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
+        return wav.readframes(wav.getnframes())
+
+
+def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
+        stt: MoonshineSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    """piper joe's "Goodbye." over the phone line, one render of the third Moonshine writes
+    as "The bay." at a mean log-prob of -0.16 (well over the doubt floor): whisper with
+    the call's words scores "Goodbye." higher, and its transcript wins. While other jobs
+    wait there is no cross-check, and Moonshine's own words stand."""
+    pcm = _wav(GOODBYE)
+    model = moonshine._models[stt.config.cpu_threads]
+    alone = model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
+    assert corpus_wer([("Goodbye.", alone.text)]) > 0 and alone.avg_logprob > -0.6
+    for prompt in (None, "Book an appointment. Talk to a person."):
+        before = stt.overruled
+        assert corpus_wer([("Goodbye.", stt.transcribe_sync(pcm, prompt).text)]) == 0
+        assert stt.overruled == before + 1
+    monkeypatch.setattr(stt.jobs, "backlog", lambda: 1)
     before = stt.fallbacks
-    assert corpus_wer([(reference, stt.transcribe_sync(pcm).text)]) == 0
+    assert stt.transcribe_sync(pcm).text == alone.text
     assert stt.fallbacks == before
 
 
 def test_the_fallback_can_be_turned_off(tmp_path: Path) -> None:
-    config = SttConfig(model="moonshine-base", fallback_below_logprob=None)
+    config = SttConfig(model="moonshine-base", fallback_below_logprob=None,
+                       crosscheck_short=False)
     alone = MoonshineSTT(config, tmp_path, Bulkhead("t-alone", 1, 1))
     assert alone.fallback is None
     pcm, _ = load_prompt("letters/ascii58")
