@@ -37,7 +37,7 @@ from voice.audio import AudioFormatError, ms_of, pcm_to_array
 from voice.config import SttConfig
 from voice.ort_format import OrtFormatError, ort_to_onnx
 from voice.ports import WorkerPool
-from voice.stt import SttError, Transcript, WhisperSTT, transcript_of
+from voice.stt import SttError, Transcript, WhisperSTT, is_non_speech, transcript_of
 from voice.stt_batch import Decoded
 from voice.stt_jobs import SttJobs, Ticket
 
@@ -261,13 +261,20 @@ class MoonshineSTT:
         config = self.config
         if self.fallback is None or audio_ms > config.fallback_max_ms:
             return None
+        if decoded.text and is_non_speech(decoded.text, decoded.no_speech_prob,
+                                          decoded.avg_logprob):
+            return None  # Moonshine's own evidence: nothing said (whisper, with a prompt,
+            # writes "Okay." for a cough)
         floor = config.fallback_below_logprob
         unsure = not decoded.text or (floor is not None and decoded.avg_logprob < floor)
         if not unsure and not (config.crosscheck_short and self.jobs.backlog() == 0):
             return None
         self.fallbacks += 1
-        heard = self.fallback.transcribe_sync(pcm, f"{prompt} {CALL_WORDS}" if prompt
-                                              else CALL_WORDS)
+        # told the call's words only to check a turn Moonshine heard words in: on a turn it
+        # doubts (a cough, noise) they make whisper write "No."
+        if not unsure:
+            prompt = f"{prompt} {CALL_WORDS}" if prompt else CALL_WORDS
+        heard = self.fallback.transcribe_sync(pcm, prompt)
         if unsure or (heard.text and heard.avg_logprob > decoded.avg_logprob):
             self.overruled += 1
             return heard

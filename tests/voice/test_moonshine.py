@@ -102,7 +102,12 @@ def test_caller_turns_over_a_phone_line(stt: MoonshineSTT) -> None:
 
 @pytest.mark.parametrize("name", NON_SPEECH)
 def test_non_speech_gives_empty_text(stt: MoonshineSTT, name: str) -> None:
-    assert stt.transcribe_sync(_pcm(NON_SPEECH[name])).text == ""
+    """Wideband and over the phone line (there, whisper told the call's words once wrote
+    "No." for the cough), with and without an agent's prompt."""
+    pcm = _pcm(NON_SPEECH[name])
+    for audio in (pcm, telephone(pcm, 16000)):
+        for prompt in (None, "Yes. No. Cancel."):
+            assert stt.transcribe_sync(audio, prompt).text == ""
 
 
 def test_the_job_queue_and_speculation_work_as_for_whisper(stt: MoonshineSTT) -> None:
