@@ -93,6 +93,7 @@ class SttConfig(BaseModel):
     # "The bay." for a third of piper's "Goodbye."s, where whisper writes "Goodbye." with
     # a higher score (docs/voice-models.md)
     crosscheck_short: bool = True
+    crosscheck_max_ms: int = Field(1000, ge=0, le=30_000)
 
     @property
     def moonshine(self) -> bool:

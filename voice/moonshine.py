@@ -267,7 +267,8 @@ class MoonshineSTT:
             # writes "Okay." for a cough)
         floor = config.fallback_below_logprob
         unsure = not decoded.text or (floor is not None and decoded.avg_logprob < floor)
-        if not unsure and not (config.crosscheck_short and self.jobs.backlog() == 0):
+        if not unsure and not (config.crosscheck_short and self.jobs.backlog() == 0
+                               and audio_ms <= config.crosscheck_max_ms):
             return None
         self.fallbacks += 1
         # told the call's words only to check a turn Moonshine heard words in: on a turn it
