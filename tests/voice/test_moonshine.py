@@ -194,9 +194,9 @@ def _wav(path: Path) -> bytes:
 def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
         stt: MoonshineSTT, monkeypatch: pytest.MonkeyPatch) -> None:
     """piper joe's "Goodbye." over the phone line (0.8 s, as a call cuts it), one render of
-    the third Moonshine writes
-    as "The bay." at a mean log-prob of -0.16 (well over the doubt floor): whisper with
-    the call's words scores "Goodbye." higher, and its transcript wins. While other jobs
+    the third Moonshine writes as "The bay." at a mean log-prob of -0.16 (well over the
+    doubt floor): whisper with the call's words scores "Goodbye." higher, and its
+    transcript wins. While other jobs
     wait there is no cross-check, and Moonshine's own words stand."""
     pcm = _wav(GOODBYE)
     model = moonshine._models[stt.config.cpu_threads]
