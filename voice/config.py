@@ -94,6 +94,9 @@ class SttConfig(BaseModel):
     # a higher score (docs/voice-models.md)
     crosscheck_short: bool = True
     crosscheck_max_ms: int = Field(1000, ge=0, le=30_000)
+    # ... and while the recogniser was busy less than this share of the last two seconds
+    # (a queue empty at one instant says little when many callers talk)
+    crosscheck_max_busy: float = Field(0.5, ge=0.0, le=1.0)
 
     @property
     def moonshine(self) -> bool:

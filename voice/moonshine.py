@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -168,6 +169,29 @@ class MoonshineModel:
                 cache[past] = value
 
 
+class BusyMeter:
+    """The share of the last ``window_s`` seconds the recogniser spent working (0-1):
+    a queue that is empty at one instant says little when jobs arrive several a second."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._spans: deque[tuple[float, float]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, start: float, end: float) -> None:
+        with self._lock:
+            self._spans.append((start, end))
+
+    def fraction(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        since = now - self.window_s
+        with self._lock:
+            while self._spans and self._spans[0][1] <= since:
+                self._spans.popleft()
+            busy = sum(min(end, now) - max(start, since) for start, end in self._spans)
+        return max(0.0, busy) / self.window_s
+
+
 _models: dict[int, MoonshineModel] = {}
 _models_lock = threading.Lock()
 
@@ -189,6 +213,7 @@ class MoonshineSTT:
                                     pool) if second else None)
         self.fallbacks = 0  # turns heard again by whisper
         self.overruled = 0  # ... whose whisper transcript replaced Moonshine's
+        self.busy = BusyMeter()
 
     def load(self) -> None:
         """Convert (once) and load the shared model; cheap when loaded."""
@@ -241,17 +266,32 @@ class MoonshineSTT:
             return Transcript("", audio_ms, 0.0, 1.0, -math.inf)
         self.load()
         assert self._model is not None
-        started = time.perf_counter()
+        started, since = time.perf_counter(), time.monotonic()
         try:
-            decoded = self._model.decode(samples.astype(np.float32) / 32768.0)
-        except _ORT_ERRORS as exc:
-            raise SttError(f"moonshine failed on {audio_ms} ms of audio: {exc}") from exc
-        heard = self._second_opinion(decoded, audio_ms, pcm, prompt)
+            heard, decoded = self._hear(samples, audio_ms, pcm, prompt)
+        finally:
+            self.busy.add(since, time.monotonic())
         latency_ms = (time.perf_counter() - started) * 1000.0
         if heard is not None:
             return Transcript(heard.text, audio_ms, latency_ms, heard.no_speech_prob,
                               heard.avg_logprob)
         return transcript_of([decoded] if decoded.text else [], audio_ms, latency_ms)
+
+    def _hear(self, samples: np.ndarray, audio_ms: int, pcm: bytes, prompt: str | None,
+              ) -> tuple[Transcript | None, Decoded]:
+        """Moonshine's decoding, and whisper's transcript when it should replace it."""
+        assert self._model is not None
+        try:
+            decoded = self._model.decode(samples.astype(np.float32) / 32768.0)
+        except _ORT_ERRORS as exc:
+            raise SttError(f"moonshine failed on {audio_ms} ms of audio: {exc}") from exc
+        return self._second_opinion(decoded, audio_ms, pcm, prompt), decoded
+
+    def _spare(self) -> bool:
+        """Time for whisper's ~330 ms: no job waits and the recogniser was busy less than
+        ``stt.crosscheck_max_busy`` of the last two seconds."""
+        return (self.jobs.backlog() == 0
+                and self.busy.fraction() < self.config.crosscheck_max_busy)
 
     def _second_opinion(self, decoded: Decoded, audio_ms: int, pcm: bytes,
                         prompt: str | None) -> Transcript | None:
@@ -267,8 +307,8 @@ class MoonshineSTT:
             # writes "Okay." for a cough)
         floor = config.fallback_below_logprob
         unsure = not decoded.text or (floor is not None and decoded.avg_logprob < floor)
-        if not unsure and not (config.crosscheck_short and self.jobs.backlog() == 0
-                               and audio_ms <= config.crosscheck_max_ms):
+        if not unsure and not (config.crosscheck_short and audio_ms <= config.crosscheck_max_ms
+                               and self._spare()):
             return None
         self.fallbacks += 1
         # told the call's words only to check a turn Moonshine heard words in: on a turn it

@@ -202,14 +202,32 @@ def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
     model = moonshine._models[stt.config.cpu_threads]
     alone = model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
     assert corpus_wer([("Goodbye.", alone.text)]) > 0 and alone.avg_logprob > -0.6
+    monkeypatch.setattr(stt, "busy", moonshine.BusyMeter())  # the tests before kept it busy
     for prompt in (None, "Book an appointment. Talk to a person."):
         before = stt.overruled
         assert corpus_wer([("Goodbye.", stt.transcribe_sync(pcm, prompt).text)]) == 0
         assert stt.overruled == before + 1
-    monkeypatch.setattr(stt.jobs, "backlog", lambda: 1)
-    before = stt.fallbacks
-    assert stt.transcribe_sync(pcm).text == alone.text
-    assert stt.fallbacks == before
+    for busy in ("backlog", "fraction"):  # a job waiting; busy 90 % of the last 2 s
+        with monkeypatch.context() as patch:
+            if busy == "backlog":
+                patch.setattr(stt.jobs, "backlog", lambda: 1)
+            else:
+                patch.setattr(stt.busy, "fraction", lambda: 0.9)
+            before = stt.fallbacks
+            assert stt.transcribe_sync(pcm).text == alone.text
+            assert stt.fallbacks == before
+
+
+def test_the_busy_meter_counts_the_last_two_seconds_of_work() -> None:
+    meter = moonshine.BusyMeter(window_s=2.0)
+    assert meter.fraction(now=100.0) == 0.0
+    meter.add(97.0, 98.5)  # half of it inside the window [98, 100]
+    meter.add(99.0, 99.5)
+    assert meter.fraction(now=100.0) == pytest.approx(0.5)
+    assert meter.fraction(now=101.0) == pytest.approx(0.25)  # only the second is left
+    assert meter.fraction(now=102.0) == 0.0
+    meter.add(101.0, 103.0)  # a job still running at "now" counts up to now
+    assert meter.fraction(now=102.0) == pytest.approx(0.5)
 
 
 def test_the_fallback_can_be_turned_off(tmp_path: Path) -> None:
