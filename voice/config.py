@@ -88,7 +88,7 @@ class SttConfig(BaseModel):
     # score over -0.37 (docs/voice-models.md); None turns it off
     fallback_below_logprob: float | None = Field(-0.6, le=0.0)
     fallback_max_ms: int = Field(1500, ge=0, le=30_000)
-    # ... and every other short turn is heard by both while no other job waits: the
+    # ... and every other short turn is heard by both while there is spare time: the
     # transcript with the higher mean token log-probability wins. Moonshine is sure of
     # "The bay." for a third of piper's "Goodbye."s, where whisper writes "Goodbye." with
     # a higher score (docs/voice-models.md)

@@ -14,8 +14,9 @@ probability that it ends the text at once, before any word, stands in for whispe
 ``no_speech_prob``, and the mean log-probability of its tokens for ``avg_logprob``, so
 ``voice.stt.is_non_speech`` judges both recognisers' output the same way. A short turn it
 is unsure of ("Goodbye." heard as "To buy.") is heard again by whisper tiny.en with the
-agents' prompt (``stt.fallback_below_logprob``), and so is any other short turn while no
-other job waits (``stt.crosscheck_short``): Moonshine can be sure of a wrong short turn
+agents' prompt (``stt.fallback_below_logprob``), and so is any other turn of at most 1 s
+while the recogniser has spare time (``stt.crosscheck_short``): Moonshine can be sure of a
+wrong short turn
 ("The bay." for "Goodbye."), and the transcript with the higher mean log-probability wins.
 """
 
@@ -296,7 +297,7 @@ class MoonshineSTT:
     def _second_opinion(self, decoded: Decoded, audio_ms: int, pcm: bytes,
                         prompt: str | None) -> Transcript | None:
         """Whisper's transcript of a short turn when it should replace Moonshine's: always
-        when Moonshine doubts it, else (cross-checked while no other job waits) when
+        when Moonshine doubts it, else (cross-checked when there is spare time) when
         whisper is surer of its own."""
         config = self.config
         if self.fallback is None or audio_ms > config.fallback_max_ms:
