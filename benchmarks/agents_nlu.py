@@ -161,7 +161,7 @@ def every_set(nlu: LocalNlu, heldout: bool) -> dict[str, Any]:
     """The selected method on every labelled set, written and as whisper heard it."""
     out: dict[str, Any] = {}
     print(f"\n{'set':16} {'utterances':>10} {'intent':>7} {'slots':>13}")
-    for nlu_set in nlu_sets.SETS:
+    for nlu_set in (*nlu_sets.SETS, *nlu_sets.MOONSHINE_SETS):
         if (nlu_set.held_out and not heldout) or not nlu_set.path.is_file():
             continue
         r = nlu_sets.score(nlu, nlu_sets.load(nlu_set), errors=not nlu_set.held_out)

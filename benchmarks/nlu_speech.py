@@ -7,6 +7,7 @@ mu-law) and transcribed by whisper tiny.en with the agents' ``stt_prompt``, as i
     python -m benchmarks.nlu_speech dev2      # tests/agents/data/dev2_whisper.tsv
     python -m benchmarks.nlu_speech heldout2  # tests/agents/data/heldout2/heldout2_whisper.tsv
     python -m benchmarks.nlu_speech dev2 --stt base  # ...dev2_whisper_base.tsv: whisper base
+    python -m benchmarks.nlu_speech dev3 --stt moonshine-base  # dev3 as Moonshine hears it
     python -m benchmarks.nlu_speech screen    # word error rate of candidate espeak voices
 
 The voices are chosen so that no set is heard by a voice the tuning heard: the tuning
@@ -73,11 +74,18 @@ HELD_OUT2_VOICES = (
     Voice("flite", "slt", 0.9), Voice("flite", "rms", 1.1), Voice("flite", "awb", 0.9),
     Voice("flite", "kal", 1.0), Voice("espeak", "en-us+f3", 150),
 )
+# the third development set's (dev3.tsv, for Moonshine's mishearings): development voices
+# only, the piper speeds and espeak accents dev and dev2 already use
+DEV3_VOICES = (
+    Voice("piper", "joe", 0.9), Voice("espeak", "en-gb", 140), Voice("piper", "joe", 1.15),
+    Voice("espeak", "en-gb-scotland", 140), Voice("espeak", "en-us-nyc", 140),
+)
 SETS = {
     "heldout": (DATA / "heldout" / "heldout.tsv", DATA / "heldout" / "heldout_whisper.tsv",
                 HELD_OUT_VOICES),
     "dev": (DATA / "dev.tsv", DATA / "dev_whisper.tsv", DEV_VOICES),
     "dev2": (DATA / "dev2.tsv", DATA / "dev2_whisper.tsv", DEV2_VOICES),
+    "dev3": (DATA / "dev3.tsv", DATA / "dev3_whisper.tsv", DEV3_VOICES),
     "heldout2": (DATA / "heldout2" / "heldout2.tsv", DATA / "heldout2" / "heldout2_whisper.tsv",
                  HELD_OUT2_VOICES),
 }

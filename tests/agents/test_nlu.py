@@ -107,6 +107,13 @@ def test_a_day_and_a_time_with_no_task_is_a_booking(nlu: LocalNlu, heard: str,
     ("Hmm, no.", "hmm no"), ("Any to-dos?", "any todos"),
     # a recogniser's loop on a quiet line is kept twice
     ("No. No. No. No. No. No.", "no no"), ("now now now now", "now now"),
+    # Moonshine's spellings and slips (its development sets)
+    ("Okay, good-bye,", "ok goodbye"), ("I'm done. Don't buy.", "i am done goodbye"),
+    ("Right down that I called the bank", "write down that i called the bank"),
+    ("Drop my book in for Monday.", "drop my booking for monday"),
+    ("Summary of the meat in, please.", "summary of the meeting please"),
+    ("Can I get the meat and salmon?", "can i get the meeting summary"),
+    ("I was built for something I cancelled", "i was billed for something i cancelled"),
 ])
 def test_normalize(heard: str, canonical: str) -> None:
     assert normalize(heard) == canonical
@@ -194,6 +201,9 @@ def test_the_service_named(nlu: LocalNlu, heard: str, service: str) -> None:
     ("It's broken.", None),  # not capitalised: not a name
     ("Who is speaking?", None),
     ("I want to talk to someone here", None),
+    ("I'm being overcharged.", None), ("I'm good bye.", None),  # a state, a farewell
+    ("Hello, you've got James.", "James"),
+    ("This is Karen Lopin.", "Karen Lopin"),
 ])
 def test_names(nlu: LocalNlu, heard: str, name: str | None) -> None:
     assert nlu.parse(heard).slots.get("name") == name
@@ -232,3 +242,9 @@ def test_service_aliases_without_filler_words(nlu: LocalNlu, heard: str, service
 ])
 def test_a_note_command_first_is_a_note(nlu: LocalNlu, heard: str, intent: str) -> None:
     assert nlu.parse(heard).intent == intent
+
+
+def test_a_name_is_not_respelt_into_a_domain_word(nlu: LocalNlu) -> None:
+    # "Lopin" sounds like "login": respelt, "this is karen login" was a login problem
+    result = nlu.parse("This is Karen Lopin.")
+    assert (result.intent, result.slots.get("service")) == ("tell_name", None)

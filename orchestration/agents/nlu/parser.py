@@ -111,12 +111,15 @@ def _normalized_aliases(services: tuple[tuple[str, tuple[str, ...]], ...]) -> di
     return {normalize(a): n for n, al in services for a in [n, *al]}
 
 
+def _mask_name(norm: str, name: str | None) -> str:
+    return re.sub(r"\b" + re.escape(name.lower()) + r"\b", "xname", norm) if name else norm
+
+
 def mask(norm: str, services: Mapping[str, Iterable[str]], name: str | None) -> str:
     """Entities -> placeholders, so examples generalise over values."""
     text = _TIME_MASK.sub("xtime", norm)
     text = _DAY_MASK.sub("xday", text)
-    if name:
-        text = re.sub(r"\b" + re.escape(name.lower()) + r"\b", "xname", text)
+    text = _mask_name(text, name)
     words = text.split()
     aliases = _normalized_aliases(tuple((n, tuple(al)) for n, al in services.items()))
     out: list[str] = []
@@ -260,7 +263,8 @@ class LocalNlu:
         if "deny" in expected:
             norm = _short_answer(norm)
         slots = self.slots(text, norm)
-        masked = mask(self.respell(norm), self.services, slots.get("name"))
+        # the name is masked before respelling: "Karen Lopin" is not "karen login"
+        masked = mask(self.respell(_mask_name(norm, slots.get("name"))), self.services, None)
         with one_blas_thread():
             scores = self.classifier.scores(masked)
         for name in expected:
@@ -288,7 +292,8 @@ class LocalNlu:
         name = parse_name(norm, text)
         if name is not None:
             found["name"] = name
-        service = find_service(norm, self.services) if self.services else None
+        named = _mask_name(norm, found.get("name"))  # a name names no service
+        service = find_service(named, self.services) if self.services else None
         if service is not None:
             found["service"] = service
         number = parse_number(norm)

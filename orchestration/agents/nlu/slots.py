@@ -29,7 +29,9 @@ _NOT_A_NAME_WORDS = (
     "at with from your my calling back checking sure glad happy done ready new also the "
     "really actually having no yes yeah hi hello hey well um uh who what where when why how "
     "which it is this that nobody everyone everybody someone somebody anyone anybody you "
-    "me us them him her customer human person agent operator manager"
+    "me us them him her customer human person agent operator manager "
+    # "I'm being overcharged", "I'm good-bye": a state or a farewell, not a name
+    "being still waiting hoping phoning ringing stuck charged billed overcharged goodbye bye"
 )
 _NOT_A_NAME = frozenset(_NOT_A_NAME_WORDS.split())
 _TIME_STOP = ("people", "person", "days", "day", "minutes", "minute", "hours", "hour",
@@ -195,6 +197,7 @@ _NAME_PATTERNS = (
     r"\bcall me (\w+)",
     r"\bthis is (\w+)(?: (\w+))?",
     r"\bit is (\w+) here\b",
+    rf"^{_GREETING}you have got (\w+)(?: (\w+))?$",  # "Hello, you've got James."
     r"\b(?:speaking|talking) (?:with|to) (\w+)(?: (\w+))?$",
     rf"^{_GREETING}i am (\w+)(?: (\w+))?$",
     rf"^{_GREETING}(?:i am|it is) (\w+)(?: (\w+))? (?:calling|here|speaking)\b",

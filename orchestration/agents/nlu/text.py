@@ -36,7 +36,7 @@ _CONTRACTIONS = {
     "where's": "where is", "who's": "who is", "name's": "name is", "here's": "here is",
     "something's": "something is", "nothing's": "nothing is", "everything's": "everything is",
     "he's": "he is", "she's": "she is", "when's": "when is", "o'clock": "oclock",
-    "couldn't": "could not",
+    "couldn't": "could not", "you've": "you have", "we've": "we have",
     "shouldn't": "should not", "wouldn't": "would not", "haven't": "have not",
     "ain't": "is not", "y'all": "you all", "ma'am": "madam",
 }
@@ -52,6 +52,17 @@ BASE_FIXES = {
     "follow-up": "follow up", "followup": "follow up", "follow-ups": "follow ups",
     "followups": "follow ups", "to-do": "todo", "to do list": "todo list",
     "set up": "setup", "to-dos": "todos", "to dos": "todos",
+    # Moonshine's spellings and slips on the telephone band (its development sets): it
+    # hyphenates ("good-bye") and hears "goodbye" as "don't buy", "write down"
+    # as "right down", "my booking" as "my book in", "the meeting" as "the meat in",
+    # "meeting summary" as "meat and salmon", "billed" as "built"
+    "good-bye": "goodbye", "good bye": "goodbye",
+    "don't buy": "goodbye", "do not buy": "goodbye",
+    "right down": "write down", "right it down": "write it down",
+    "right that down": "write that down", "my book in": "my booking",
+    "the meat in": "the meeting", "meat and salmon": "meeting summary",
+    "meat and the salmon": "meeting summary", "was built for": "was billed for",
+    "been built for": "been billed for",
 }
 # hesitations that carry nothing ("uh huh" and "hmm" do: a yes, a doubt); dropped so
 # "Uh, hi, I'm Mei" reads as "hi i am mei"
@@ -232,7 +243,8 @@ class Respeller:
                 self._by_key.setdefault(key, w)
 
     def _match(self, run: list[str]) -> str | None:
-        if all(w in self.known for w in run) or not all(w.isalpha() for w in run):
+        if all(w in self.known for w in run) or not all(w.isalpha() for w in run) \
+                or "xname" in run:
             return None
         if len(run) > 1 and run[-1] in FUNCTION_WORDS:
             return None  # "net is" is not "notes": a split word does not end in "is"
