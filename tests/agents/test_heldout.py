@@ -82,10 +82,10 @@ def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
     assert not leaked, f"held-out utterances in the training data or fix tables: {leaked}"
 
 
-# measured (docs/agents.md, python -m benchmarks.agents_nlu, December 2026 after dev3):
-# held-out 1 93.2 % written, 82.9 % heard; held-out 2 96.9 % written, 87.7 % heard; a drop
-# under these is a regression
-FLOOR = {"heldout": 0.92, "heldout_whisper": 0.82, "heldout2": 0.96, "heldout2_whisper": 0.87}
+# measured (docs/agents.md, python -m benchmarks.agents_nlu, 2026-12-07 after the Moonshine
+# fixes): held-out 1 95.1 % written, 84.0 % heard; held-out 2 97.5 % written, 88.3 % heard;
+# a drop under these is a regression
+FLOOR = {"heldout": 0.95, "heldout_whisper": 0.83, "heldout2": 0.97, "heldout2_whisper": 0.88}
 
 
 def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
@@ -102,7 +102,7 @@ def test_held_out_accuracy_holds_its_floor(nlu: LocalNlu, nlu_set: nlu_sets.NluS
 
 
 # the sets under the target: a strict expected failure each, removed the day it is met
-UNMET = {"heldout_whisper": "82.9 %", "heldout2_whisper": "87.7 %"}
+UNMET = {"heldout_whisper": "84.0 %", "heldout2_whisper": "88.3 %"}
 TARGET_CASES = [
     pytest.param(s, id=s.name, marks=[pytest.mark.xfail(
         strict=True, reason=f"{s.name} is {UNMET[s.name]}, under the 95 % target "
