@@ -16,8 +16,8 @@ probability that it ends the text at once, before any word, stands in for whispe
 is unsure of ("Goodbye." heard as "To buy.") is heard again by whisper tiny.en with the
 agents' prompt (``stt.fallback_below_logprob``), and so is any other turn of at most 1 s
 while the recogniser has spare time (``stt.crosscheck_short``): Moonshine can be sure of a
-wrong short turn
-("The bay." for "Goodbye."), and the transcript with the higher mean log-probability wins.
+wrong short turn ("The bay." for "Goodbye."), and the transcript with the higher mean
+log-probability wins.
 """
 
 from __future__ import annotations
@@ -300,16 +300,16 @@ class MoonshineSTT:
         when Moonshine doubts it, else (cross-checked when there is spare time) when
         whisper is surer of its own."""
         config = self.config
-        if self.fallback is None or audio_ms > config.fallback_max_ms:
-            return None
-        if decoded.text and is_non_speech(decoded.text, decoded.no_speech_prob,
-                                          decoded.avg_logprob):
-            return None  # Moonshine's own evidence: nothing said (whisper, with a prompt,
-            # writes "Okay." for a cough)
+        if self.fallback is None or (decoded.text and is_non_speech(
+                decoded.text, decoded.no_speech_prob, decoded.avg_logprob)):
+            return None  # Moonshine's own evidence says nothing was said (whisper, with a
+            # prompt, writes "Okay." for a cough)
         floor = config.fallback_below_logprob
-        unsure = not decoded.text or (floor is not None and decoded.avg_logprob < floor)
-        if not unsure and not (config.crosscheck_short and audio_ms <= config.crosscheck_max_ms
-                               and self._spare()):
+        unsure = audio_ms <= config.fallback_max_ms and (
+            not decoded.text or (floor is not None and decoded.avg_logprob < floor))
+        check = (config.crosscheck_short and audio_ms <= config.crosscheck_max_ms
+                 and self._spare())
+        if not (unsure or check):
             return None
         self.fallbacks += 1
         # told the call's words only to check a turn Moonshine heard words in: on a turn it
