@@ -53,11 +53,11 @@ BASE_FIXES = {
     "followups": "follow ups", "to-do": "todo", "to do list": "todo list",
     "set up": "setup", "to-dos": "todos", "to dos": "todos",
     # Moonshine's spellings and slips on the telephone band (its development sets): it
-    # hyphenates ("good-bye") and hears "goodbye" as "don't buy", "write down"
-    # as "right down", "my booking" as "my book in", "the meeting" as "the meat in",
-    # "meeting summary" as "meat and salmon", "billed" as "built"
+    # hyphenates ("good-bye"), and hears "write down" as "right down", "my booking" as
+    # "my book in", "the meeting" as "the meat in", "meeting summary" as "meat and
+    # salmon", "billed" as "built". (It also heard "goodbye" as "don't buy" once: not a
+    # fix, since "Take a note: don't buy laptops." must never hang up.)
     "good-bye": "goodbye", "good bye": "goodbye",
-    "don't buy": "goodbye", "do not buy": "goodbye",
     "right down": "write down", "right it down": "write it down",
     "right that down": "write that down", "my book in": "my booking",
     "the meat in": "the meeting", "meat and salmon": "meeting summary",
