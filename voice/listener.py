@@ -77,9 +77,9 @@ class Listener:
         self.last_voiced_at = 0.0  # wall time of the last voiced frame seen
         self._level_audio = bytearray()  # caller audio not yet measured for audio.levels
 
-    def feed(self, frame: bytes) -> None:
+    def feed(self, frame: bytes, quiet: bool = False) -> None:
         seg = self.segmenter
-        event = seg.process(frame)
+        event = seg.process(frame, quiet)
         if seg.state is not VadState.SILENCE and seg.last_voiced_ms == seg.now_ms:
             self.last_voiced_at = time.monotonic()
         self._meter(frame, seg.state is not VadState.SILENCE or event is not None)

@@ -145,13 +145,13 @@ class CallSession:
 
     # --- input from the transport -----------------------------------------------------
 
-    def feed(self, frame: bytes) -> None:
-        """One 20 ms frame of caller audio (PCM16, 16 kHz)."""
+    def feed(self, frame: bytes, quiet: bool = False) -> None:
+        """One 20 ms frame of caller audio (PCM16, 16 kHz); ``quiet``: under the VAD's floor."""
         if self.ended.is_set():
             return
         if self.recorder is not None:
             self.recorder.caller(frame)
-        self.listener.feed(frame)
+        self.listener.feed(frame, quiet)
 
     def on_mark(self, name: str) -> None:
         self.speaker.on_mark(self._reply, name)

@@ -122,12 +122,14 @@ class Segmenter:
         """Onset to the last voiced frame."""
         return max(0, self.last_voiced_ms - self.onset_ms)
 
-    def process(self, frame: bytes) -> VadEvent | None:
+    def process(self, frame: bytes, quiet: bool = False) -> VadEvent | None:
+        """One frame; ``quiet`` says the caller already knows it lies below the energy
+        floor (``voice.line_in``), so it is unvoiced without asking the classifier."""
         if len(frame) != FRAME_BYTES:
             raise AudioFormatError(f"VAD frames are {FRAME_BYTES} bytes, got {len(frame)}")
         # webrtcvad calls the fading tail of a word "speech" well below anything audible on
         # a phone line; a floor ends speech where a listener hears it end
-        voiced = self.classifier.is_speech(frame) and level(frame) >= self._floor
+        voiced = not quiet and self.classifier.is_speech(frame) and level(frame) >= self._floor
         self.frames += 1
         if self.frames <= self._warmup_frames:
             voiced = False

@@ -32,7 +32,8 @@ from gateway.transports.twilio_protocol import (
     parse_inbound,
 )
 from orchestration.agents.system import ResumeError
-from voice.audio import FrameAssembler, StreamResampler, chunks, ulaw_decode, ulaw_encode
+from voice.audio import chunks, ulaw_encode
+from voice.line_in import LineIn
 from voice.session import CallSession
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,7 @@ async def _await_start(ws: WebSocket) -> StartMessage | None:
 async def _pump(
     ws: WebSocket, session: CallSession, transport: TwilioTransport, idle_timeout_s: float
 ) -> str:
-    resampler = StreamResampler(8000, 16000)
-    frames = FrameAssembler()
+    line = LineIn(session, session.config.vad.energy_floor_db, lambda: session.listener.silent)
     bad = 0
     async with Inbox(ws, idle_timeout_s, transport.closed, session.ended) as inbox:
         async for message in inbox:
@@ -206,8 +206,7 @@ async def _pump(
             if isinstance(msg, MediaMessage):
                 if msg.track != "inbound":
                     continue
-                for frame in frames.push(resampler.process(ulaw_decode(msg.payload))):
-                    session.feed(frame)
+                line.push(msg.payload)
             elif isinstance(msg, MarkMessage):
                 session.on_mark(msg.name)
             elif isinstance(msg, DtmfMessage):
