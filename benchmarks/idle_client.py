@@ -2,8 +2,9 @@
 
 Each stream speaks the protocol of gateway/evaluation/client.py as Twilio does
 ([WSM] "Media Streams - WebSocket Messages"): ``connected``, ``start``, then either a
-20 ms mu-law ``media`` frame of line silence every 20 ms in real time (a silent caller:
-Twilio keeps sending while the line is open) or nothing at all (``held``: a caller on
+20 ms mu-law ``media`` frame every 20 ms in real time (a silent caller: Twilio keeps
+sending while the line is open), of digital silence (``silent``) or of a line's faint
+noise (``hiss``, white noise at ``hiss_dbfs``), or nothing at all (``held``: a caller on
 hold, a muted widget). Agent audio is "played" in real time: a ``mark`` goes back once
 the audio queued before it has played, as Twilio echoes it.
 
@@ -22,15 +23,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.transports import twilio_protocol as tp
+from voice.audio import ulaw_encode
 
-Mode = Literal["silent", "held"]
+Mode = Literal["silent", "hiss", "held"]
 FRAME_S = 0.02
 # mu-law of 0: what a silent line carries (G.711: 0xFF encodes linear 0)
 SILENCE = base64.b64encode(b"\xff" * 160).decode()
+HISS_DBFS = -70.0  # a quiet line's noise: under the gate's -56 dBFS in nearly every frame
 STALL_S = 0.2  # a sender further behind than this skips frames instead of bursting
 CONNECT_TIMEOUT_S = 30.0
 _PENDING: set[asyncio.Future[bool]] = set()  # mark echoes in flight (kept from the GC)
@@ -53,19 +57,30 @@ class Stream:
     closed_at: float | None = None
     close_code: int | None = None
     close_reason: str = ""
+    payloads: tuple[str, ...] = (SILENCE,)  # cycled, one per media message
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
     def media(self) -> str:
-        """A media message carrying 20 ms of line silence (formatted, not built: at
+        """A media message carrying 20 ms of the line (formatted, not built: at
         25,000 messages a second the client's CPU is part of the measurement)."""
         self.chunk += 1
         seq, chunk, ms = self.next_seq(), self.chunk, (self.chunk - 1) * 20
+        payload = self.payloads[chunk % len(self.payloads)]
         return (f'{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound",'
-                f'"chunk":"{chunk}","timestamp":"{ms}","payload":"{SILENCE}"}},'
+                f'"chunk":"{chunk}","timestamp":"{ms}","payload":"{payload}"}},'
                 f'"streamSid":"{self.stream_sid}"}}')
+
+
+def hiss(dbfs: float, frames: int = 50) -> tuple[str, ...]:
+    """One second of white noise at ``dbfs`` RMS on the 8 kHz line, as mu-law payloads:
+    a real line is rarely digital silence."""
+    rms = 32768 * 10 ** (dbfs / 20)
+    samples = np.random.default_rng(7).normal(0, rms, 160 * frames).clip(-32768, 32767)
+    line = ulaw_encode(samples.astype("<i2").tobytes())
+    return tuple(base64.b64encode(line[i : i + 160]).decode() for i in range(0, len(line), 160))
 
 
 async def open_stream(url: str, index: int) -> Stream:
@@ -156,6 +171,7 @@ class Crowd:
 
     url: str
     mode: Mode
+    hiss_dbfs: float = HISS_DBFS
     streams: list[Stream] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     readers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -164,7 +180,8 @@ class Crowd:
 
     async def open(self, n: int, concurrency: int = 32) -> None:
         gate = asyncio.Semaphore(concurrency)
-        if self.mode == "silent":
+        payloads = hiss(self.hiss_dbfs) if self.mode == "hiss" else (SILENCE,)
+        if self.mode != "held":
             self.sender = Sender(self.streams)
             self._sending = asyncio.create_task(self.sender.run())
 
@@ -175,6 +192,7 @@ class Crowd:
                 except (OSError, TimeoutError, ConnectionClosed, Exception) as exc:
                     self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
                     return
+                stream.payloads = payloads
                 self.streams.append(stream)
                 self.readers.append(asyncio.create_task(read_stream(stream)))
 

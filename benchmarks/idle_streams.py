@@ -2,10 +2,13 @@
 (/ws/twilio) open at once on a loopback port, each greeted by the agent, then held.
 
     python -m benchmarks.idle_streams [--steps 100,250,500] [--modes silent,held]
-                                      [--hold-s 60] [--no-probe]
+                                      [--hold-s 60] [--no-probe] [--hiss-dbfs -70]
+                                      [--out idle_streams.json]
 
 Modes: ``silent`` sends 20 ms mu-law frames of line silence in real time, as Twilio does
-for a caller who says nothing; ``held`` sends nothing after ``start`` (a caller on hold, a
+for a caller who says nothing; ``hiss`` the same with a line's faint white noise at
+``--hiss-dbfs`` RMS (over the gateway's noise gate, about -68 dBFS, frames take the full
+path: ``voice/line_in.py``); ``held`` sends nothing after ``start`` (a caller on hold, a
 muted widget). The server's policies that would end or refuse such calls are raised for
 the measurement (they are policies; this measures what the process can hold):
 ``max_sessions``, ``limits.live_calls_per_address``, ``voice.turn.reprompt_after_s`` (a
@@ -38,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.idle_client import Crowd, Mode
+from benchmarks.idle_client import HISS_DBFS, Crowd, Mode
 from benchmarks.load_ramp import pct
 from benchmarks.run_all import stamp
 from gateway.evaluation.client import CallError, run_call
@@ -136,9 +139,9 @@ async def hold(node: ServeProcess, crowd: Crowd, hold_s: float) -> dict[str, Any
 
 
 async def step(node: ServeProcess, mode: Mode, n: int, hold_s: float,
-               idle_kb: int) -> dict[str, Any]:
+               idle_kb: int, hiss_dbfs: float = HISS_DBFS) -> dict[str, Any]:
     ws_url = node.url.replace("http://", "ws://") + "/ws/twilio"
-    crowd = Crowd(ws_url, mode)
+    crowd = Crowd(ws_url, mode, hiss_dbfs)
     t0 = time.monotonic()
     await crowd.open(n)
     connect_s = time.monotonic() - t0
@@ -198,13 +201,16 @@ async def probe(node: ServeProcess, mode: Mode, seconds: float) -> dict[str, Any
             "watched_s": seconds}
 
 
-async def run_mode(mode: Mode, counts: list[int], hold_s: float) -> list[dict[str, Any]]:
+async def run_mode(mode: Mode, counts: list[int], hold_s: float,
+                   hiss_dbfs: float = HISS_DBFS) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, ServeProcess(
             Path(tmp), **raised_policies(max(counts), hold_s)) as node:
         idle_kb = node.proc_figures()["rss_kb"]
         for n in counts:
-            rows.append(await step(node, mode, n, hold_s, idle_kb))
+            rows.append(await step(node, mode, n, hold_s, idle_kb, hiss_dbfs))
+            if mode == "hiss":
+                rows[-1]["hiss_dbfs"] = hiss_dbfs
             rows[-1]["server_nofile_limit"] = server_nofile(node.pid)
             rows[-1]["server_idle_rss_mb"] = round(idle_kb / 1024, 1)
             print(row_text(rows[-1]), flush=True)
@@ -287,18 +293,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-s", type=float, default=60.0)
     parser.add_argument("--no-probe", action="store_true")
     parser.add_argument("--runs", type=int, default=1, help="repeat; medians are quoted")
+    parser.add_argument("--hiss-dbfs", type=float, default=HISS_DBFS)
+    parser.add_argument("--out", default="idle_streams.json")
     args = parser.parse_args(argv)
     counts = sorted(int(x) for x in args.steps.split(","))
     modes: list[Mode] = []
     for name in args.modes.split(","):
-        if name not in ("silent", "held"):
-            parser.error(f"unknown mode {name!r} (silent, held)")
-        modes.append("silent" if name == "silent" else "held")
+        if name not in ("silent", "hiss", "held"):
+            parser.error(f"unknown mode {name!r} (silent, hiss, held)")
+        modes.append(name)
     nofile = raise_nofile()
     load_prompt(LIVE_PROMPT)  # read and resampled now, not on the client's loop mid-hold
     runs: list[dict[str, Any]] = []
     for _ in range(args.runs):
-        steps = [row for mode in modes for row in asyncio.run(run_mode(mode, counts, args.hold_s))]
+        steps = [row for mode in modes
+                 for row in asyncio.run(run_mode(mode, counts, args.hold_s, args.hiss_dbfs))]
         runs.append({"load_avg": [round(x, 2) for x in os.getloadavg()], "steps": steps})
     probes = [] if args.no_probe else asyncio.run(run_probe(modes))
     out = {"hold_s": args.hold_s, "client_nofile_limit": nofile, "live_prompt": LIVE_PROMPT,
@@ -311,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in out["steps"]:
         print(row_text(row))
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "idle_streams.json"
+    path = RESULTS / args.out
     path.write_text(json.dumps(out, indent=2) + "\n")
     stamp(path, ["idle_streams", *(argv if argv is not None else sys.argv[1:])])
     return 0
