@@ -7,10 +7,11 @@ most of what a silent line cost (docs/deployment.md, "Idle streams per process")
 whole-frame message whose level lies under the VAD's energy floor (with a margin), while
 no speech is in progress, goes to the session as a frame of digital silence marked
 ``quiet``: not decoded, not resampled, not shown to the classifier. The floor already
-made every such frame unvoiced, so the turn-taking sees the same verdicts; what changes
-is that the preroll kept before an onset and a recording hold zeros there instead of
-line hiss under -55 dBFS. Everything else (speech, the pauses inside it, any frame
-above the gate) takes the full path unchanged.
+made every such frame unvoiced. On a digitally silent line the session hears exactly
+what it would without the gate; on a line with hiss under the gate the classifier sees
+zeros instead, which can move a speech start by a frame (docs/voice.md), and the preroll
+kept before an onset and a recording hold zeros there. Everything else (speech, the
+pauses inside it, any frame above the gate) takes the full path unchanged.
 
 The resampler keeps a few samples of history: before the first frame after a gated run
 (and before the stream's first) it is given a frame of silence, so its output is what it

@@ -105,16 +105,23 @@ def test_on_a_digitally_silent_line_the_session_hears_the_same_frames() -> None:
     assert sum(1 for _, e in gated.events if type(e).__name__ == "SpeechStart") == 2
 
 
-def test_hiss_under_the_floor_is_gated_and_the_turns_are_found_alike() -> None:
-    speech, _ = load_prompt("conf-getpin")
-    hiss = noise(1000, FLOOR_DB - 20)
-    messages = line(hiss + speech + noise(1500, FLOOR_DB - 20, seed=2) + speech + hiss)
+@pytest.mark.parametrize("prompt", ["conf-getpin", "vm-review", "conf-hasjoin", "tt-monkeys"])
+def test_hiss_under_the_floor_is_gated_and_the_same_speech_is_found(prompt: str) -> None:
+    """Under the gate webrtcvad sees zeros where the line had hiss, which can move a
+    speech start or a resumption by a frame or so; every utterance is still found."""
+    speech, _ = load_prompt(prompt)
+    messages = line(noise(1000, FLOOR_DB - 17) + speech + noise(1500, FLOOR_DB - 17, seed=2)
+                    + speech + noise(800, FLOOR_DB - 17, seed=3))
     gated, line_in = play(messages)
     plain = ungated(messages)
     assert line_in.gated_frames >= 60
     assert len(gated.frames) == len(plain.frames)
-    # the frames the gate stood for were unvoiced either way: the same starts and pauses
-    assert gated.events == plain.events
+
+    def starts(sink: Sink) -> list[int]:
+        return [n for n, e in sink.events if type(e).__name__ == "SpeechStart"]
+
+    assert len(starts(gated)) == len(starts(plain)) == 2
+    assert all(abs(a - b) <= 2 for a, b in zip(starts(gated), starts(plain), strict=True))
 
 
 def test_a_line_noisier_than_the_floor_takes_the_full_path() -> None:
