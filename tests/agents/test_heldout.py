@@ -23,6 +23,9 @@ from orchestration.agents.nlu.parser import _HEARD_FOR_NO, LocalNlu
 from orchestration.agents.nlu.text import BASE_FIXES, normalize
 
 HELD_OUT = [s for s in nlu_sets.SETS if s.held_out]
+# scored too, as the default recogniser (Moonshine base) hears them; not leak-checked (a
+# short heard "Yes." equals an example without being a held-out sentence)
+SCORED = HELD_OUT + [s for s in nlu_sets.MOONSHINE_SETS if s.held_out]
 TARGET = 0.95
 
 
@@ -44,10 +47,11 @@ def _contains(haystack: str, needle: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", haystack) is not None
 
 
-PAIRS = [(w, h) for w in HELD_OUT for h in HELD_OUT if h.name == w.name + "_whisper"]
+PAIRS = [(w, h) for w in HELD_OUT for h in SCORED
+         if h.name in (w.name + "_whisper", w.name + "_moonshine")]
 
 
-@pytest.mark.parametrize(("written_set", "heard_set"), PAIRS, ids=[w.name for w, _ in PAIRS])
+@pytest.mark.parametrize(("written_set", "heard_set"), PAIRS, ids=[h.name for _, h in PAIRS])
 def test_held_out_sets_are_there_and_aligned(written_set: nlu_sets.NluSet,
                                              heard_set: nlu_sets.NluSet) -> None:
     written, heard = nlu_sets.load(written_set), nlu_sets.load(heard_set)
@@ -58,8 +62,9 @@ def test_held_out_sets_are_there_and_aligned(written_set: nlu_sets.NluSet,
     assert all(r.kind.startswith(("espeak:", "flite:")) for r in heard)  # never piper joe
 
 
-def test_there_are_two_held_out_pairs() -> None:
-    assert [w.name for w, _ in PAIRS] == ["heldout", "heldout2"]
+def test_both_held_out_sets_are_heard_by_both_recognisers() -> None:
+    assert sorted(h.name for _, h in PAIRS) == ["heldout2_moonshine", "heldout2_whisper",
+                                                "heldout_moonshine", "heldout_whisper"]
 
 
 def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
@@ -83,9 +88,10 @@ def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
 
 
 # measured (docs/agents.md, python -m benchmarks.agents_nlu, 2026-12-07 after the Moonshine
-# fixes): held-out 1 95.1 % written, 84.0 % heard; held-out 2 97.5 % written, 88.3 % heard;
-# a drop under these is a regression
-FLOOR = {"heldout": 0.95, "heldout_whisper": 0.83, "heldout2": 0.97, "heldout2_whisper": 0.88}
+# fixes): held-out 1 95.1 % written, 84.0 % heard by whisper, 85.9 % by Moonshine; held-out
+# 2 97.5 % written, 88.3 % by whisper, 87.1 % by Moonshine; a drop under these is a regression
+FLOOR = {"heldout": 0.95, "heldout_whisper": 0.83, "heldout2": 0.97, "heldout2_whisper": 0.88,
+         "heldout_moonshine": 0.85, "heldout2_moonshine": 0.87}
 
 
 def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
@@ -95,19 +101,20 @@ def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
     return found, f"{nlu_set.name}: {found:.1%} ({wrong} of {len(rows)} wrong)"
 
 
-@pytest.mark.parametrize("nlu_set", HELD_OUT, ids=[s.name for s in HELD_OUT])
+@pytest.mark.parametrize("nlu_set", SCORED, ids=[s.name for s in SCORED])
 def test_held_out_accuracy_holds_its_floor(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> None:
     found, said = accuracy(nlu, nlu_set)
     assert found >= FLOOR[nlu_set.name], f"{said}, under the floor {FLOOR[nlu_set.name]:.0%}"
 
 
 # the sets under the target: a strict expected failure each, removed the day it is met
-UNMET = {"heldout_whisper": "84.0 %", "heldout2_whisper": "88.3 %"}
+UNMET = {"heldout_whisper": "84.0 %", "heldout2_whisper": "88.3 %",
+         "heldout_moonshine": "85.9 %", "heldout2_moonshine": "87.1 %"}
 TARGET_CASES = [
     pytest.param(s, id=s.name, marks=[pytest.mark.xfail(
         strict=True, reason=f"{s.name} is {UNMET[s.name]}, under the 95 % target "
                             "(docs/agents.md)")] if s.name in UNMET else [])
-    for s in HELD_OUT
+    for s in SCORED
 ]
 
 
