@@ -65,6 +65,8 @@ def _build_ulaw_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _ULAW_ENCODE, _ULAW_DECODE = _build_ulaw_tables()
+
+
 def ulaw_encode(pcm: bytes) -> bytes:
     """PCM16 little-endian -> G.711 mu-law, one byte per sample."""
     samples = pcm_to_array(pcm).astype(np.int32) + 32768

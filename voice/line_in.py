@@ -3,9 +3,9 @@ session's 20 ms PCM16 16 kHz frames, with a noise gate for the silence between t
 
 A phone line sends 50 messages a second whether the caller talks or not, and a node holds
 hundreds of lines. Decoding, resampling and classifying a frame nobody is speaking in was
-most of what a silent line cost (docs/deployment.md, "Idle streams per process"). So a
-whole-frame message whose level lies under the VAD's energy floor (with a margin), while
-no speech is in progress, goes to the session as a frame of digital silence marked
+about a quarter of what a silent line cost (docs/deployment.md, "Idle streams per
+process"). So a 20 ms message with every sample under the VAD's energy floor (less a
+margin), while no speech is in progress, goes to the session as a frame of zeros marked
 ``quiet``: not decoded, not resampled, not shown to the classifier. The floor already
 made every such frame unvoiced. On a digitally silent line the session hears exactly
 what it would without the gate; on a line with hiss under the gate the classifier sees
@@ -25,6 +25,7 @@ from typing import Protocol
 
 from voice.audio import (
     FRAME_BYTES,
+    SAMPLE_RATE,
     FrameAssembler,
     StreamResampler,
     ulaw_codes_under,
@@ -54,7 +55,7 @@ class LineIn:
         self._sink = sink
         self._silent = silent
         self._quiet_codes = ulaw_codes_under(10 ** ((floor_db - GATE_MARGIN_DB) / 20))
-        self._resampler = StreamResampler(LINE_RATE, 16000)
+        self._resampler = StreamResampler(LINE_RATE, SAMPLE_RATE)
         # the resampler holds its first few samples back; given a frame of silence first,
         # each 20 ms message then makes exactly one 20 ms frame (and the gate's frames
         # stay on the same grid as the rest)
