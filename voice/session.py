@@ -140,8 +140,9 @@ class CallSession:
             self.turns.go(TurnState.IDLE)
         if self.recorder is not None:
             self.recorder.close()
-        self.emit("session.ended", reason=reason, turns=self.turn_count,
-                  duration_ms=int((time.monotonic() - self._started) * 1000))
+        seg, ms = self.listener.segmenter, int((time.monotonic() - self._started) * 1000)
+        self.emit("session.ended", reason=reason, turns=self.turn_count, duration_ms=ms,
+                  frames=seg.frames, frames_gated=seg.quiet_frames)  # caller audio, gated
 
     # --- input from the transport -----------------------------------------------------
 

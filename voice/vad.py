@@ -95,6 +95,7 @@ class Segmenter:
         self._utterance = bytearray()
         self.state = VadState.SILENCE
         self.frames = 0
+        self.quiet_frames = 0  # of them, passed as quiet (a phone line's gate)
         self.version = 0  # bumps whenever the utterance grows past a pause
         self._unvoiced_run = 0
         self.onset_ms = 0
@@ -131,6 +132,7 @@ class Segmenter:
         # a phone line; a floor ends speech where a listener hears it end
         voiced = not quiet and self.classifier.is_speech(frame) and level(frame) >= self._floor
         self.frames += 1
+        self.quiet_frames += quiet
         if self.frames <= self._warmup_frames:
             voiced = False
         self._recent.append((frame, voiced))

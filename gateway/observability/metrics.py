@@ -103,6 +103,11 @@ class Metrics:
             "delivered (used) and the speculative ones thrown away (wasted)", ["result"],
             registry=r,
         )
+        self.caller_frames = Counter(
+            "voxgate_caller_frames", "20 ms frames of caller audio in ended calls: through a "
+            "phone line's noise gate (gated) or decoded and classified (full)", ["path"],
+            registry=r,
+        )
         self.tts = Histogram(
             "voxgate_tts_latency_seconds", "Piper time per sentence", buckets=_FAST_BUCKETS,
             registry=r,
@@ -179,6 +184,9 @@ class Metrics:
             self.calls.labels(str(data.get("protocol", "unknown"))).inc()
         elif kind == "session.ended":
             self.calls_active.dec()
+            gated = int(data.get("frames_gated", 0))
+            self.caller_frames.labels("gated").inc(gated)
+            self.caller_frames.labels("full").inc(max(0, int(data.get("frames", 0)) - gated))
         elif kind == "stt.final":
             self.turns.inc()
             if data.get("latency_ms"):

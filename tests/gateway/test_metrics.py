@@ -56,6 +56,11 @@ def test_metrics_follow_a_call(server: ServerThread) -> None:
     assert after["voxgate_tts_latency_seconds_count{}"] >= 2
     assert after["voxgate_bulkhead_rejected{pool=stt}"] == 0
     assert after["voxgate_event_log_append_seconds_count{}"] >= 1
+    # the client's silence before and after its turn went through the line's noise gate,
+    # the turn itself the full way
+    gated = after["voxgate_caller_frames_total{path=gated}"]
+    full = after["voxgate_caller_frames_total{path=full}"]
+    assert gated > 0 and full * 20 >= len(pcm) // 32
 
 
 def test_back_office_workflow_runs_are_counted_from_the_log(server: ServerThread) -> None:
