@@ -5,17 +5,20 @@ few streams held open on a real `voxgate serve` (no timings asserted)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from benchmarks.idle_client import Crowd, Stream
+from benchmarks.idle_client import Crowd, Stream, hiss
 from benchmarks.idle_streams import add_marginal, headline, medians, raised_policies
 from gateway.config import Settings
 from gateway.servers.serve_process import ServeProcess
 from gateway.transports.twilio_protocol import MediaMessage, parse_inbound
+from voice.audio import ulaw_codes_under, ulaw_decode
 
 
 def test_a_silence_frame_is_a_twilio_media_message_of_20_ms_line_silence() -> None:
@@ -26,6 +29,20 @@ def test_a_silence_frame_is_a_twilio_media_message_of_20_ms_line_silence() -> No
     assert first.stream_sid == stream.stream_sid
     assert (second.sequence_number, second.chunk, second.timestamp) == (
         first.sequence_number + 1, first.chunk + 1, first.timestamp + 20)
+
+
+def test_a_hissing_line_carries_faint_noise_that_the_gateways_gate_takes() -> None:
+    stream = Stream(0, None)  # type: ignore[arg-type]
+    stream.payloads = hiss(-70.0)
+    frames = [parse_inbound(stream.media()) for _ in range(50)]
+    payloads = [f.payload for f in frames if isinstance(f, MediaMessage)]
+    assert len(set(payloads)) == 50  # a second of noise, not one frame repeated
+    pcm = np.frombuffer(ulaw_decode(b"".join(payloads)), "<i2").astype(float)
+    assert -72 < 20 * np.log10(np.sqrt(np.mean(pcm**2)) / 32768) < -68
+    quiet = ulaw_codes_under(10 ** (-56 / 20))  # voice/line_in.py's gate at the default floor
+    assert sum(not p.translate(None, quiet) for p in payloads) >= 45
+    louder = [base64.b64decode(p) for p in hiss(-60.0)]
+    assert not any(not p.translate(None, quiet) for p in louder)
 
 
 def test_the_raised_policies_are_settings_the_gateway_takes(
