@@ -99,9 +99,9 @@ def non_speech(stt: Any) -> dict[str, str]:
 
 
 def engine(model: str, sets: dict[str, list[Item]], runs: int) -> dict[str, Any]:
-    # "moonshine-alone": Moonshine without the whisper fallback for short turns it doubts
+    # "moonshine-alone": Moonshine without whisper's second opinion
     fields: dict[str, Any] = ({"model": "moonshine-base", "fallback_below_logprob": None,
-                               "crosscheck_short": False}
+                               "crosscheck_short": False, "fallback_dismissed_words": 0}
                               if model == "moonshine-alone" else {"model": model})
     config = SttConfig.model_validate(fields)
     data_dir = Path(tempfile.mkdtemp(prefix="stt-engines-"))

@@ -88,6 +88,10 @@ class SttConfig(BaseModel):
     # score over -0.37 (docs/voice-models.md); None turns it off
     fallback_below_logprob: float | None = Field(-0.6, le=0.0)
     fallback_max_ms: int = Field(1500, ge=0, le=30_000)
+    # a turn Moonshine's own evidence calls non-speech yet writes this many words for, of
+    # any length, is heard by whisper too (espeak-ng's accents: "9 preporter torque to
+    # cluster mass support staff" was dropped as noise); 0 turns it off
+    fallback_dismissed_words: int = Field(3, ge=0, le=100)
     # ... and every other short turn is heard by both while there is spare time: the
     # transcript with the higher mean token log-probability wins. Moonshine is sure of
     # "The bay." for a third of piper's "Goodbye."s, where whisper writes "Goodbye." with

@@ -17,7 +17,9 @@ is unsure of ("Goodbye." heard as "To buy.") is heard again by whisper tiny.en w
 agents' prompt (``stt.fallback_below_logprob``), and so is any other turn of at most 1 s
 while the recogniser has spare time (``stt.crosscheck_short``): Moonshine can be sure of a
 wrong short turn ("The bay." for "Goodbye."), and the transcript with the higher mean
-log-probability wins.
+log-probability wins. A turn of any length whose words Moonshine's own evidence dismisses
+as non-speech, though it wrote several (``stt.fallback_dismissed_words``), is heard by
+whisper too: it is an accent Moonshine cannot follow more often than a cough.
 """
 
 from __future__ import annotations
@@ -209,7 +211,8 @@ class MoonshineSTT:
         self.jobs = SttJobs[Transcript](self.transcribe_batch_sync, pool, config.max_batch)
         # whisper tiny.en for the short turns Moonshine is unsure of (its own pool is ours:
         # it runs inside our job, never queued twice)
-        second = config.fallback_below_logprob is not None or config.crosscheck_short
+        second = (config.fallback_below_logprob is not None or config.crosscheck_short
+                  or config.fallback_dismissed_words > 0)
         self.fallback = (WhisperSTT(config.model_copy(update={"model": "tiny.en"}), data_dir,
                                     pool) if second else None)
         self.fallbacks = 0  # turns heard again by whisper
@@ -300,13 +303,15 @@ class MoonshineSTT:
         when Moonshine doubts it, else (cross-checked when there is spare time) when
         whisper is surer of its own."""
         config = self.config
-        if self.fallback is None or (decoded.text and is_non_speech(
-                decoded.text, decoded.no_speech_prob, decoded.avg_logprob)):
+        dismissed = bool(decoded.text) and is_non_speech(
+            decoded.text, decoded.no_speech_prob, decoded.avg_logprob)
+        wordy = 0 < config.fallback_dismissed_words <= len(decoded.text.split())
+        if self.fallback is None or (dismissed and not wordy):
             return None  # Moonshine's own evidence says nothing was said (whisper, with a
             # prompt, writes "Okay." for a cough)
         floor = config.fallback_below_logprob
-        unsure = audio_ms <= config.fallback_max_ms and (
-            not decoded.text or (floor is not None and decoded.avg_logprob < floor))
+        unsure = dismissed or (audio_ms <= config.fallback_max_ms and (
+            not decoded.text or (floor is not None and decoded.avg_logprob < floor)))
         check = (config.crosscheck_short and audio_ms <= config.crosscheck_max_ms
                  and self._spare())
         if not (unsure or check):

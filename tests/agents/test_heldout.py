@@ -88,10 +88,11 @@ def test_no_held_out_utterance_is_in_the_examples_or_the_fix_tables() -> None:
 
 
 # measured (docs/agents.md, python -m benchmarks.agents_nlu, 2026-12-07 after the Moonshine
-# fixes): held-out 1 95.1 % written, 84.0 % heard by whisper, 85.9 % by Moonshine; held-out
-# 2 97.5 % written, 88.3 % by whisper, 87.1 % by Moonshine; a drop under these is a regression
+# fixes and whisper for the words Moonshine dismissed): held-out 1 95.1 % written, 84.0 %
+# heard by whisper, 86.7 % by Moonshine; held-out 2 97.5 % written, 88.3 % by whisper,
+# 88.3 % by Moonshine; a drop under these is a regression
 FLOOR = {"heldout": 0.95, "heldout_whisper": 0.83, "heldout2": 0.97, "heldout2_whisper": 0.88,
-         "heldout_moonshine": 0.85, "heldout2_moonshine": 0.87}
+         "heldout_moonshine": 0.86, "heldout2_moonshine": 0.88}
 
 
 def accuracy(nlu: LocalNlu, nlu_set: nlu_sets.NluSet) -> tuple[float, str]:
@@ -109,7 +110,7 @@ def test_held_out_accuracy_holds_its_floor(nlu: LocalNlu, nlu_set: nlu_sets.NluS
 
 # the sets under the target: a strict expected failure each, removed the day it is met
 UNMET = {"heldout_whisper": "84.0 %", "heldout2_whisper": "88.3 %",
-         "heldout_moonshine": "85.9 %", "heldout2_moonshine": "87.1 %"}
+         "heldout_moonshine": "86.7 %", "heldout2_moonshine": "88.3 %"}
 TARGET_CASES = [
     pytest.param(s, id=s.name, marks=[pytest.mark.xfail(
         strict=True, reason=f"{s.name} is {UNMET[s.name]}, under the 95 % target "

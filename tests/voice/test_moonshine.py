@@ -19,11 +19,12 @@ from benchmarks.phone_line import load_phone_lines
 from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
 from voice import moonshine
+from voice.audio import resample, ulaw_decode
 from voice.config import SttConfig
 from voice.moonshine import MoonshineModel, MoonshineSTT, prepare_model, read_tokenizer
 from voice.ort_format import OrtFormatError, ort_to_onnx
 from voice.services import recogniser
-from voice.stt import SttError
+from voice.stt import SttError, is_non_speech
 from voice.stt_jobs import Ticket
 
 from .test_stt import NON_SPEECH, _pcm
@@ -218,6 +219,27 @@ def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
             assert stt.fallbacks == before
 
 
+ACCENT = Path(__file__).parent / "data" / "accent_dismissed_as_noise.ulaw"
+
+
+def test_many_words_moonshine_dismisses_as_noise_are_heard_by_whisper(
+        stt: MoonshineSTT) -> None:
+    """espeak-ng's en-029 voice saying a development sentence, "I'd prefer to talk to
+    customer support staff.", over the phone line (3.5 s, 8 kHz mu-law): Moonshine writes
+    eight words and its own evidence calls them noise, so alone it writes nothing; whisper
+    hears the caller. With ``fallback_dismissed_words`` 0 the turn is dropped as before."""
+    pcm = resample(ulaw_decode(ACCENT.read_bytes()), 8000, 16000)
+    model = moonshine._models[stt.config.cpu_threads]
+    alone = model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
+    assert len(alone.text.split()) >= 3
+    assert is_non_speech(alone.text, alone.no_speech_prob, alone.avg_logprob)
+    heard = stt.transcribe_sync(pcm, "Talk to a person. Customer support.")
+    assert "prefer to talk to" in heard.text.lower()
+    off = MoonshineSTT(stt.config.model_copy(update={"fallback_dismissed_words": 0}),
+                       stt.data_dir, Bulkhead("stt-off", 1, 2))
+    assert off.transcribe_sync(pcm).text == ""
+
+
 def test_the_busy_meter_counts_the_last_two_seconds_of_work() -> None:
     meter = moonshine.BusyMeter(window_s=2.0)
     assert meter.fraction(now=100.0) == 0.0
@@ -232,7 +254,7 @@ def test_the_busy_meter_counts_the_last_two_seconds_of_work() -> None:
 
 def test_the_fallback_can_be_turned_off(tmp_path: Path) -> None:
     config = SttConfig(model="moonshine-base", fallback_below_logprob=None,
-                       crosscheck_short=False)
+                       crosscheck_short=False, fallback_dismissed_words=0)
     alone = MoonshineSTT(config, tmp_path, Bulkhead("t-alone", 1, 1))
     assert alone.fallback is None
     pcm, _ = load_prompt("letters/ascii58")
