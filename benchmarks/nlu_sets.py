@@ -74,8 +74,8 @@ MOONSHINE_SETS = (
     NluSet("dev_moonshine", DATA / "dev_whisper_moonshine-base.tsv"),
     NluSet("dev2_moonshine", DATA / "dev2_whisper_moonshine-base.tsv"),
     NluSet("dev3_moonshine", DATA / "dev3_whisper_moonshine-base.tsv"),
-    # the held-out sets as the default recogniser hears them (made 2026-12-07, looks 16
-    # and 12: docs/agents.md); figures only, like every held-out set
+    # the held-out sets as the default recogniser hears them (made 2026-12-07 at looks 16
+    # and 12, again at 17 and 13: docs/agents.md); figures only, like every held-out set
     NluSet("heldout_moonshine", HELD_OUT / "heldout_whisper_moonshine-base.tsv", held_out=True),
     NluSet("heldout2_moonshine", HELD_OUT2 / "heldout2_whisper_moonshine-base.tsv",
            held_out=True),
