@@ -299,9 +299,9 @@ class MoonshineSTT:
 
     def _second_opinion(self, decoded: Decoded, audio_ms: int, pcm: bytes,
                         prompt: str | None) -> Transcript | None:
-        """Whisper's transcript of a short turn when it should replace Moonshine's: always
-        when Moonshine doubts it, else (cross-checked when there is spare time) when
-        whisper is surer of its own."""
+        """Whisper's transcript when it should replace Moonshine's: always for a short
+        turn Moonshine doubts and for a sentence it dismissed as noise, else (a short turn
+        cross-checked when there is spare time) when whisper is surer of its own."""
         config = self.config
         dismissed = bool(decoded.text) and is_non_speech(
             decoded.text, decoded.no_speech_prob, decoded.avg_logprob)
