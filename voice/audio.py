@@ -8,6 +8,7 @@ PCM16 at 16 kHz, piper produces 22.05 kHz.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
 import numpy as np
 import soxr
@@ -79,6 +80,7 @@ def ulaw_decode(data: bytes) -> bytes:
     return bytes(_ULAW_DECODE[codes].tobytes())
 
 
+@cache  # one table per floor, not one per call
 def ulaw_codes_under(limit: float) -> bytes:
     """The mu-law codes whose sample lies under ``limit`` (full scale 1.0): audio is all
     under it when ``not data.translate(None, codes)`` (one C call, no decoding)."""

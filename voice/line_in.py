@@ -28,17 +28,18 @@ from voice.audio import (
     SAMPLE_RATE,
     FrameAssembler,
     StreamResampler,
+    frame_bytes,
     ulaw_codes_under,
     ulaw_decode,
 )
 
 LINE_RATE = 8000
-LINE_FRAME_BYTES = LINE_RATE * 20 // 1000  # one 20 ms mu-law frame: what Twilio sends
+LINE_FRAME_BYTES = frame_bytes(LINE_RATE) // 2  # one 20 ms mu-law frame: what Twilio sends
 # a gated frame has every sample this far under the VAD's floor (so its RMS is too, and
 # resampling cannot lift it over): a frame near the floor takes the full path
 GATE_MARGIN_DB = 1.0
 SILENT_FRAME = bytes(FRAME_BYTES)
-_SILENT_LINE = bytes(2 * LINE_FRAME_BYTES)  # 20 ms of PCM16 zeros at 8 kHz
+_SILENT_LINE = bytes(frame_bytes(LINE_RATE))  # 20 ms of PCM16 zeros at 8 kHz
 
 
 class FrameSink(Protocol):

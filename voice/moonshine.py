@@ -270,12 +270,13 @@ class MoonshineSTT:
             return Transcript("", audio_ms, 0.0, 1.0, -math.inf)
         self.load()
         assert self._model is not None
-        started, since = time.perf_counter(), time.monotonic()
+        started = time.monotonic()  # one clock for the busy meter and the latency
         try:
             heard, decoded = self._hear(samples, audio_ms, pcm, prompt)
         finally:
-            self.busy.add(since, time.monotonic())
-        latency_ms = (time.perf_counter() - started) * 1000.0
+            ended = time.monotonic()
+            self.busy.add(started, ended)
+        latency_ms = (ended - started) * 1000.0
         if heard is not None:
             return Transcript(heard.text, audio_ms, latency_ms, heard.no_speech_prob,
                               heard.avg_logprob)
