@@ -7,19 +7,17 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from gateway.call_log import CallLog
 from gateway.config import Settings
 from orchestration.log.events import EventBus
 from orchestration.patterns.bulkhead import Bulkhead
-from voice.ports import AgentAction, AgentFactory, CallInfo, HangUp, Say
+from voice.ports import AgentFactory, CallInfo
 from voice.recorder import CallRecorder
 from voice.services import VoiceServices
 from voice.session import CallSession
 from voice.transport import Transport
-from voice.turns import TurnState
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +148,7 @@ class Runtime:
         live = list(self.sessions.values())
         log.warning("draining: %d live call(s) get a goodbye, then the process exits", len(live))
         for session in live:
-            say_goodbye(session, self.settings.drain_goodbye_text, DRAIN_REASON)
+            session.say(self.settings.drain_goodbye_text, hang_up=DRAIN_REASON)
         ended = [asyncio.create_task(s.ended.wait(), name="drain-wait") for s in live]
         if ended:
             _, waiting = await asyncio.wait(ended, timeout=self.settings.drain_timeout_s)
@@ -165,20 +163,3 @@ class Runtime:
 
 def new_session_id() -> str:
     return uuid.uuid4().hex[:16]
-
-
-def say_goodbye(session: CallSession, text: str, reason: str) -> None:
-    """Cut whatever ``session`` is saying, say ``text``, then hang up with ``reason``."""
-    if session.ended.is_set():
-        return
-    # CallSession has no public "say this, then hang up" yet (asked of voice/session.py's
-    # owner as ``CallSession.say_and_hang_up(text, reason)``). Until it lands, start the
-    # reply the way the session's own silence timeout does.
-    if session.turns.state is not TurnState.THINKING:
-        session.turns.go(TurnState.THINKING)
-    session._start_reply(_goodbye(text, reason))
-
-
-async def _goodbye(text: str, reason: str) -> AsyncIterator[AgentAction]:
-    yield Say(text)
-    yield HangUp(reason)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
+from gateway.livekit.events import EVENTS_TOPIC, TRANSCRIPTION_TOPIC
 from gateway.livekit.transport import ROOM_RATE
-from gateway.livekit.worker import EVENTS_TOPIC, TRANSCRIPTION_TOPIC, WORKER_ATTRIBUTE
+from gateway.livekit.worker import WORKER_ATTRIBUTE
 from voice.audio import SAMPLE_RATE, frame_bytes, resample
 
 FRAME_MS = 20

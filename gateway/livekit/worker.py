@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorTy
 from gateway.agents import plug
 from gateway.call_log import CallLog
 from gateway.config import Settings
+from gateway.livekit.events import Forwarder, publish_event
 from gateway.livekit.resume import (
     Redispatcher,
     alive,
@@ -51,10 +52,10 @@ from gateway.livekit.resume import (
     stop,
 )
 from gateway.livekit.transport import CallerAudio, LiveKitTransport
-from gateway.runtime import CallRefused, Runtime, say_goodbye
+from gateway.runtime import CallRefused, Runtime
 from orchestration.agents.agent import basic_agent_factory
 from orchestration.agents.system import make_agent_factory
-from orchestration.log.events import Event, EventBus
+from orchestration.log.events import EventBus
 from orchestration.log.redact import redact_data
 from orchestration.patterns.bulkhead import Bulkhead
 from voice.services import VoiceServices
@@ -62,10 +63,8 @@ from voice.session import CallSession
 
 log = logging.getLogger(__name__)
 
-EVENTS_TOPIC = "voxgate.events"
-TRANSCRIPTION_TOPIC = "lk.transcription"
 WORKER_ATTRIBUTE = "voxgate.worker"  # on the agent participant: which worker took the call
-QUIET_EVENTS = frozenset({"audio.levels"})  # the dashboard's meters stay on the node
+DRAINING = "worker draining"  # the hang-up reason of a call cut at the drain deadline
 
 
 @dataclass
@@ -196,7 +195,7 @@ class VoxgateWorker:
                                                call_sid=ctx.room.name, resume_from=resume)
         except CallRefused as exc:
             log.warning("room %s refused: %s", ctx.room.name, exc)
-            await _publish_event(ctx.room, {"type": "call.refused", "code": exc.code,
+            await publish_event(ctx.room, {"type": "call.refused", "code": exc.code,
                                             "reason": str(exc)})
             ctx.shutdown(f"refused: {exc.code}")
             return
@@ -220,7 +219,7 @@ class VoxgateWorker:
             rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
         transport.on_mark = session.on_mark
         transport.start()
-        forwarder = _Forwarder(room, session.id, caller_track=track.sid,
+        forwarder = Forwarder(room, session.id, caller_track=track.sid,
                                agent_track=published.sid)
         unsubscribe = self.runtime.bus.subscribe(forwarder.on_event)
         beating = asyncio.create_task(heartbeat(room.local_participant.set_attributes),
@@ -254,14 +253,35 @@ class VoxgateWorker:
 
     # --- the worker's life ------------------------------------------------------------
 
+    def _live_calls(self) -> list[_Call]:
+        with self._lock:
+            return list(self._calls.values())
+
     def cut_live_calls(self) -> None:
         """The drain's deadline: every live call hears the goodbye and is hung up."""
-        settings = self.runtime.settings
-        with self._lock:
-            calls = list(self._calls.values())
-        for call in calls:
-            call.loop.call_soon_threadsafe(say_goodbye, call.session,
-                                           settings.drain_goodbye_text, "worker draining")
+        text = self.runtime.settings.drain_goodbye_text
+        for call in self._live_calls():
+            call.loop.call_soon_threadsafe(call.session.say, text, DRAINING)
+
+    async def _wait_for_goodbyes(self) -> None:
+        """Wait for the goodbyes, at most ``drain_timeout_s``; a call still live then is
+        ended here (its caller gets ``session.ended``), not killed with its job thread."""
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.runtime.settings.drain_timeout_s):
+                while self._calls:  # noqa: ASYNC110 (set from the job threads)
+                    await asyncio.sleep(0.1)
+        left = self._live_calls()
+        log.warning("worker %s: goodbyes said in %.1f s, %d call(s) ended without one",
+                    self.options.name, time.monotonic() - started, len(left))
+        reason = f"{DRAINING}: no goodbye in time"
+        for call in left:
+            asyncio.run_coroutine_threadsafe(self.runtime.end_session(call.session, reason),
+                                             call.loop)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):  # each call's own clean-up: its last events
+                while self._calls:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
 
     async def run(self) -> None:
         """Load the models, open the event log, register, take calls (and watch the rooms
@@ -303,13 +323,10 @@ class VoxgateWorker:
         try:
             await self.server.drain(timeout=self.options.drain_timeout_s)
         except TimeoutError:
+            # (livekit-agents' drain() returns at once when called again): the goodbyes
+            # are waited for here, before the job threads are closed
             self.cut_live_calls()
-            # (livekit-agents' drain() returns at once when called again): wait for the
-            # goodbyes here, at most drain_timeout_s, before the job threads are closed
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.runtime.settings.drain_timeout_s):
-                    while self._calls:  # noqa: ASYNC110 (set from the job threads)
-                        await asyncio.sleep(0.1)
+            await self._wait_for_goodbyes()
         log.warning("worker %s drained", self.options.name)
 
 
@@ -337,53 +354,3 @@ async def _audio_track(room: rtc.Room, participant: rtc.RemoteParticipant) -> rt
         return await found
     finally:
         room.off("track_subscribed", subscribed)
-
-
-async def _publish_event(room: rtc.Room, event: dict[str, Any]) -> None:
-    await room.local_participant.publish_data(json.dumps(event, default=str),
-                                              reliable=True, topic=EVENTS_TOPIC)
-
-
-class _Forwarder:
-    """A session's events, from the bus (any thread) to the room (this call's loop)."""
-
-    def __init__(self, room: rtc.Room, session_id: str, caller_track: str,
-                 agent_track: str) -> None:
-        self.room = room
-        self.session_id = session_id
-        self.tracks = {"caller": caller_track, "agent": agent_track}
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self.task = self.loop.create_task(self._send(), name="lk-events")
-
-    def on_event(self, event: Event) -> None:
-        if event.session_id == self.session_id and event.type not in QUIET_EVENTS:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-
-    async def flush(self) -> None:
-        """Send what is queued (the session's last events), then stop."""
-        self.queue.put_nowait(None)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.task, 5.0)
-
-    async def _send(self) -> None:
-        while (event := await self.queue.get()) is not None:
-            try:
-                await self._send_one(event)
-            except Exception as exc:  # the room went away: the call is over anyway
-                log.debug("session %s: event %s not sent: %r", self.session_id,
-                          event.type, exc)
-
-    async def _send_one(self, event: Event) -> None:
-        await _publish_event(self.room, {"seq": event.seq, "ts": event.ts,
-                                         "type": event.type, **dict(event.data)})
-        said = {"stt.final": "caller", "tts.started": "agent"}.get(event.type)
-        text = event.data.get("text")
-        if said is None or not isinstance(text, str) or not text:
-            return
-        await self.room.local_participant.send_text(text, topic=TRANSCRIPTION_TOPIC, attributes={
-            "lk.transcribed_track_id": self.tracks[said],
-            "lk.segment_id": f"{self.session_id}-{event.seq}",
-            "lk.transcription_final": "true",
-            "voxgate.speaker": said,
-        })
