@@ -2,6 +2,7 @@
 against the silence a finished turn waits, on real speech with natural pauses.
 
     python -m benchmarks.end_of_turn [--limit 150] [--smart-turn PATH.onnx] [--stt MODEL]
+        [--line] [--out FILE.json]
 
 Every Asterisk prompt with a transcript (one speaker, studio recordings, 8 kHz telephone
 band; many are several clauses long with natural pauses: "Please enter the number you
@@ -18,6 +19,12 @@ finished, after ``end_silence_max_ms`` otherwise. For each pair it counts false 
 (pauses inside a prompt that reach the rule's silence) and the silence a prompt's real end
 waits (median, p90), the time the transcript takes not included (the recogniser runs from the
 first 100 ms of silence on; ``benchmarks.call_latency`` measures the whole).
+
+``--line`` puts each prompt through a Twilio line first (8 kHz mu-law and back), as the
+server hears a phone caller. "From the voice" adds, at each prompt's end, how much later
+the segmenter's last voiced frame is than a benchmark caller's (webrtcvad and -45 dBFS on
+the clean prompt, ``gateway.evaluation.caller_audio.voiced_frames``): the wait a caller's
+clock sees, as ``benchmarks.call_latency`` measures it.
 
 ``--smart-turn`` also scores the open Smart Turn v3 audio model (an ONNX file, e.g. the
 one inside the pipecat-ai wheel) at each pause, on the audio up to the pause plus
@@ -42,9 +49,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.run_all import stamp
+from gateway.evaluation.caller_audio import voiced_frames, wire_frames
 from gateway.evaluation.speech import SOUNDS_DIR, PromptNotFound, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
-from voice.audio import FRAME_BYTES
+from voice.audio import FRAME_BYTES, FRAME_MS, resample, ulaw_decode
 from voice.config import SttConfig, VadConfig
 from voice.services import recogniser
 from voice.turns import sounds_finished
@@ -71,10 +79,22 @@ class Gap:
     # is not counted as a false cut-off (only pauses inside a sentence are)
     between_sentences: bool = False
     smart_turn: float | None = None
+    # at the prompt's end: the segmenter's last voiced frame less the caller's (a benchmark
+    # caller's "last voiced frame", gateway.evaluation.caller_audio.voiced_frames)
+    overhang_ms: int = 0
 
 
-def gaps_of(name: str, pcm: bytes) -> list[Gap]:
-    seg = Segmenter(VadConfig())
+def on_the_line(pcm: bytes) -> bytes:
+    """``pcm`` as the server gets it from a Twilio stream (8 kHz mu-law, back to 16 kHz)."""
+    return resample(ulaw_decode(b"".join(wire_frames(pcm, "twilio"))), 8000, 16000)
+
+
+def gaps_of(name: str, pcm: bytes, config: VadConfig | None = None,
+            line: bool = False) -> list[Gap]:
+    seg = Segmenter(config or VadConfig())
+    spoken = [i for i, v in enumerate(voiced_frames(pcm)) if v]
+    if line:
+        pcm = on_the_line(pcm)
     gaps: list[Gap] = []
     frames = pcm + b"\0" * (TAIL_MS * 32)
     current: Gap | None = None
@@ -89,6 +109,7 @@ def gaps_of(name: str, pcm: bytes) -> list[Gap]:
             current.silence_ms = max(current.silence_ms, seg.silence_ms)
     if gaps and current is gaps[-1]:
         current.final = True
+        current.overhang_ms = seg.last_voiced_ms - (spoken[-1] + 1) * FRAME_MS if spoken else 0
     return gaps
 
 
@@ -138,8 +159,8 @@ def _sentence_end(reference: str, heard: str) -> bool:
     return 0 < count <= len(words) and words[count - 1].rstrip("\"')").endswith((".", "?", "!"))
 
 
-def collect(limit: int, smart_turn: Path | None, data: Path,
-            model: str = "tiny.en") -> tuple[list[Gap], list[float]]:
+def collect(limit: int, smart_turn: Path | None, data: Path, model: str = "tiny.en",
+            vad: VadConfig | None = None, line: bool = False) -> tuple[list[Gap], list[float]]:
     config = SttConfig.model_validate({"model": model})
     stt = recogniser(config, data, Bulkhead("bench-eot", 1, 0))
     stt.load()
@@ -149,7 +170,7 @@ def collect(limit: int, smart_turn: Path | None, data: Path,
     st_ms: list[float] = []
     for name in prompts(limit):
         pcm, reference = load_prompt(name)
-        for gap in gaps_of(name, pcm):
+        for gap in gaps_of(name, pcm, vad, line):
             gap.text = stt.transcribe_sync(gap.prefix).text
             gap.finished = bool(gap.text) and sounds_finished(
                 gap.text, trust_punctuation=not config.moonshine)
@@ -190,11 +211,16 @@ def score_rule(gaps: list[Gap], rule: Any) -> dict[str, Any]:
     inside = [g for g in gaps if not g.final and not g.between_sentences]
     cut = [g for g in inside if rule(g) <= g.silence_ms]
     waits = [float(rule(g)) for g in gaps if g.final]
+    heard = [float(rule(g) + g.overhang_ms) for g in gaps if g.final]
     return {
         "false_cutoffs": len(cut), "pauses": len(inside),
         "prompts_cut": len({g.prompt for g in cut}),
         "end_wait_ms": {"median": statistics.median(waits), "mean": round(statistics.mean(waits)),
                         "p90": float(np.percentile(waits, 90))},
+        # the same from the caller's last voiced frame: what a caller's clock sees
+        "end_wait_from_voice_ms": {"median": statistics.median(heard),
+                                   "mean": round(statistics.mean(heard)),
+                                   "p90": float(np.percentile(heard, 90))},
         "examples": [f"{g.prompt}: {g.text!r} ({g.silence_ms} ms)" for g in cut[:5]],
     }
 
@@ -204,14 +230,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=150)
     parser.add_argument("--smart-turn", type=Path, default=None)
     parser.add_argument("--stt", default="tiny.en")
+    parser.add_argument("--line", action="store_true",
+                        help="through a Twilio line (mu-law 8 kHz) first")
+    parser.add_argument("--out", default=None, help="file name under benchmarks/results/")
     args = parser.parse_args()
+    vad = VadConfig()
     with tempfile.TemporaryDirectory() as data:
-        gaps, st_ms = collect(args.limit, args.smart_turn, Path(data), args.stt)
+        gaps, st_ms = collect(args.limit, args.smart_turn, Path(data), args.stt, vad, args.line)
     finals = [g for g in gaps if g.final]
     report: dict[str, Any] = {
         "prompts": len(finals), "pauses_inside": len(gaps) - len(finals),
         "pauses_between_sentences": sum(g.between_sentences for g in gaps),
+        "vad": vad.model_dump(), "line": args.line,
         "pause_silence_ms": sorted(g.silence_ms for g in gaps if not g.final),
+        "overhang_ms": sorted(g.overhang_ms for g in finals),
         "ends_read_finished": round(sum(g.finished for g in finals) / len(finals), 3),
         "pauses_read_finished": round(sum(g.finished for g in gaps if not g.final)
                                       / max(1, len(gaps) - len(finals)), 3),
@@ -226,8 +258,8 @@ def main() -> None:
             sum((g.smart_turn or 0) > 0.5 for g in gaps if not g.final)
             / max(1, len(gaps) - len(finals)), 3)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("end_of_turn.json" if args.stt == "tiny.en"
-                      else f"end_of_turn_{args.stt}.json")
+    path = RESULTS / (args.out or ("end_of_turn.json" if args.stt == "tiny.en"
+                                   else f"end_of_turn_{args.stt}.json"))
     path.write_text(json.dumps(report, indent=2) + "\n")
     stamp(path, ["end_of_turn", *sys.argv[1:]])
     print(f"{report['prompts']} prompts, {report['pauses_inside']} pauses inside them "
@@ -238,11 +270,13 @@ def main() -> None:
         print(f"smart turn: {report['smart_turn_ms']} ms per call; complete at "
               f"{report['smart_turn_ends_complete']:.0%} of ends, "
               f"{report['smart_turn_pauses_complete']:.0%} of pauses")
-    print(f"{'rule':<26} {'cut':>4} {'prompts':>7} {'end wait p50/mean/p90 ms':>26}")
+    print(f"{'rule':<26} {'cut':>4} {'prompts':>7} {'end wait p50/mean/p90 ms':>26} "
+          f"{'from the voice':>16}")
     for name, row in report["rules"].items():
-        wait = row["end_wait_ms"]
+        wait, heard = row["end_wait_ms"], row["end_wait_from_voice_ms"]
         print(f"{name:<26} {row['false_cutoffs']:>4} {row['prompts_cut']:>7} "
-              f"{wait['median']:>10.0f}/{wait['mean']:.0f}/{wait['p90']:.0f}")
+              f"{wait['median']:>10.0f}/{wait['mean']:.0f}/{wait['p90']:.0f} "
+              f"{heard['median']:>10.0f}/{heard['mean']:.0f}/{heard['p90']:.0f}")
 
 
 if __name__ == "__main__":
