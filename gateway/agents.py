@@ -21,7 +21,8 @@ def agent_call(call: ports.CallInfo) -> brain.CallInfo:
 def agent_input(item: ports.AgentInput) -> brain.AgentInput:
     if isinstance(item, ports.Dtmf):
         return brain.Dtmf(item.digit)
-    return brain.UserTurn(item.text, item.audio_ms, item.index, item.supersedes)
+    return brain.UserTurn(item.text, item.audio_ms, item.index, item.supersedes,
+                          item.confirmed)
 
 
 def voice_action(action: brain.AgentAction) -> ports.AgentAction:
@@ -42,6 +43,10 @@ class PluggedAgent:
     def name(self) -> str:
         # what viewers see: the supervisor says "supervisor", others their class name
         return str(getattr(self.agent, "name", None) or type(self.agent).__name__)
+
+    @property
+    def early_turns(self) -> bool:
+        return getattr(self.agent, "early_turns", False) is True
 
     @property
     def stt_prompt(self) -> str | None:

@@ -75,6 +75,11 @@ class Listener:
         self.cut: Cut | None = None
         self.committing: asyncio.Task[None] | None = None
         self.last_voiced_at = 0.0  # wall time of the last voiced frame seen
+        # answering early (voice.early): a finished-looking transcript this far into a
+        # pause (text, silence_ms), once per utterance version; and the caller going on
+        self.on_early: Callable[[str, int], None] = lambda text, silence_ms: None
+        self.on_resume: Callable[[], None] = lambda: None
+        self._early_version = -1
         self._level_audio = bytearray()  # caller audio not yet measured for audio.levels
 
     def feed(self, frame: bytes, quiet: bool = False) -> None:
@@ -91,6 +96,7 @@ class Listener:
                 self.speculator.request()
         elif isinstance(event, Resume):
             self.speculator.resumed()
+            self.on_resume()
         if seg.state is not VadState.SILENCE and self.committing is None:
             self.maybe_end()
 
@@ -125,14 +131,27 @@ class Listener:
             self._end()
             return
         if silence < turn.end_silence_ms:
+            if 0 < turn.early_reply_ms <= silence and self._early_version != seg.version:
+                self._maybe_early(silence)
             return
         if seg.span_ms < turn.backchannel_max_ms and self.short_ends():
             self._end()  # a short sound over the agent: no need for words
             return
         transcript = self.speculator.fresh()
-        if transcript is not None and (not transcript.text or sounds_finished(
-                transcript.text, self.trust_punctuation)):
+        if transcript is not None and (not transcript.text or self._finished(transcript.text)):
             self._end()
+
+    def _finished(self, text: str) -> bool:
+        return sounds_finished(text, self.trust_punctuation)
+
+    def _maybe_early(self, silence_ms: int) -> None:
+        if self.short_ends():
+            return  # over a reply the caller cut: a backchannel, maybe
+        transcript = self.speculator.fresh()
+        if transcript is not None and transcript.text.strip() and self._finished(
+                transcript.text):
+            self._early_version = self.segmenter.version
+            self.on_early(transcript.text.strip(), silence_ms)
 
     def _end(self, forced: bool = False) -> None:
         seg = self.segmenter

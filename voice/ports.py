@@ -12,8 +12,9 @@ arrives, sentence by sentence, so an agent should yield early.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 T = TypeVar("T")
@@ -39,6 +40,10 @@ class UserTurn:
     # agent had started answering that turn, the answer was cut, and ``text`` is the whole
     # sentence; the agent undoes what the cut turn did and answers this one instead
     supersedes: int | None = None
+    # an early turn (``voice.early``): given while the caller's closing silence was still
+    # being waited out; resolved True once the turn ends with these words, False if the
+    # caller went on (the agent then puts back what the turn did, and acts on nothing)
+    confirmed: asyncio.Future[bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +72,10 @@ AgentAction = Say | HangUp | Transfer
 
 
 class Agent(Protocol):
-    """What a voice session talks to. An agent may also have a ``name`` (for viewers) and
-    a ``stt_prompt`` attribute (str or None): domain phrases the session hands to the
-    recogniser with each turn."""
+    """What a voice session talks to. An agent may also have a ``name`` (for viewers), a
+    ``stt_prompt`` attribute (str or None): domain phrases the session hands to the
+    recogniser with each turn, and ``early_turns = True``: it takes early turns
+    (``UserTurn.confirmed``), putting back what a dropped one did at its next input."""
 
     def greeting(self) -> AsyncIterator[AgentAction]: ...
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from voice.audio import levels, ms_of, resample
+from voice.ports import AgentAction, HangUp, Say, Transfer
 from voice.recorder import CallRecorder
 from voice.transport import Transport
 
@@ -93,6 +94,14 @@ class Reply:
     # at once it was the start of a turn ("Take a note: ..."), and joins the rest
     rejoin_audio: bytes = b""
     rejoin_ms: int = 0
+    # an early reply (voice.early): synthesised at once, sent once this is True
+    hold: asyncio.Future[bool] | None = None
+
+    def answering(self, voiced_at: float, stt_ms: float, index: int, text: str, audio: bytes,
+                  ended_ms: int) -> None:
+        """Say which turn this reply answers (the turn_* fields)."""
+        self.turn_voiced_at, self.turn_stt_ms, self.turn_index = voiced_at, stt_ms, index
+        self.turn_text, self.turn_audio, self.turn_ended_ms = text, audio, ended_ms
 
     def audible(self) -> bool:
         """Has the far end got audio of ours that it has not played yet?"""
@@ -210,6 +219,9 @@ class Speaker:
         await self._send(reply, self.apology, pcm, time.monotonic())
 
     async def _send(self, reply: Reply, text: str, pcm: bytes, started: float) -> None:
+        held = time.monotonic()
+        await _released(reply)
+        started += time.monotonic() - held  # synth_ms is the synthesis, not the hold
         rate = self.transport.out_rate
         reply.marks += 1
         mark = f"{reply.id}:{reply.marks}"
@@ -255,6 +267,7 @@ class Speaker:
                 continue
             await self.drain(reply)
             reply.pending.popleft()
+            await _released(reply)
             if await act(item):
                 return False
         await self.drain(reply)
@@ -290,3 +303,37 @@ class Speaker:
 
 
 __all__ = ["Reply", "Segment", "Speaker", "TextToSpeech", "keep", "kept", "stream"]
+
+
+async def _released(reply: Reply) -> None:
+    """An early reply waits here until its turn is confirmed; of a dropped one nothing is
+    sent or done."""
+    if reply.hold is not None and not await asyncio.shield(reply.hold):
+        raise asyncio.CancelledError
+
+
+def text_of(action: AgentAction) -> str | None:
+    return action.text if isinstance(action, Say) else None
+
+
+async def say_then(text: str, *then: AgentAction) -> AsyncIterator[AgentAction]:
+    """``text``, then the actions ``then`` (a session's own lines: reprompts, goodbyes)."""
+    yield Say(text)
+    for action in then:
+        yield action
+
+
+async def carry_out(action: AgentAction, transport: Transport, emit: Callable[..., None],
+                    close: Callable[[str], Awaitable[None]]) -> bool:
+    """Carry out a hang-up or a transfer; True: the call is over."""
+    if isinstance(action, HangUp):
+        emit("call.hangup", reason=action.reason)
+        await transport.end(action.reason)
+        await close(f"agent hung up: {action.reason}")
+        return True
+    if isinstance(action, Transfer):
+        emit("call.transfer", target=action.target, reason=action.reason)
+        await transport.transfer(action.target)
+        await close(f"transferred to {action.target}")
+        return True
+    return False

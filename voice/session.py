@@ -15,6 +15,7 @@ Every turn gets an answer or a deliberate action: a turn merged after its answer
 started replaces the cut one (``UserTurn.supersedes``); a reply cut by a backchannel
 resumes with the hang-up or transfer it still held; a turn the agent answers with nothing
 is answered with ``no_reply_text``; a failed transcription or synthesis is an apology.
+The agent may get a turn early, before its closing silence has passed (``voice.early``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from voice.audio import ms_of
 from voice.config import VoiceConfig
+from voice.early import EarlyTurns, Held
 from voice.listener import Cut, Heard, Listener
 from voice.ports import (
     Agent,
@@ -35,12 +37,10 @@ from voice.ports import (
     Dtmf,
     EventSink,
     HangUp,
-    Say,
-    Transfer,
     UserTurn,
 )
 from voice.recorder import CallRecorder
-from voice.replies import Reply, Speaker, TextToSpeech, stream
+from voice.replies import Reply, Speaker, TextToSpeech, carry_out, say_then, stream, text_of
 from voice.silence import SilenceWatch
 from voice.speculation import SpeechToText
 from voice.transport import Transport
@@ -53,18 +53,9 @@ SentenceSplitter = Callable[[str, int], list[str]]
 
 
 class CallSession:
-    def __init__(
-        self,
-        call: CallInfo,
-        transport: Transport,
-        agent: Agent,
-        stt: SpeechToText,
-        tts: TextToSpeech,
-        splitter: SentenceSplitter,
-        bus: EventSink,
-        config: VoiceConfig,
-        recorder: CallRecorder | None = None,
-    ) -> None:
+    def __init__(self, call: CallInfo, transport: Transport, agent: Agent, stt: SpeechToText,
+                 tts: TextToSpeech, splitter: SentenceSplitter, bus: EventSink,
+                 config: VoiceConfig, recorder: CallRecorder | None = None) -> None:
         self.call = call
         self.recorder = recorder
         self.id = call.session_id
@@ -84,6 +75,9 @@ class CallSession:
         self.silence = SilenceWatch(config.turn, self._spawn,
                                     lambda: self.turns.state is TurnState.LISTENING,
                                     self.emit, self.say)
+        self.early = EarlyTurns(config.turn, agent, self.emit, self._start_reply,
+                                self._drop_reply, self._idle, self._next_reply_id)
+        self.early.listen(self.listener, lambda: self.turn_count + 1)
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.turn_count = 0
@@ -132,6 +126,7 @@ class CallSession:
         if self.ended.is_set():
             return
         self.end_reason = reason
+        self.early.drop("the call ended")
         self.ended.set()
         for task in list(self._tasks):
             task.cancel()
@@ -170,6 +165,7 @@ class CallSession:
         being transcribed it waits for that turn's answer to start, so the agent hears
         the caller's inputs in the order they gave them and the last one's answer is
         the one left standing."""
+        self.early.drop("a key or text came")
         if self.listener.committing is not None or self._deferred:
             self._deferred.append(item)
             return
@@ -251,6 +247,7 @@ class CallSession:
         """What a turn that ended means: a backchannel (the cut reply resumes), the start
         of a longer turn (the caller went on), nothing, or a turn to answer."""
         interrupted, self._interrupted = self._interrupted, None
+        held = self.early.take()
         config = self.config.turn
         try:
             if interrupted is not None and turn.span_ms < config.backchannel_max_ms:
@@ -278,15 +275,16 @@ class CallSession:
                 self.turns.go(TurnState.LISTENING)
                 self.silence.arm()
                 return
-            self._deliver(turn, text, transcript.latency_ms, wait_ms)
+            self._deliver(turn, text, transcript.latency_ms, wait_ms, held)
         except Exception as exc:
             log.exception("session %s: turn failed", self.id)
             self.emit("stt.error", error=str(exc))
             self._forget(interrupted)
             self.listener.cut = turn.cut  # the next turn still replaces the cut one
             self.turns.go(TurnState.THINKING)
-            self._start_reply(_say(config.stt_error_text))
+            self._start_reply(say_then(config.stt_error_text))
         finally:
+            self.early.drop("the turn ended otherwise", held)  # unless it was confirmed
             self.listener.committing = None
             if self._deferred:
                 self._spawn(self._answer_deferred(), "deferred")
@@ -299,22 +297,43 @@ class CallSession:
         for item in deferred:
             self._answer(item)
 
+    def _idle(self) -> bool:
+        """Nothing in flight that an early turn could get in the way of."""
+        return (self._reply is None and self._interrupted is None and not self._deferred
+                and self.listener.cut is None and self.listener.committing is None
+                and not self.ended.is_set())
+
+    def _drop_reply(self, reply: Reply) -> None:
+        if self._reply is reply:
+            self._stop_reply()
+        else:
+            self._forget(reply)
+
     def _forget(self, reply: Reply | None) -> None:
         """Give up on a cut reply: its agent stops streaming into it."""
         if reply is not None and reply.feeder is not None:
             reply.feeder.cancel()
 
-    def _deliver(self, turn: Heard, text: str, stt_ms: float, wait_ms: float) -> None:
-        """Hand a transcribed turn to the agent and start speaking its answer."""
+    def _deliver(self, turn: Heard, text: str, stt_ms: float, wait_ms: float,
+                 held: Held | None = None) -> None:
+        """Hand a transcribed turn to the agent and start speaking its answer (or let the
+        answer it got early be heard, if it got these words)."""
         self.turn_count += 1
         supersedes = turn.cut.index if turn.cut is not None else None
+        early = None if supersedes is not None else held and held.fits(text, self.turn_count,
+                                                                          self._reply)
         extra = self.listener.tally() | ({} if supersedes is None else {"supersedes": supersedes})
+        if early is not None:
+            extra["early_ms"] = round((time.monotonic() - early.started) * 1000)
         self.emit("stt.final", text=text, audio_ms=ms_of(turn.audio), turn=self.turn_count,
                   latency_ms=round(stt_ms, 1), wait_ms=round(wait_ms, 1), **extra)
         self.turns.go(TurnState.THINKING)
-        reply = Reply(self._next_reply_id(), "turn", turn_voiced_at=turn.voiced_at,
-                      turn_stt_ms=stt_ms, turn_index=self.turn_count, turn_text=text,
-                      turn_audio=turn.audio, turn_ended_ms=turn.ended_ms)
+        reply = early.reply if early is not None else Reply(self._next_reply_id(), "turn")
+        reply.answering(turn.voiced_at, stt_ms, self.turn_count, text, turn.audio, turn.ended_ms)
+        if early is not None:
+            self.early.confirm(reply)
+            return
+        self.early.drop("the turn ended with other words", held)
         user_turn = UserTurn(text, ms_of(turn.audio), self.turn_count, supersedes)
         self._start_reply(self.agent.respond(user_turn), reply)
 
@@ -348,11 +367,12 @@ class CallSession:
 
     async def _feed(self, reply: Reply, actions: AsyncIterator[AgentAction]) -> None:
         chunk = self.config.tts.first_chunk_chars
-        await stream(reply, actions, _text_of, lambda text: self.split(text, chunk), self.emit,
+        await stream(reply, actions, text_of, lambda text: self.split(text, chunk), self.emit,
                      self.config.turn.no_reply_text)
 
     async def _speak(self, reply: Reply) -> None:
-        if not await self.speaker.play(reply, self._act):
+        if not await self.speaker.play(
+                reply, lambda action: carry_out(action, self.transport, self.emit, self.close)):
             return
         if self._reply is reply:
             self._reply = None
@@ -360,40 +380,17 @@ class CallSession:
                 self.turns.go(TurnState.LISTENING)
                 self.silence.arm()
 
-    async def _act(self, action: AgentAction) -> bool:
-        """Carry out a hang-up or a transfer; True: the call is over."""
-        if isinstance(action, HangUp):
-            self.emit("call.hangup", reason=action.reason)
-            await self.transport.end(action.reason)
-            await self.close(f"agent hung up: {action.reason}")
-            return True
-        if isinstance(action, Transfer):
-            self.emit("call.transfer", target=action.target, reason=action.reason)
-            await self.transport.transfer(action.target)
-            await self.close(f"transferred to {action.target}")
-            return True
-        return False
-
     def say(self, text: str, hang_up: str | None = None) -> None:
         """Cut whatever is being said and say ``text`` (a reprompt, a goodbye), then hang
         up if ``hang_up`` gives a reason (the silence timeout, a server draining)."""
         if self.ended.is_set():
             return
+        self.early.drop("the session spoke")
         self._forget(self._interrupted)
         self._interrupted = None
         self.silence.cancel()
         self.turns.go(TurnState.THINKING)
-        self._start_reply(_say(text, HangUp(hang_up)) if hang_up else _say(text))
-
-
-def _text_of(action: AgentAction) -> str | None:
-    return action.text if isinstance(action, Say) else None
-
-
-async def _say(text: str, *then: AgentAction) -> AsyncIterator[AgentAction]:
-    yield Say(text)
-    for action in then:
-        yield action
+        self._start_reply(say_then(text, HangUp(hang_up)) if hang_up else say_then(text))
 
 
 __all__ = ["CallSession", "SpeechToText", "TextToSpeech"]

@@ -230,10 +230,11 @@ def audit_call(events: Sequence[StoredEvent], seen_bus_seqs: Iterable[int] = ())
                           stream)
     by_reply: dict[str, list[str]] = defaultdict(list)
     for e in events:
-        if e.type.startswith(("agent.reply", "tts.")) and "reply_id" in e.data:
+        if e.type.startswith(("agent.reply", "agent.early", "tts.")) and "reply_id" in e.data:
             by_reply[str(e.data["reply_id"])].append(e.type)
     for reply, kinds in by_reply.items():
-        spoken = {"tts.started", "tts.interrupted"} & set(kinds)
+        # an early reply the caller never heard, because they went on, was dropped
+        spoken = {"tts.started", "tts.interrupted", "agent.early_dropped"} & set(kinds)
         # a reply may be cut by the end of the call (a hang-up, a transfer): that is logged
         if "agent.reply" in kinds and not spoken and not _ends_after(events, reply):
             problems.append(f"{stream}: agent.reply {reply} was never spoken or cut")
@@ -241,7 +242,9 @@ def audit_call(events: Sequence[StoredEvent], seen_bus_seqs: Iterable[int] = ())
                            ("call.transfer", "session.ended"),
                            ("call.hangup", "session.ended")):
         problems += _followed(events, action, {result}, None, stream)
-    problems += _followed(events, "stt.final", {"agent.reply", "agent.turn"}, None, stream,
+    # a turn the agent got early (``early_ms``) had its answer before its stt.final
+    late = [e for e in events if e.type != "stt.final" or "early_ms" not in e.data]
+    problems += _followed(late, "stt.final", {"agent.reply", "agent.turn"}, None, stream,
                           until={"session.ended"})
     logged = {e.data.get("bus_seq") for e in events}
     lost = sorted(set(seen_bus_seqs) - logged)

@@ -146,7 +146,10 @@ def _answered(events: Sequence[Event]) -> bool:
     types = [e.type for e in events]
     if "stt.final" not in types:
         return False
-    after = types[types.index("stt.final") + 1:]
+    final = types.index("stt.final")
+    if "early_ms" in events[final].data:
+        return True  # the agent got the turn early: its answer came before the stt.final
+    after = types[final + 1:]
     return "agent.reply" in after or "agent.turn" in after
 
 

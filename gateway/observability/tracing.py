@@ -2,7 +2,8 @@
 
 One trace per call: a ``call`` root span from ``session.started`` to ``session.ended``, a
 ``turn`` span per caller turn (end of speech -> first agent audio), and inside it ``stt``,
-``agent`` (transcript -> first reply text), ``tool`` calls and ``tts`` spans. Spans are
+``agent`` (transcript -> first reply text; for a turn the agent got early, from then, with
+``voxgate.early``), ``tool`` calls and ``tts`` spans. Spans are
 placed at the times the events record (each event carries how long its step took), so the
 call path does no tracing work at all.
 
@@ -33,6 +34,9 @@ class _CallSpans:
     turn: Span | None = None
     turn_text_at: float | None = None  # stt.final time, start of the agent span
     agent_open: bool = False
+    # an early turn (voice.early): when the agent got it, and when it had its reply
+    early_at: float | None = None
+    early_reply_at: float | None = None
     tools: dict[str, tuple[Span, int]] = field(default_factory=dict)
 
 
@@ -83,11 +87,16 @@ class CallTracer:
             span.set_attribute("voxgate.audio_ms", int(data.get("audio_ms", 0)))
             span.end(end_time=_ns(ts))
             spans.turn_text_at = ts
-            spans.agent_open = True
+            spans.agent_open = "early_ms" not in data or not self._early_agent(spans, ts)
         elif kind == "agent.reply" and spans.agent_open and spans.turn_text_at is not None:
             span = self._child(spans, "agent", spans.turn_text_at)
             span.end(end_time=_ns(ts))
             spans.agent_open = False
+        elif kind == "agent.reply" and spans.early_at is not None:
+            spans.early_reply_at = spans.early_reply_at or ts
+        elif kind in ("agent.early", "agent.early_dropped"):
+            spans.early_at = ts if kind == "agent.early" else None
+            spans.early_reply_at = None
         elif kind == "tool.called":
             key = str(data.get("call_id", data.get("tool", "?")))
             span = self._child(spans, "tool", ts)
@@ -116,6 +125,16 @@ class CallTracer:
             spans.root.set_attribute("voxgate.turns", int(data.get("turns", 0)))
             spans.root.end(end_time=_ns(ts))
             del self._calls[event.session_id]
+
+    def _early_agent(self, spans: _CallSpans, ts: float) -> bool:
+        """The agent span of a turn it got early: from then to its reply (or now)."""
+        if spans.early_at is None:
+            return False
+        span = self._child(spans, "agent", spans.early_at)
+        span.set_attribute("voxgate.early", True)
+        span.end(end_time=_ns(spans.early_reply_at or ts))
+        spans.early_at = spans.early_reply_at = None
+        return True
 
     @staticmethod
     def _end_turn(spans: _CallSpans, ts: float) -> None:

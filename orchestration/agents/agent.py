@@ -9,9 +9,10 @@ and the gateway translates between the two (``gateway/agents.py``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -36,6 +37,9 @@ class UserTurn:
     # agent had started answering that turn, the answer was cut, and ``text`` is the whole
     # sentence; the agent undoes what the cut turn did and answers this one instead
     supersedes: int | None = None
+    # an early turn (given before the caller's closing silence had passed): True once it
+    # ended with these words, False if the caller went on (orchestration.patterns.hold)
+    confirmed: asyncio.Future[bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

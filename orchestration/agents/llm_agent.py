@@ -127,6 +127,8 @@ class LlmSupervisor(Supervisor):
     """The supervisor with the model deciding what to do; policies stay ours."""
 
     TURN_STATE = ("pending", "history")  # undone with the rest for a superseded turn
+    # no early turns: each would cost a model call, and the model's memory tools act at once
+    early_turns = False
 
     def __init__(self, call: CallInfo, context: AgentContext, brain: LlmBrain,
                  resume: View | None = None) -> None:

@@ -24,16 +24,19 @@ A turn that supersedes the last one (the caller carried on after a pause, and th
 session sends the whole sentence) first puts the state before it back
 (``agent.input`` keeps it, ``agent.rollback`` restores it): its failure is not counted,
 its flow step is undone, its goodbye did not happen. Effects outside the call (a booking
-made, a note saved) stay. A turn after a goodbye or a transfer means the caller cut it
-before it happened: the call goes on (``agent.reopened``).
+made, a note saved) stay. An early turn the voice session dropped (``UserTurn.confirmed``
+False: the caller went on) is put back the same way at the next input, and acted on
+nothing: its tools that act waited for it (``orchestration.patterns.hold``). A turn after
+a goodbye or a transfer means the caller cut it before it happened: the call goes on
+(``agent.reopened``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import date
 from typing import Any
 
 from memory.router import MemoryRouter
@@ -51,9 +54,10 @@ from orchestration.agents.agent import (
 from orchestration.agents.config import opens_with
 from orchestration.agents.context import AgentContext
 from orchestration.agents.flow_host import FlowHost
+from orchestration.agents.greeting import greeting_text
 from orchestration.agents.nlu.parser import UNKNOWN, NluResult
-from orchestration.agents.nlu.slots import speak_date, speak_time
 from orchestration.log.store import View
+from orchestration.patterns import hold
 from orchestration.patterns.runner import ToolRunner
 from orchestration.workflow.call_run import CallRun, Conversation, carried_on
 from orchestration.workflow.memory_tools import CallTools
@@ -66,6 +70,7 @@ _ENDED = {"goodbye": "goodbye", "escalation": "transfer"}
 
 class Supervisor:
     name = SUPERVISOR
+    early_turns = True  # a dropped early turn is put back; its tools that act wait for it
     # more attributes that are conversational state, kept and put back like the rest
     TURN_STATE: tuple[str, ...] = ()
 
@@ -86,6 +91,7 @@ class Supervisor:
         # what the view cannot hold, kept from before the last input: the recent turns and
         # a subclass's own state
         self._kept: tuple[int | None, tuple[Any, ...], dict[str, Any]] | None = None
+        self._early: asyncio.Future[bool] | None = None  # the last input's, if it came early
         self.resumed = resume is not None
         if resume is not None:
             self.emit("session.resumed", {"from": resume.get("id"), "agent": self._agent(),
@@ -155,20 +161,7 @@ class Supervisor:
         started = time.perf_counter()
         recall = self.router.start()
         self.emit("caller.known", {"name": recall.name, "returning": recall.returning})
-        c = self.config
-        if recall.returning and recall.name:
-            text = c.greeting_returning.format(name=recall.name)
-        elif recall.returning:
-            text = c.greeting_returning_anonymous
-        else:
-            text = c.greeting
-        booking = recall.last_booking
-        when = booking.data.get("date") if booking is not None else None
-        if booking is not None and isinstance(when, str) and when >= self.sys.today().isoformat():
-            spoken = (f"{speak_date(date.fromisoformat(when), self.sys.today())} at "
-                      f"{speak_time(str(booking.data.get('time', '09:00')))}")
-            text = f"{text} {c.greeting_booking.format(booking=spoken)}" \
-                if "{booking}" in c.greeting_booking else text
+        text = greeting_text(self.config, recall, self.sys.today())
         self.memory.said(text)
         self.emit("agent.turn", {"intent": "greeting", "agent": SUPERVISOR,
                                  "ms": round((time.perf_counter() - started) * 1e3, 3)})
@@ -177,6 +170,8 @@ class Supervisor:
     async def respond(self, item: AgentInput) -> AsyncIterator[AgentAction]:
         started = time.perf_counter()
         await self._begin(item)
+        # this turn's tools that act wait until it is confirmed, if it came early
+        hold.TURN_CONFIRMED.set(item.confirmed if isinstance(item, UserTurn) else None)
         if isinstance(item, Dtmf):
             if item.digit == "0":
                 actions = self._escalate("dtmf 0")
@@ -218,8 +213,13 @@ class Supervisor:
         """Undo the turn ``item`` supersedes, reopen an ended call, keep the state."""
         await self.host.settle()  # the states of a cut reply finish first
         turn = item if isinstance(item, UserTurn) else None
-        kept = self._kept
-        if turn is not None and turn.supersedes is not None and kept is not None \
+        kept, early = self._kept, self._early
+        index = turn.index if turn is not None else None
+        if early is not None and early.done() and not early.result() and kept is not None:
+            # the last turn came early and was dropped (the caller went on): it never was
+            self.emit("agent.rollback", {"turn": index, "superseded": kept[0], "early": True})
+            self._restore(kept)
+        elif turn is not None and turn.supersedes is not None and kept is not None \
                 and kept[0] == turn.supersedes:
             # the view puts back what it kept at ``agent.input``
             self.emit("agent.rollback", {"turn": turn.index, "superseded": turn.supersedes})
@@ -229,7 +229,7 @@ class Supervisor:
             # cut it before it happened (a session closes once it does)
             self.emit("agent.reopened", {"after": self.ended})
             self.host.reload()
-        index = turn.index if turn is not None else None
+        self._early = turn.confirmed if turn is not None else None
         self.emit("agent.input", {"turn": index})
         self._kept = (index, tuple(self.memory.turns),
                       {name: copy.deepcopy(getattr(self, name)) for name in self.TURN_STATE})

@@ -6,7 +6,8 @@ fallback tools. Each tool gets its own circuit breaker; each attempt is time-box
 transient errors are retried. If the primary still fails, times out or finds its breaker
 open, the fallbacks are tried in order with the original input, each switch recorded as
 ``tool.fallback``. Input that fails its schema or a missing permission is the caller's
-fault: it does not count against the tool's breaker and is never retried.
+fault: it does not count against the tool's breaker and is never retried. A tool that acts
+waits, for an early turn, until the turn is confirmed (``orchestration.patterns.hold``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.clock import Clock
+from orchestration.patterns import hold
 from orchestration.patterns.breaker import BreakerOpen, Breakers
 from orchestration.patterns.bulkhead import BulkheadFull
 from orchestration.patterns.policy import Policy, PolicyDenied
@@ -63,7 +65,8 @@ class ToolRunner:
                 return CallResult(dict(data), chain[-1], i > 0)
             except (ToolError, BreakerOpen, BulkheadFull) as exc:
                 # a denial is final: a fallback must not do what policy just refused
-                if i + 1 == len(candidates) or isinstance(exc, PermissionDenied | PolicyDenied):
+                if i + 1 == len(candidates) or isinstance(
+                        exc, PermissionDenied | PolicyDenied | hold.TurnDiscarded):
                     raise
                 emit("tool.fallback", {"from": chain[-1], "to": candidates[i + 1][0],
                                        "reason": describe(exc)})
@@ -98,6 +101,9 @@ class ToolRunner:
         retry_spec: RetryPolicy | None = None, time_box: float | None = None,
         granted: Iterable[str] | None = None, who: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        if not self.registry.get(name).reads_only and hold.pending() is not None:
+            emit("tool.held", {"tool": name})  # an early turn: acts once it is confirmed
+            await hold.hold_tool(name)
         self.gate(name, raw, emit=emit, granted=granted, who=who)
         breaker = self.breakers.get(name)
 

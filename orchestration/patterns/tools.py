@@ -83,6 +83,12 @@ class Tool:
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
 
+    @property
+    def reads_only(self) -> bool:
+        """Declared to read and not act (every permission ``*.read``): such a tool may run
+        for a turn not yet confirmed (``orchestration.patterns.hold``)."""
+        return bool(self.permissions) and all(p.endswith(".read") for p in self.permissions)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -30,6 +30,7 @@ from typing import Any
 from orchestration.log.events import EventBus
 from orchestration.log.store import View
 from orchestration.log.views import fold_conversation, new_conversation
+from orchestration.patterns import hold
 from orchestration.patterns.runner import ToolRunner
 from orchestration.workflow.definition import WorkflowDef
 from orchestration.workflow.runs import NO_TURN, Turn
@@ -157,8 +158,16 @@ class CallRun:
             self.host.say(text)
 
     def remember(self, kind: str, text: str, data: Mapping[str, Any]) -> None:
-        if self.host.remember is not None:
-            self.host.remember(kind, text, data)
+        keep = self.host.remember
+        if keep is None:
+            return
+        early = hold.pending()
+        if early is None:
+            keep(kind, text, data)
+            return
+        # an early turn's note is kept once the turn is confirmed, never if it is dropped
+        early.add_done_callback(
+            lambda f: keep(kind, text, data) if not f.cancelled() and f.result() else None)
 
 
 def _observation(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -87,6 +87,23 @@ def test_a_complete_call_passes_the_audit() -> None:
     assert audit_call(events, [10, 11]) == []
 
 
+def test_early_turns_pass_the_audit_answered_or_dropped() -> None:
+    events = stream(
+        "call:s1", ("session.started", {"protocol": "twilio"}),
+        # the caller went on: the early reply was dropped unheard
+        ("agent.early", {"reply_id": "r2", "turn": 1}),
+        ("agent.reply", {"reply_id": "r2", "text": "Done."}),
+        ("agent.early_dropped", {"reply_id": "r2", "why": "the caller went on"}),
+        # the whole turn, got early again: its answer comes before its stt.final
+        ("agent.early", {"reply_id": "r3", "turn": 1}),
+        ("agent.reply", {"reply_id": "r3", "text": "Done."}), ("agent.turn", {}),
+        ("stt.final", {"text": "yes please", "early_ms": 70}),
+        ("tts.started", {"reply_id": "r3"}), ("session.ended", {}))
+    assert audit_call(events) == []
+    # and while the call is still going (nothing excused by its end)
+    assert audit_call(events[:-1]) == ["call:s1: does not close with exactly one session.ended"]
+
+
 def test_a_broken_call_log_is_named() -> None:
     events = stream("call:s1", *GOOD_CALL[:5], ("tool.called", {"agent": "x", "tool": "t"}),
                     ("agent.reply", {"reply_id": "r9", "text": "hi"}), ("stt.final", {}),
