@@ -92,9 +92,13 @@ class EarlyTurns:
         held, self.held = self.held, None
         return held
 
-    def drop(self, why: str, held: Held | None = None) -> None:
-        """Stop an early reply unheard; its agent is told the turn did not happen."""
-        held = held or self.take()
+    def drop(self, why: str) -> None:
+        """Stop the early reply held now, if any, unheard."""
+        self.drop_held(why, self.take())
+
+    def drop_held(self, why: str, held: Held | None) -> None:
+        """Stop ``held`` unheard (unless it was confirmed); its agent is told the turn did
+        not happen."""
         if held is None or held.confirmed.done():
             return
         held.confirmed.set_result(False)

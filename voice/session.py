@@ -284,7 +284,7 @@ class CallSession:
             self.turns.go(TurnState.THINKING)
             self._start_reply(say_then(config.stt_error_text))
         finally:
-            self.early.drop("the turn ended otherwise", held)  # unless it was confirmed
+            self.early.drop_held("the turn ended otherwise", held)  # unless it was confirmed
             self.listener.committing = None
             if self._deferred:
                 self._spawn(self._answer_deferred(), "deferred")
@@ -333,7 +333,7 @@ class CallSession:
         if early is not None:
             self.early.confirm(reply)
             return
-        self.early.drop("the turn ended with other words", held)
+        self.early.drop_held("the turn ended with other words", held)
         user_turn = UserTurn(text, ms_of(turn.audio), self.turn_count, supersedes)
         self._start_reply(self.agent.respond(user_turn), reply)
 

@@ -33,7 +33,7 @@ def pending() -> asyncio.Future[bool] | None:
     return confirmed if confirmed is not None and not confirmed.done() else None
 
 
-async def until_confirmed(name: str) -> bool:
+async def until_confirmed() -> bool:
     """Wait (if need be) for the current turn's confirmation; False: it was dropped."""
     confirmed = TURN_CONFIRMED.get()
     if confirmed is None:
@@ -44,5 +44,5 @@ async def until_confirmed(name: str) -> bool:
 
 async def hold_tool(name: str) -> None:
     """Before a tool that acts: wait for the turn; raise ``TurnDiscarded`` if it was dropped."""
-    if not await until_confirmed(name):
+    if not await until_confirmed():
         raise TurnDiscarded(name)
