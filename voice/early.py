@@ -8,7 +8,8 @@ turn* (``UserTurn.confirmed``, a future), and the reply's first sentence is synt
 at once but held (``Reply.hold``): nothing is sent, and no hang-up or transfer happens,
 until the turn ends with the same words. Then the future is set True and the reply, ready,
 is sent at once: the agent's time and the first sentence's synthesis are no longer in
-the caller's wait.
+the caller's wait. A turn that does not read finished ends at ``end_silence_max_ms``
+whatever it says, and is given early as long before that.
 
 If the caller goes on instead (the pause was inside a sentence), presses a key, or the
 turn ends with other words, the early reply is dropped unheard and the future is set

@@ -140,16 +140,21 @@ class Listener:
         transcript = self.speculator.fresh()
         if transcript is not None and (not transcript.text or self._finished(transcript.text)):
             self._end()
+        elif turn.early_reply_ms and self._early_version != seg.version and silence >= (
+                turn.end_silence_max_ms - turn.end_silence_ms + turn.early_reply_ms):
+            # a turn that does not read finished ends at end_silence_max_ms whatever it
+            # says: it is answered early as long before that as a finished one is
+            self._maybe_early(silence, finished=False)
 
     def _finished(self, text: str) -> bool:
         return sounds_finished(text, self.trust_punctuation)
 
-    def _maybe_early(self, silence_ms: int) -> None:
+    def _maybe_early(self, silence_ms: int, finished: bool = True) -> None:
         if self.short_ends():
             return  # over a reply the caller cut: a backchannel, maybe
         transcript = self.speculator.fresh()
-        if transcript is not None and transcript.text.strip() and self._finished(
-                transcript.text):
+        if transcript is not None and transcript.text.strip() and (
+                not finished or self._finished(transcript.text)):
             self._early_version = self.segmenter.version
             self.on_early(transcript.text.strip(), silence_ms)
 

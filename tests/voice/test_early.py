@@ -56,12 +56,12 @@ def spoken(rec: object) -> list[str]:
 async def until_early(session, rec) -> None:  # type: ignore[no-untyped-def]
     """The caller's sentence, then silence until the agent gets it early (bounded)."""
     await feed(session, SPEECH)
-    for _ in range(30):
+    for _ in range(40):
         if rec.of_type("agent.early"):
             return
         await feed(session, silence(20))
         await settle()
-    raise AssertionError("no early turn within 600 ms of silence")
+    raise AssertionError("no early turn within 800 ms of silence")
 
 
 async def greeted(session, transport) -> None:  # type: ignore[no-untyped-def]
@@ -152,3 +152,20 @@ async def test_no_early_turns_when_off_or_for_an_agent_that_cannot() -> None:
         assert not rec.of_type("agent.early")
         assert [i.confirmed for i in agent.items if isinstance(i, UserTurn)] == [None]
         assert spoken(rec)[-1] == "Got it."
+
+
+async def test_a_turn_that_does_not_read_finished_is_answered_early_before_its_longer_wait(
+        ) -> None:
+    session, transport, agent, rec = early_session(["Go on."])
+    session.stt.texts = ["I would like to book and"]  # "and": the caller may go on
+    await greeted(session, transport)
+    await until_early(session, rec)
+    turn = session.config.turn
+    lead = turn.end_silence_ms - turn.early_reply_ms
+    early = rec.of_type("agent.early")[0].data
+    assert turn.end_silence_max_ms - lead <= early["silence_ms"] < turn.end_silence_max_ms
+    assert not rec.of_type("stt.final")
+    await feed(session, silence(lead + 40))
+    await settle()
+    assert rec.of_type("stt.final")[0].data["text"] == "I would like to book and"
+    assert spoken(rec) == ["Hello there.", "Go on."]
