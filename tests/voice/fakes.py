@@ -126,14 +126,14 @@ class ScriptedAgent:
 
 
 def make_session(
-    stt_texts: list[str], reply: list[str], **turn: object
+    stt_texts: list[str], reply: list[str], agent: ScriptedAgent | None = None, **turn: object
 ) -> tuple[CallSession, FakeTransport, ScriptedAgent, EventRecorder]:
     config = VoiceConfig()
     config.turn = config.turn.model_copy(update=turn)
     bus = EventBus()
     recorder = EventRecorder(bus)
     transport = FakeTransport()
-    agent = ScriptedAgent(reply)
+    agent = agent or ScriptedAgent(reply)
     session = CallSession(
         call=CallInfo("s1", "test"),
         transport=transport,

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from orchestration.log.events import EventRecorder
 from tests.voice.fakes import (
     SPEECH,
+    FakeSTT,
+    FakeTransport,
     ScriptedAgent,
     ack_all,
     feed,
@@ -17,6 +20,7 @@ from tests.voice.fakes import (
     silence,
 )
 from voice.ports import AgentAction, AgentInput, Dtmf, HangUp, UserTurn
+from voice.session import CallSession
 
 TEXT = "This conference is locked."
 # the prompt from its first loud frame: a caller going on at once, inside the pause
@@ -40,12 +44,10 @@ class EarlyAgent(ScriptedAgent):
         self.finished.append(item)
 
 
-def early_session(reply: list[str], **turn: object):  # type: ignore[no-untyped-def]
-    session, transport, _, rec = make_session([TEXT], reply, **turn)
+def early_session(reply: list[str], **turn: object
+                  ) -> tuple[CallSession, FakeTransport, EarlyAgent, EventRecorder]:
     agent = EarlyAgent(reply)
-    session.agent = agent
-    session.early.agent = agent
-    session.early.enabled = True
+    session, transport, _, rec = make_session([TEXT], reply, agent, **turn)
     return session, transport, agent, rec
 
 
@@ -53,7 +55,7 @@ def spoken(rec: object) -> list[str]:
     return [e.data["text"] for e in rec.of_type("tts.started")]  # type: ignore[attr-defined]
 
 
-async def until_early(session, rec) -> None:  # type: ignore[no-untyped-def]
+async def until_early(session: CallSession, rec: EventRecorder) -> None:
     """The caller's sentence, then silence until the agent gets it early (bounded)."""
     await feed(session, SPEECH)
     for _ in range(40):
@@ -64,7 +66,7 @@ async def until_early(session, rec) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError("no early turn within 800 ms of silence")
 
 
-async def greeted(session, transport) -> None:  # type: ignore[no-untyped-def]
+async def greeted(session: CallSession, transport: FakeTransport) -> None:
     await session.start()
     await settle()
     await ack_all(session, transport)
@@ -145,7 +147,6 @@ async def test_a_key_drops_the_early_reply() -> None:
 async def test_no_early_turns_when_off_or_for_an_agent_that_cannot() -> None:
     for session, transport, agent, rec in (early_session(["Got it."], early_reply_ms=0),
                                            make_session([TEXT], ["Got it."])):
-        session.early.enabled = session.early.enabled and session.config.turn.early_reply_ms > 0
         await greeted(session, transport)
         await feed(session, SPEECH + silence(600))
         await settle()
@@ -156,7 +157,8 @@ async def test_no_early_turns_when_off_or_for_an_agent_that_cannot() -> None:
 
 async def test_a_turn_that_does_not_read_finished_is_answered_early_before_its_longer_wait(
         ) -> None:
-    session, transport, agent, rec = early_session(["Go on."])
+    session, transport, _agent, rec = early_session(["Go on."])
+    assert isinstance(session.stt, FakeSTT)
     session.stt.texts = ["I would like to book and"]  # "and": the caller may go on
     await greeted(session, transport)
     await until_early(session, rec)
