@@ -19,7 +19,7 @@ from livekit.agents.voice.events import (
     UserInputTranscribedEvent,
 )
 
-from gateway.evaluation.speech import load_prompt, normalize_words, word_error_rate
+from gateway.evaluation.speech import load_prompt, word_error_rate
 from gateway.livekit.plugins import STT, TTS, VAD, pcm_frame
 from voice.audio import SAMPLE_RATE, resample
 
@@ -65,7 +65,10 @@ async def test_tts_round_trip_through_stt(plugins: tuple[STT, TTS, VAD]) -> None
     assert frame.sample_rate == tts.sample_rate == 22_050
     assert frame.duration > 1.0
     event = await stt.recognize(frame)
-    assert "table for two" in " ".join(normalize_words(event.alternatives[0].text))
+    # piper renders a sentence a little differently in each process: a word in eight may
+    # be misheard ("cable for two" once in CI), the sentence may not
+    heard = event.alternatives[0].text
+    assert word_error_rate("Your table for two is booked at seven.", heard) <= 0.125, heard
 
 
 async def test_vad_cuts_one_utterance(plugins: tuple[STT, TTS, VAD]) -> None:
