@@ -204,6 +204,9 @@ def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
     alone = model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
     assert corpus_wer([("Goodbye.", alone.text)]) > 0 and alone.avg_logprob > -0.6
     monkeypatch.setattr(stt, "busy", moonshine.BusyMeter())  # the tests before kept it busy
+    # and not busy by its own clock either: on a loaded machine (CI beside other work) the
+    # first job alone can fill the meter's 2 s window, and the cross-check is rightly skipped
+    monkeypatch.setattr(stt.busy, "fraction", lambda: 0.0)
     for prompt in (None, "Book an appointment. Talk to a person."):
         before = stt.overruled
         assert corpus_wer([("Goodbye.", stt.transcribe_sync(pcm, prompt).text)]) == 0
