@@ -50,8 +50,8 @@ class Held:
 
     @property
     def confirmed(self) -> asyncio.Future[bool]:
-        assert self.turn.confirmed is not None
-        return self.turn.confirmed
+        assert self.reply.hold is not None  # the same future as the turn's ``confirmed``
+        return self.reply.hold
 
 
 class EarlyTurns:

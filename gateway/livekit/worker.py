@@ -267,10 +267,7 @@ class VoxgateWorker:
         """Wait for the goodbyes, at most ``drain_timeout_s``; a call still live then is
         ended here (its caller gets ``session.ended``), not killed with its job thread."""
         started = time.monotonic()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.runtime.settings.drain_timeout_s):
-                while self._calls:  # noqa: ASYNC110 (set from the job threads)
-                    await asyncio.sleep(0.1)
+        await self._until_no_calls(self.runtime.settings.drain_timeout_s)
         left = self._live_calls()
         log.warning("worker %s: goodbyes said in %.1f s, %d call(s) ended without one",
                     self.options.name, time.monotonic() - started, len(left))
@@ -278,9 +275,12 @@ class VoxgateWorker:
         for call in left:
             asyncio.run_coroutine_threadsafe(self.runtime.end_session(call.session, reason),
                                              call.loop)
+        await self._until_no_calls(5.0)  # each call's own clean-up: its last events
+
+    async def _until_no_calls(self, limit_s: float) -> None:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5.0):  # each call's own clean-up: its last events
-                while self._calls:  # noqa: ASYNC110
+            async with asyncio.timeout(limit_s):
+                while self._calls:  # noqa: ASYNC110 (emptied from the job threads)
                     await asyncio.sleep(0.1)
 
     async def run(self) -> None:

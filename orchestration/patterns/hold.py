@@ -33,16 +33,9 @@ def pending() -> asyncio.Future[bool] | None:
     return confirmed if confirmed is not None and not confirmed.done() else None
 
 
-async def until_confirmed() -> bool:
-    """Wait (if need be) for the current turn's confirmation; False: it was dropped."""
-    confirmed = TURN_CONFIRMED.get()
-    if confirmed is None:
-        return True
-    # shielded: this waiter going away must not cancel the session's future
-    return bool(await asyncio.shield(confirmed))
-
-
 async def hold_tool(name: str) -> None:
     """Before a tool that acts: wait for the turn; raise ``TurnDiscarded`` if it was dropped."""
-    if not await until_confirmed():
+    confirmed = TURN_CONFIRMED.get()
+    # shielded: this waiter going away must not cancel the session's future
+    if confirmed is not None and not await asyncio.shield(confirmed):
         raise TurnDiscarded(name)
