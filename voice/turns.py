@@ -79,6 +79,24 @@ _CONTINUATIONS = frozenset(
         "at", "in", "on", "from", "by", "about", "into", "than", "as", "also", "plus",
     }
 )
+# ... except where "in" or "on" is a verb's particle, not a preposition waiting for its
+# noun: "I can't log in.", "It won't turn on.", "Agent logged in."
+_PARTICLE_VERBS = frozenset(
+    {
+        "log", "logs", "logged", "logging", "sign", "signs", "signed", "signing", "check",
+        "checks", "checked", "checking", "turn", "turns", "turned", "turning", "switch",
+        "switched", "plug", "plugged", "come", "came", "hold", "hang",
+    }
+)
+# ... and where a question strands its preposition: "Who am I speaking to?"
+_QUESTION_WORDS = frozenset(
+    {
+        "what", "what's", "who", "who's", "whom", "which", "where", "where's", "when", "how",
+        "is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would",
+        "should", "have", "has",
+    }
+)
+_PREPOSITIONS = frozenset({"to", "for", "from", "with", "about", "in", "on", "at", "of", "by"})
 # digits are words: "The alarm code is 4321." ends on "4321", not on "is"
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -104,7 +122,16 @@ def sounds_finished(text: str, trust_punctuation: bool = True) -> bool:
     if stripped[-1] not in ".?!":
         return False
     words = _WORD.findall(stripped.lower())
-    return bool(words) and words[-1] not in _CONTINUATIONS
+    return bool(words) and (words[-1] not in _CONTINUATIONS or _ends_a_phrase(words, stripped))
+
+
+def _ends_a_phrase(words: list[str], text: str) -> bool:
+    """A last word that usually asks for more, here closing the sentence: a verb's
+    particle ("logged in") or a question's stranded preposition ("speaking to?")."""
+    last, before = words[-1], words[-2] if len(words) > 1 else ""
+    if last in ("in", "on") and before in _PARTICLE_VERBS:
+        return True
+    return text.endswith("?") and last in _PREPOSITIONS and words[0] in _QUESTION_WORDS
 
 
 def is_backchannel(text: str, words: set[str]) -> bool:

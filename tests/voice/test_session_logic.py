@@ -200,6 +200,15 @@ async def test_speech_resets_the_reprompt_count() -> None:
         ("The alarm code is 4321.", True),
         ("Book me Tuesday at 3.", True),
         ("My number is 415,", False),
+        # "in" and "on" as a verb's particle, and a question's stranded preposition
+        ("I still can't log in.", True),
+        ("The router won't turn on.", True),
+        ("Who am I speaking to?", True),
+        ("What's that charge for?", True),
+        ("I logged in to", False),
+        ("I'm calling about", False),
+        ("Can you put me on", False),
+        ("Where did you send it to", False),
     ],
 )
 def test_sounds_finished(text: str, finished: bool) -> None:
@@ -300,6 +309,10 @@ async def test_carrying_on_at_once_makes_one_turn() -> None:
         ("My number is:", False),
         ("", False),
         (",", False),
+        ("Agent logged in", True),
+        ("Which folder should I save this message to?", True),
+        ("Which folder should I save this message to", False),
+        ("Save this message to", False),
     ],
 )
 def test_sounds_finished_without_trusting_punctuation(text: str, finished: bool) -> None:
