@@ -50,8 +50,10 @@ class TurnConfig(BaseModel):
     # answering early (voice.early): after this much silence, a transcript that reads as
     # finished goes to the agent (if it takes early turns) while the rest of end_silence_ms
     # is waited out; its reply is held until the turn ends with the same words (one that
-    # does not read finished: as long before end_silence_max_ms). 0: off
-    early_reply_ms: int = Field(240, ge=0, le=5000)
+    # does not read finished: as long before end_silence_max_ms). 100, the pause that
+    # starts the speculative transcript: the agent gets the turn as soon as its transcript
+    # is ready (docs/voice-models.md). 0: off
+    early_reply_ms: int = Field(100, ge=0, le=5000)
     # a caller who carries on within this long after their turn ended was pausing inside
     # a sentence: the reply stops and both pieces go to the agent as one turn
     merge_window_ms: int = Field(600, ge=0, le=5000)

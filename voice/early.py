@@ -2,14 +2,15 @@
 silence is still being waited out, and its reply is heard only once the turn has ended.
 
 A turn ends after ``end_silence_ms`` (320 ms) of silence when its transcript reads as a
-finished sentence; the transcript is usually ready well before that. At
-``early_reply_ms`` (240 ms) of silence such a transcript goes to the agent as an *early
-turn* (``UserTurn.confirmed``, a future), and the reply's first sentence is synthesised
-at once but held (``Reply.hold``): nothing is sent, and no hang-up or transfer happens,
-until the turn ends with the same words. Then the future is set True and the reply, ready,
-is sent at once: the agent's time and the first sentence's synthesis are no longer in
-the caller's wait. A turn that does not read finished ends at ``end_silence_max_ms``
-whatever it says, and is given early as long before that.
+finished sentence; the transcript is usually ready well before that. Once
+``early_reply_ms`` (100 ms: as soon as it is ready) of silence has passed, such a
+transcript goes to the agent as an *early turn* (``UserTurn.confirmed``, a future), and
+the reply's first sentence is synthesised at once but held (``Reply.hold``): nothing is
+sent, and no hang-up or transfer happens, until the turn ends with the same words. Then
+the future is set True and the reply, ready, is sent at once: the agent's time and the
+first sentence's synthesis are no longer in the caller's wait. A turn that does not read
+finished ends at ``end_silence_max_ms`` whatever it says, and is given early as long
+before that.
 
 If the caller goes on instead (the pause was inside a sentence), presses a key, or the
 turn ends with other words, the early reply is dropped unheard and the future is set

@@ -1,7 +1,8 @@
-"""Answering early (voice.early): the agent gets a finished-looking turn at 240 ms of
-silence, its reply is made but held, and heard only once the turn has ended with the same
-words; dropped unheard if the caller goes on. CallSession with fake models and transport,
-real speech for the VAD (tests/voice/fakes.py)."""
+"""Answering early (voice.early): the agent gets a finished-looking turn as soon as its
+speculative transcript is ready in the closing silence, its reply is made but held, and
+heard only once the turn has ended with the same words; dropped unheard if the caller
+goes on. CallSession with fake models and transport, real speech for the VAD
+(tests/voice/fakes.py)."""
 
 from __future__ import annotations
 
@@ -76,15 +77,17 @@ async def test_the_agent_answers_early_and_is_heard_only_once_the_turn_ends() ->
     session, transport, agent, rec = early_session(["Got it."])
     await greeted(session, transport)
     sent = transport.count("audio")
-    await until_early(session, rec)  # 240 ms of silence, not yet 320
+    await until_early(session, rec)  # the transcript is ready: not yet 320 ms of silence
     [early] = [i for i in agent.items if isinstance(i, UserTurn)]
     assert early.text == TEXT and early.index == 1
     assert early.confirmed is not None and not early.confirmed.done()
-    assert rec.of_type("agent.early")[0].data["silence_ms"] >= 240
+    turn = session.config.turn
+    silence_ms = rec.of_type("agent.early")[0].data["silence_ms"]
+    assert turn.early_reply_ms <= silence_ms < turn.end_silence_ms
     # the reply is made, not sent: nothing more reached the caller, no turn yet
     assert transport.count("audio") == sent and spoken(rec) == ["Hello there."]
     assert not rec.of_type("stt.final")
-    await feed(session, silence(100))  # the turn ends at 320 ms
+    await feed(session, silence(turn.end_silence_ms - silence_ms + 20))  # the turn ends
     await settle()
     assert early.confirmed.result() is True
     [final] = rec.of_type("stt.final")
