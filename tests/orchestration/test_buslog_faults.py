@@ -95,7 +95,10 @@ def test_poison_events_are_dropped_once_each_and_the_rest_written_once(
     assert bus_seqs(store) == [i + 1 for i in kept]
     assert sink.dropped["poison"] == 5 and seen.dropped == {"poison": 5}
     assert sink.failures == 0 and sink.backlog == 0 and sum(seen.appended) == len(kept)
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    # the event log's own errors: a LiveKit test earlier in this worker may still log from
+    # its FFI thread ("Event loop is closed")
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.ERROR and r.name == "orchestration.log.buslog"]
     assert len(errors) == 5 and all("dropped an event it cannot store" in e for e in errors)
     assert any("over the 1048576 byte limit" in e for e in errors)
     assert any("breaks its view's projection" in e for e in errors)
