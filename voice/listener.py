@@ -132,7 +132,7 @@ class Listener:
             return
         if silence < turn.end_silence_ms:
             if 0 < turn.early_reply_ms <= silence and self._early_version != seg.version:
-                self._maybe_early(silence)
+                self._maybe_early(silence, self.speculator.fresh())
             return
         if seg.span_ms < turn.backchannel_max_ms and self.short_ends():
             self._end()  # a short sound over the agent: no need for words
@@ -144,15 +144,16 @@ class Listener:
                 turn.end_silence_max_ms - turn.end_silence_ms + turn.early_reply_ms):
             # a turn that does not read finished ends at end_silence_max_ms whatever it
             # says: it is answered early as long before that as a finished one is
-            self._maybe_early(silence, finished=False)
+            self._maybe_early(silence, transcript, finished=False)
 
     def _finished(self, text: str) -> bool:
         return sounds_finished(text, self.trust_punctuation)
 
-    def _maybe_early(self, silence_ms: int, finished: bool = True) -> None:
+    def _maybe_early(self, silence_ms: int, transcript: Any | None,
+                     finished: bool = True) -> None:
+        """Offer ``transcript`` (the fresh speculative one, if ready) as an early turn."""
         if self.short_ends():
             return  # over a reply the caller cut: a backchannel, maybe
-        transcript = self.speculator.fresh()
         if transcript is not None and transcript.text.strip() and (
                 not finished or self._finished(transcript.text)):
             self._early_version = self.segmenter.version
