@@ -5,8 +5,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # nats-server: the live bus the cluster tests start; redis-server: measured against it (make bench);
-# haproxy: the one port in front of the replicas in `voxgate cluster`
-APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql nats-server redis-server haproxy
+# haproxy: the one port in front of the replicas in `voxgate cluster`; festival and its kal
+# voice: the development caller's and stt_short_answers' speech (make bench)
+APT_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng sox chromium postgresql nats-server redis-server haproxy festival festvox-kallpc16k
 STAMP := $(VENV)/.installed
 # the front-end's npm packages (three.js, livekit-client), copied into web/static/vendor/ by web/scripts/vendor.js
 WEB_STAMP := web/static/vendor/.installed

@@ -1,7 +1,7 @@
 """Whole-call latency over both protocols, with real speech streamed in real time.
 
     python -m benchmarks.call_latency [--turns 12] [--protocol twilio --protocol browser]
-        [--speech asterisk|heldout] [--out call_latency.json]
+        [--speech asterisk|heldout|dev] [--out call_latency.json]
 
 Starts `voxgate serve` as a subprocess on a loopback port (default settings), then places
 scripted calls with the real-time caller in gateway/evaluation/client.py:
@@ -17,11 +17,12 @@ scripted calls with the real-time caller in gateway/evaluation/client.py:
   wait_ms), and the rest up to the first sentence sent (agent and first TTS chunk:
   ``turn.latency`` total_ms less the two), beside the client's response for the same turns.
 
-The polite turns are the Asterisk prompts (``--speech asterisk``, the default) or the
+The polite turns are the Asterisk prompts (``--speech asterisk``, the default), the
 held-out caller (``--speech heldout``: benchmarks/data/heldout_caller/, calls to the demo
-agents in voices no tuning heard); the barge-in turns are an Asterisk prompt either way.
-Prints a table and writes benchmarks/results/call_latency.json
-(call_latency_heldout.json with ``--speech heldout``; ``--out`` names another file).
+agents in voices no tuning heard) or the development caller in the same style (``--speech
+dev``: benchmarks/data/dev_caller/, the one to tune on); the barge-in turns are an
+Asterisk prompt either way. Prints a table and writes benchmarks/results/call_latency.json
+(call_latency_<speech>.json for a caller set; ``--out`` names another file).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.dev_caller import calls as dev_calls
 from benchmarks.heldout_caller import calls as heldout_calls
 from benchmarks.run_all import stamp
 from gateway.evaluation.client import CallResult, Segment, run_call
@@ -117,6 +119,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 SERVER_PARTS: dict[str, list[float]] = {"total_ms": [], "stt_ms": [], "tts_ms": []}
 
 
+CALLERS = {"heldout": heldout_calls, "dev": dev_calls}
 # where an answered turn's time went on the server (``turn_parts``), in seconds
 BREAKDOWN: dict[str, list[float]] = {
     "end_of_turn_silence_ms": [], "stt_wait_ms": [], "agent_tts_first_chunk_ms": [],
@@ -125,9 +128,10 @@ BREAKDOWN: dict[str, list[float]] = {
 
 def polite_scripts(speech: str) -> Iterator[list[bytes]]:
     """Endless calls of polite turns: four Asterisk prompts each, rotating, or the held-out
-    caller's calls (benchmarks/heldout_caller.py) one after the other."""
-    if speech == "heldout":
-        yield from itertools.cycle([[t.pcm for t in call] for call in heldout_calls()])
+    or development caller's calls (benchmarks/heldout_caller.py, dev_caller.py) one after
+    the other."""
+    if speech in CALLERS:
+        yield from itertools.cycle([[t.pcm for t in call] for call in CALLERS[speech]()])
     prompts = [load_prompt(name)[0] for name in SHORT_PROMPTS]
     for i in itertools.count(0, 4):
         yield [prompts[(i + k) % len(prompts)] for k in range(4)]
@@ -264,12 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=12)
     parser.add_argument("--protocol", action="append", choices=["twilio", "browser"])
-    parser.add_argument("--speech", choices=["asterisk", "heldout"], default="asterisk",
-                        help="the polite turns: Asterisk prompts, or the held-out caller")
+    parser.add_argument("--speech", choices=["asterisk", *CALLERS], default="asterisk",
+                        help="the polite turns: Asterisk prompts, the held-out caller, or "
+                             "the development caller (tune on this one)")
     parser.add_argument("--out", help="result file name in benchmarks/results/")
     args = parser.parse_args(argv)
     protocols = args.protocol or ["twilio", "browser"]
-    out = RESULTS / (args.out or ("call_latency_heldout.json" if args.speech == "heldout"
+    out = RESULTS / (args.out or (f"call_latency_{args.speech}.json" if args.speech in CALLERS
                                   else "call_latency.json"))
     loadavg = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as data:

@@ -38,12 +38,13 @@ from voice.perturb import telephone
 
 DATA = Path(__file__).parent / "data" / "heldout_caller"
 LINE_RATE = 8000
-MIN_S, MAX_S = 0.6, 4.0  # a caller's turn on the phone
+MIN_S, MAX_S = 0.3, 4.0  # a caller's turn on the phone: "No." to a long sentence
 PAD_FRAMES = 5  # 100 ms of the synthesiser's own silence kept around the speech
 KED, SLT = "festival:ked_diphone", "festival:cmu_us_slt_arctic_hts"
 
 # (script, voice, turns): written for this set, none taken from the NLU or test sentences
-SCRIPTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+Scripts = tuple[tuple[str, str, tuple[str, ...]], ...]
+SCRIPTS: Scripts = (
     ("book_new", KED, (
         "Hi, I need to book an appointment.",
         "Thursday at two thirty in the afternoon.",
@@ -117,13 +118,22 @@ class CallerTurn:
         return len(self.pcm) / 2 / SAMPLE_RATE
 
 
-def festival(text: str, voice: str) -> bytes:
-    """PCM16 16 kHz of ``text`` said by festival's ``voice`` (``festival:<name>``)."""
+def synthesise(text: str, voice: str) -> bytes:
+    """PCM16 16 kHz of ``text`` said by ``voice``: ``festival:<name>`` (Debian's festival)
+    or ``espeak:<voice>[@<words a minute>]`` (espeak-ng)."""
+    engine, _, name = voice.partition(":")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.wav"
-        subprocess.run(["text2wave", "-F", str(SAMPLE_RATE), "-eval",
-                        f"(voice_{voice.removeprefix('festival:')})", "-o", str(out)],
-                       input=text.encode(), capture_output=True, check=True)
+        if engine == "festival":
+            command = ["text2wave", "-F", str(SAMPLE_RATE), "-eval", f"(voice_{name})",
+                       "-o", str(out)]
+        elif engine == "espeak":
+            name, _, wpm = name.partition("@")
+            command = ["espeak-ng", "-v", name, "-s", wpm or "160", "-w", str(out),
+                       "--stdin"]
+        else:
+            raise HeldOutError(f"unknown voice {voice!r}: festival:<name> or espeak:<voice>")
+        subprocess.run(command, input=text.encode(), capture_output=True, check=True)
         return load_caller_audio(out)
 
 
@@ -146,14 +156,14 @@ def from_line(ulaw: bytes) -> bytes:
     return resample(ulaw_decode(ulaw), LINE_RATE, SAMPLE_RATE)
 
 
-def write(directory: Path = DATA) -> None:
+def write(directory: Path = DATA, scripts: Scripts = SCRIPTS) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     rows = ["# name\tvoice\ttext\tscript: 8 kHz mu-law, one file per turn, in call order "
-            "(python -m benchmarks.heldout_caller --write)"]
-    for script, voice, turns in SCRIPTS:
+            f"(python -m benchmarks.{directory.name} --write)"]
+    for script, voice, turns in scripts:
         for k, text in enumerate(turns, 1):
             name = f"{script}_{k}"
-            ulaw = to_line(trim(festival(text, voice)))
+            ulaw = to_line(trim(synthesise(text, voice)))
             seconds = len(ulaw) / LINE_RATE
             if not MIN_S <= seconds <= MAX_S:
                 raise HeldOutError(f"{name}: {seconds:.2f} s is not a phone turn "
@@ -168,7 +178,8 @@ def load(directory: Path = DATA) -> list[CallerTurn]:
     """Every turn of the set, in call order."""
     index = directory / "index.tsv"
     if not index.is_file():
-        raise HeldOutError(f"no {index}: run python -m benchmarks.heldout_caller --write")
+        raise HeldOutError(f"no {index}: run python -m benchmarks.heldout_caller --write "
+                           "(benchmarks.dev_caller for the development caller)")
     out = []
     for line in index.read_text().splitlines():
         if line.startswith("#") or not line.strip():
@@ -189,18 +200,19 @@ def calls(directory: Path = DATA) -> list[list[CallerTurn]]:
     return [list(turns) for _, turns in groupby(load(directory), key=lambda t: t.script)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, directory: Path = DATA,
+         scripts: Scripts = SCRIPTS) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--write", action="store_true", help="synthesise the set again")
     args = parser.parse_args(argv)
     if args.write:
-        write()
-    turns = load()
+        write(directory, scripts)
+    turns = load(directory)
     for voice in sorted({t.voice for t in turns}):
         secs = [t.seconds for t in turns if t.voice == voice]
         print(f"{voice:32} {len(secs):3} turns, {min(secs):.2f}-{max(secs):.2f} s, "
               f"{sum(secs):.1f} s in all")
-    print(f"{len(calls())} calls, {len(turns)} turns")
+    print(f"{len(calls(directory))} calls, {len(turns)} turns")
     return 0
 
 

@@ -54,6 +54,13 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
     "load_ramp": [("callers per node at p95 <= 1.5 s", "knee_callers", "")],
     "load_ramp_heldout": [("callers per node at p95 <= 1.5 s, held-out caller",
                            "knee_callers", "")],
+    "call_latency_dev": [
+        ("development caller: response p50", "protocols.twilio.response_latency.p50_ms", "ms"),
+        ("development caller: response p95", "protocols.twilio.response_latency.p95_ms", "ms"),
+    ],
+    "stt_short_answers": [("short turns heard right, cross-check skipped on usual answers",
+                           "right.trusted", ""),
+                          ("... cross-check on every short turn", "right.checked", "")],
     "call_latency_heldout": [
         ("held-out caller: response p50", "protocols.twilio.response_latency.p50_ms", "ms"),
         ("held-out caller: response p95", "protocols.twilio.response_latency.p95_ms", "ms"),
@@ -126,12 +133,16 @@ QUICK: dict[str, list[str]] = {
     "stt_batch": ["--rounds", "1"],
     "stt_engines": ["--asterisk", "40", "--runs", "1"],
     "call_latency_heldout": ["--turns", "10"],
+    "call_latency_dev": ["--turns", "10"],
     "load_ramp_heldout": ["--steps", "1,4,8", "--turns", "2"],
 }
 
 # a benchmark run a second way, under its own name and result file: the one-caller and the
 # load benchmark on the held-out caller (speech the tuning never saw; issue 14)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "call_latency_dev": ("call_latency", ["--speech", "dev", "--turns", "45",
+                                          "--protocol", "twilio",
+                                          "--out", "call_latency_dev.json"]),
     "call_latency_heldout": ("call_latency", ["--speech", "heldout", "--turns", "43",
                                               "--protocol", "twilio",
                                               "--out", "call_latency_heldout.json"]),
@@ -149,8 +160,8 @@ class Outcome:
     tail: str = ""
 
 
-# scripts that make data rather than measure (heldout_caller's --write synthesises a set)
-NOT_BENCHMARKS = ("run_all", "heldout_caller")
+# scripts that make data rather than measure (the callers' --write synthesises a set)
+NOT_BENCHMARKS = ("run_all", "heldout_caller", "dev_caller")
 
 
 def discover() -> list[str]:

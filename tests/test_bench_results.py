@@ -40,6 +40,8 @@ def test_make_bench_runs_the_benchmarks_not_their_helpers() -> None:
     names = discover()
     assert {"call_latency", "stt_tts", "soak", "orchestration_log"} <= set(names)
     assert not {"browser", "phone_line", "nlu_sets", "log_backends", "run_all",
-                "heldout_caller"} & set(names)
-    # the one-caller and load benchmarks also run on the held-out caller (issue 14)
-    assert {"call_latency_heldout", "load_ramp_heldout", "stt_engines"} <= set(names)
+                "heldout_caller", "dev_caller"} & set(names)
+    # the one-caller and load benchmarks also run on the held-out caller (issue 14), the
+    # one-caller one on the development caller too
+    assert {"call_latency_heldout", "load_ramp_heldout", "stt_engines", "call_latency_dev",
+            "stt_short_answers"} <= set(names)

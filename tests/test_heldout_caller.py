@@ -92,3 +92,19 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "set" / "index.tsv").unlink()
     with pytest.raises(HeldOutError, match="heldout_caller --write"):
         load(tmp_path / "set")
+
+
+def test_the_development_caller_shares_no_voice_or_words_with_the_held_out_one() -> None:
+    """benchmarks/dev_caller.py is the set to tune on: its own voices and sentences, in
+    the held-out caller's shape, so what is tuned on it says nothing of the held-out set."""
+    from benchmarks import dev_caller
+
+    dev = dev_caller.load()
+    assert [(t.script, t.voice, t.text) for t in dev] == [
+        (script, voice, text) for script, voice, texts in dev_caller.SCRIPTS for text in texts]
+    assert {p.stem for p in dev_caller.DATA.glob("*.ulaw")} == {t.name for t in dev}
+    assert all(MIN_S <= t.seconds <= MAX_S for t in dev)
+    assert all(3 <= len(c) <= 5 for c in dev_caller.calls())
+    held = load()
+    assert not {t.voice for t in dev} & {t.voice for t in held}
+    assert not {t.text.lower() for t in dev} & {t.text.lower() for t in held}

@@ -105,6 +105,14 @@ class SttConfig(BaseModel):
     # a higher score (docs/voice-models.md)
     crosscheck_short: bool = True
     crosscheck_max_ms: int = Field(1000, ge=0, le=30_000)
+    # ... but for the usual answers: what Moonshine confidently writes as one of these is
+    # taken as is (whisper's ~300 ms held every "Yes." 150-250 ms past the 320 ms of
+    # silence; its errors are other words, "The bay.", never one of these: voice-models.md)
+    crosscheck_trusted: tuple[str, ...] = (
+        "yes", "yeah", "yep", "no", "nope", "okay", "ok", "sure", "great", "perfect",
+        "thanks", "thank you", "goodbye", "bye", "bye bye", "that's right", "correct",
+        "yes please", "no thanks", "no thank you", "thank you goodbye", "that's all",
+        "that's it")
     # ... and while the recogniser was busy less than this share of the last two seconds
     # (a queue empty at one instant says little when many callers talk)
     crosscheck_max_busy: float = Field(0.5, ge=0.0, le=1.0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -57,6 +58,7 @@ _SPACE = "\u2581"  # sentencepiece's word boundary
 # and the goodbye every call has (without them whisper's score for "Goodbye." rarely beats
 # Moonshine's for its "The bay.")
 CALL_WORDS = "Yes. No. Thank you. Goodbye."
+_ANSWER_CHARS = re.compile(r"[^a-z0-9']+")
 # what loading or running a session raises (ONNX Runtime's own errors are not OSError or
 # RuntimeError)
 _ORT_ERRORS: tuple[type[Exception], ...] = (
@@ -172,6 +174,11 @@ class MoonshineModel:
                 cache[past] = value
 
 
+def _answer_key(text: str) -> str:
+    """A short answer without its case, punctuation, spaces and hyphens."""
+    return _ANSWER_CHARS.sub("", text.lower())
+
+
 class BusyMeter:
     """The share of the last ``window_s`` seconds the recogniser spent working (0-1):
     a queue that is empty at one instant says little when jobs arrive several a second."""
@@ -218,6 +225,7 @@ class MoonshineSTT:
         self.fallbacks = 0  # turns heard again by whisper
         self.overruled = 0  # ... whose whisper transcript replaced Moonshine's
         self.busy = BusyMeter()
+        self._answers = frozenset(_answer_key(a) for a in config.crosscheck_trusted)
 
     def load(self) -> None:
         """Convert (once) and load the shared model; cheap when loaded."""
@@ -298,6 +306,11 @@ class MoonshineSTT:
         return (self.jobs.backlog() == 0
                 and self.busy.fraction() < self.config.crosscheck_max_busy)
 
+    def _trusted(self, text: str) -> bool:
+        """One of the usual answers (``stt.crosscheck_trusted``), whatever its punctuation,
+        spaces and hyphens ("Good-bye.", "Bye-bye", "Yes, please.")."""
+        return _answer_key(text) in self._answers
+
     def _second_opinion(self, decoded: Decoded, audio_ms: int, pcm: bytes,
                         prompt: str | None) -> Transcript | None:
         """Whisper's transcript when it should replace Moonshine's: always for a short
@@ -314,7 +327,7 @@ class MoonshineSTT:
         unsure = dismissed or (audio_ms <= config.fallback_max_ms and (
             not decoded.text or (floor is not None and decoded.avg_logprob < floor)))
         check = (config.crosscheck_short and audio_ms <= config.crosscheck_max_ms
-                 and self._spare())
+                 and not self._trusted(decoded.text) and self._spare())
         if not (unsure or check):
             return None
         self.fallbacks += 1

@@ -97,8 +97,9 @@ _QUESTION_WORDS = frozenset(
     }
 )
 _PREPOSITIONS = frozenset({"to", "for", "from", "with", "about", "in", "on", "at", "of", "by"})
-# digits are words: "The alarm code is 4321." ends on "4321", not on "is"
-_WORD = re.compile(r"[a-z0-9']+")
+# digits are words: "The alarm code is 4321." ends on "4321", not on "is"; a hyphen joins
+# ("Good-by." ends on "goodby", not on "by")
+_WORD = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
 
 
 def sounds_finished(text: str, trust_punctuation: bool = True) -> bool:

@@ -222,6 +222,41 @@ def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
             assert stt.fallbacks == before
 
 
+def test_a_usual_answer_moonshine_is_sure_of_is_not_cross_checked(
+        stt: MoonshineSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asterisk's "no", "Thank you." and "Goodbye" (human speech) over the phone line, with
+    time to spare: Moonshine writes them confidently, they are among the usual answers
+    (``stt.crosscheck_trusted``), so whisper's ~300 ms is not spent on them. Without the
+    list each is heard by whisper as well."""
+    monkeypatch.setattr(stt, "busy", moonshine.BusyMeter())
+    monkeypatch.setattr(stt.busy, "fraction", lambda: 0.0)
+    model = moonshine._models[stt.config.cpu_threads]
+    untrusting = MoonshineSTT(stt.config.model_copy(update={"crosscheck_trusted": ()}),
+                              stt.data_dir, Bulkhead("t-untrusting", 1, 2))
+    monkeypatch.setattr(untrusting.busy, "fraction", lambda: 0.0)
+    for name in ("vm-no", "auth-thankyou", "vm-goodbye"):
+        pcm, reference = load_prompt(name)
+        pcm = telephone(pcm, 16000)
+        alone = model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
+        assert alone.avg_logprob > -0.6 and corpus_wer([(reference, alone.text)]) == 0, name
+        before = stt.fallbacks
+        assert stt.transcribe_sync(pcm).text == alone.text
+        assert stt.fallbacks == before, name
+        before = untrusting.fallbacks
+        untrusting.transcribe_sync(pcm)
+        assert untrusting.fallbacks == before + 1, name
+
+
+@pytest.mark.parametrize(("text", "trusted"), [
+    ("Yes.", True), ("No,", True), ("Good-bye.", True), ("Bye-bye", True),
+    ("Yes, please.", True), ("THANK YOU!", True), ("That's right.", True),
+    ("The bay.", False), ("Did I?", False), ("Yes, but", False), ("Now.", False), ("", False),
+])
+def test_the_usual_answers_ignore_case_punctuation_and_hyphens(
+        stt: MoonshineSTT, text: str, trusted: bool) -> None:
+    assert stt._trusted(text) is trusted
+
+
 ACCENT = Path(__file__).parent / "data" / "accent_dismissed_as_noise.ulaw"
 
 

@@ -313,6 +313,12 @@ async def test_carrying_on_at_once_makes_one_turn() -> None:
         ("Which folder should I save this message to?", True),
         ("Which folder should I save this message to", False),
         ("Save this message to", False),
+        # a hyphenated last word is one word: Moonshine wrote "Care, good-by." for
+        # "Cheers, goodbye." (its "by" is not a preposition waiting for its noun)
+        ("Care, good-by.", True),
+        ("Bye-bye", True),
+        ("I need a follow-up", True),
+        ("Put it in the to-", False),
     ],
 )
 def test_sounds_finished_without_trusting_punctuation(text: str, finished: bool) -> None:

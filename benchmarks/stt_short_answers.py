@@ -1,0 +1,90 @@
+"""Short answers over the phone line: is whisper's cross-check worth its ~300 ms on the
+usual answers Moonshine is sure of (``stt.crosscheck_trusted``)?
+
+    python -m benchmarks.stt_short_answers   # needs festival festvox-kallpc16k espeak-ng
+
+Synthesises 22 usual answers ("Yes.", "Nope.", "Thank you, goodbye.") and 30 other short
+turns that sound like them or are easily misheard ("Know.", "Buy it.", "Not yet.",
+"Nancy.") in six development voices (festival kal, five espeak-ng accents; no held-out
+voice), sends each through the telephone line with the 300 ms pre-roll and 100 ms pause
+a turn carries, and hears it with Moonshine alone and with whisper tiny.en given the
+call's words. Scores three policies against what was said (punctuation and case aside;
+"yeah", "yep" and "yes" count as one answer): Moonshine alone, the cross-check on every
+short turn (the default until 2026-12-07), and the cross-check skipped when Moonshine
+confidently writes a usual answer. Writes benchmarks/results/stt_short_answers.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.heldout_caller import from_line, synthesise, to_line, trim
+from orchestration.patterns.bulkhead import Bulkhead
+from voice.config import SttConfig
+from voice.moonshine import CALL_WORDS, MoonshineSTT
+
+RESULTS = Path(__file__).parent / "results" / "stt_short_answers.json"
+USUAL = ("Yes.", "Yeah.", "Yep.", "No.", "Nope.", "Okay.", "Sure.", "Great.", "Thanks.",
+         "Thank you.", "Goodbye.", "Bye.", "Bye bye.", "That's right.", "Correct.",
+         "Yes, please.", "No, thanks.", "No, thank you.", "Thank you, goodbye.",
+         "That's all.", "That's it.", "Perfect.")
+OTHER = ("Now.", "Know.", "Go.", "Yes, but.", "Not yet.", "Hi.", "Hello?", "Tuesday.",
+         "Nine.", "Wait.", "Maybe.", "Sorry?", "What?", "Hold on.", "Pardon?", "Nancy.",
+         "Tennis.", "Good night.", "Not really.", "No idea.", "Rebook it.", "Noon.",
+         "Yesterday.", "Thirty.", "The bay.", "Buy it.", "Cancel.", "Agent.", "Repeat.",
+         "Help.")
+VOICES = ("festival:kal_diphone", "espeak:en-gb-x-rp@150", "espeak:en-us-nyc@160",
+          "espeak:en-029@150", "espeak:en-gb-scotland@160", "espeak:en-gb@170")
+PREROLL, PAUSE = bytes(9600), bytes(3200)  # 300 ms and 100 ms of PCM16 16 kHz
+
+
+def words(text: str) -> str:
+    """What was said, for scoring: lower case, no punctuation, one spelling per answer."""
+    out = re.sub(r"[^a-z' ]+", " ", text.lower().replace("good-bye", "goodbye"))
+    out = " ".join(out.replace("-", " ").split())
+    return {"yeah": "yes", "yep": "yes", "ok": "okay", "byebye": "bye bye"}.get(out, out)
+
+
+def hear(stt: MoonshineSTT, pcm: bytes) -> dict[str, Any]:
+    assert stt._model is not None and stt.fallback is not None
+    moon = stt._model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
+    whisper = stt.fallback.transcribe_sync(pcm, CALL_WORDS)
+    unsure = not moon.text or moon.avg_logprob < (stt.config.fallback_below_logprob or 0)
+    checked = whisper.text if unsure or (
+        whisper.text and whisper.avg_logprob > moon.avg_logprob) else moon.text
+    trusted = moon.text if not unsure and stt._trusted(moon.text) else checked
+    return {"moonshine": moon.text, "checked": checked, "trusted": trusted,
+            "skipped": not unsure and stt._trusted(moon.text)}
+
+
+def main() -> None:
+    stt = MoonshineSTT(SttConfig(model="moonshine-base"), Path(".voxgate"),
+                       Bulkhead("short-answers", 1, 1))
+    stt.load()
+    rows = []
+    for voice in VOICES:
+        for text in USUAL + OTHER:
+            pcm = PREROLL + from_line(to_line(trim(synthesise(text, voice)))) + PAUSE
+            row = {"voice": voice, "text": text, "usual": text in USUAL, **hear(stt, pcm)}
+            rows.append(row)
+            print(f"{voice:26} {text!r:24} M {row['moonshine']!r:24} checked "
+                  f"{row['checked']!r:24} skipped={row['skipped']}", flush=True)
+    right = {policy: sum(words(r[policy]) == words(r["text"]) for r in rows)
+             for policy in ("moonshine", "checked", "trusted")}
+    skipped = [r for r in rows if r["skipped"]]
+    report = {"turns": len(rows), "right": right, "skipped": len(skipped),
+              "skipped_usual": sum(r["usual"] for r in skipped),
+              "skipped_wrong": [(r["text"], r["moonshine"]) for r in skipped
+                                if words(r["moonshine"]) != words(r["text"])],
+              "rows": rows}
+    print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1))
+    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
