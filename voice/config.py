@@ -105,8 +105,8 @@ class SttConfig(BaseModel):
     # a higher score (docs/voice-models.md)
     crosscheck_short: bool = True
     crosscheck_max_ms: int = Field(1000, ge=0, le=30_000)
-    # ... but for the usual answers: what Moonshine confidently writes as one of these is
-    # taken as is (whisper's ~300 ms held every "Yes." 150-250 ms past the 320 ms of
+    # ... but for the usual answers: what Moonshine confidently writes as one or more of
+    # these ("Okay, bye.") is taken as is (whisper's ~300 ms held every "Yes." 150-250 ms past the 320 ms of
     # silence; its errors are other words, "The bay.", never one of these: voice-models.md)
     crosscheck_trusted: tuple[str, ...] = (
         "yes", "yeah", "yep", "no", "nope", "okay", "ok", "sure", "great", "perfect",

@@ -59,6 +59,7 @@ _SPACE = "\u2581"  # sentencepiece's word boundary
 # Moonshine's for its "The bay.")
 CALL_WORDS = "Yes. No. Thank you. Goodbye."
 _ANSWER_CHARS = re.compile(r"[^a-z0-9']+")
+_CLAUSE_MARKS = re.compile(r"[.,!?;:]+")
 # what loading or running a session raises (ONNX Runtime's own errors are not OSError or
 # RuntimeError)
 _ORT_ERRORS: tuple[type[Exception], ...] = (
@@ -307,9 +308,13 @@ class MoonshineSTT:
                 and self.busy.fraction() < self.config.crosscheck_max_busy)
 
     def _trusted(self, text: str) -> bool:
-        """One of the usual answers (``stt.crosscheck_trusted``), whatever its punctuation,
-        spaces and hyphens ("Good-bye.", "Bye-bye", "Yes, please.")."""
-        return _answer_key(text) in self._answers
+        """One or more of the usual answers (``stt.crosscheck_trusted``), whatever their
+        case, spaces and hyphens: "Good-bye.", "Bye-bye", "Yes, please.", "Okay, bye.";
+        not "Yes, but" nor "The bay."."""
+        if _answer_key(text) in self._answers:
+            return True
+        parts = [_answer_key(part) for part in _CLAUSE_MARKS.split(text)]
+        return any(parts) and all(p in self._answers for p in parts if p)
 
     def _second_opinion(self, decoded: Decoded, audio_ms: int, pcm: bytes,
                         prompt: str | None) -> Transcript | None:

@@ -250,7 +250,9 @@ def test_a_usual_answer_moonshine_is_sure_of_is_not_cross_checked(
 @pytest.mark.parametrize(("text", "trusted"), [
     ("Yes.", True), ("No,", True), ("Good-bye.", True), ("Bye-bye", True),
     ("Yes, please.", True), ("THANK YOU!", True), ("That's right.", True),
+    ("Okay, bye.", True), ("Great. Thank you. Goodbye.", True),
     ("The bay.", False), ("Did I?", False), ("Yes, but", False), ("Now.", False), ("", False),
+    ("Yes, Tuesday.", False), ("Okay, the bay.", False), (",", False),
 ])
 def test_the_usual_answers_ignore_case_punctuation_and_hyphens(
         stt: MoonshineSTT, text: str, trusted: bool) -> None:
