@@ -274,12 +274,13 @@ class OpsMonitor:
         down = [r for r in results if r.status != "up"]
         alerts = [a for r in results for a in r.alerts]
         up_sample = sum(r.source == "sample" for r in results if r.status == "up")
-        sample = f" ({up_sample} of them in the sample data)" if up_sample else ""
+        # its own sentence: a short first sentence is heard sooner (it is synthesised alone)
+        sample = f" {up_sample} of them are in the sample data." if up_sample else ""
         if not down:
-            spoken = f"All {len(results)} services are up{sample}."
+            spoken = f"All {len(results)} services are up.{sample}"
         else:
             spoken = " ".join(r.spoken for r in down)
-            spoken += f" The other {len(results) - len(down)} services are up{sample}."
+            spoken += f" The other {len(results) - len(down)} services are up.{sample}"
         return SummaryOut(spoken=spoken, down=[r.service for r in down], alerts=alerts,
                           alerts_spoken=" ".join(f"Alert: {a['message']}." for a in alerts))
 

@@ -6,6 +6,7 @@ from the shipped sample, the gateway itself from the real gateway's readings."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ async def test_default_configuration_answers_from_the_sample_data(tmp_path: Path
     assert "In the sample data, payments is up." in said, said
     said = await line.say("Give me a status report")
     assert "sample data" in said and "can't get that status" not in said, said
+    # the count of sample readings is a sentence of its own, so the first sentence the
+    # caller waits for is short
+    assert re.search(r"services are up\. \d+ of them are in the sample data\.", said), said
 
 
 async def test_gateway_heard_as_gate_were(tmp_path: Path) -> None:
