@@ -1,5 +1,6 @@
 """Short answers over the phone line: is whisper's cross-check worth its ~300 ms on the
-usual answers Moonshine is sure of (``stt.crosscheck_trusted``)?
+usual answers Moonshine is sure of (``stt.crosscheck_trusted`` set to ``USUAL_ANSWERS``;
+off by default, for the cut-offs it causes: docs/voice-models.md)?
 
     python -m benchmarks.stt_short_answers   # needs festival festvox-kallpc16k espeak-ng
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from benchmarks.heldout_caller import from_line, synthesise, to_line, trim
 from orchestration.patterns.bulkhead import Bulkhead
-from voice.config import SttConfig
+from voice.config import USUAL_ANSWERS, SttConfig
 from voice.moonshine import CALL_WORDS, MoonshineSTT
 
 RESULTS = Path(__file__).parent / "results" / "stt_short_answers.json"
@@ -63,8 +64,8 @@ def hear(stt: MoonshineSTT, pcm: bytes) -> dict[str, Any]:
 
 
 def main() -> None:
-    stt = MoonshineSTT(SttConfig(model="moonshine-base"), Path(".voxgate"),
-                       Bulkhead("short-answers", 1, 1))
+    stt = MoonshineSTT(SttConfig(model="moonshine-base", crosscheck_trusted=USUAL_ANSWERS),
+                       Path(".voxgate"), Bulkhead("short-answers", 1, 1))
     stt.load()
     rows = []
     for voice in VOICES:

@@ -73,6 +73,13 @@ class TurnConfig(BaseModel):
     max_turn_s: float = Field(30.0, gt=1, le=120)
 
 
+# what a caller answers most ("stt.crosscheck_trusted")
+USUAL_ANSWERS = (
+    "yes", "yeah", "yep", "no", "nope", "okay", "ok", "sure", "great", "perfect", "thanks",
+    "thank you", "goodbye", "bye", "bye bye", "that's right", "correct", "yes please",
+    "no thanks", "no thank you", "thank you goodbye", "that's all", "that's it")
+
+
 class SttConfig(BaseModel):
     # Moonshine base: its cost follows the audio's length, whisper's pays a 30 s window
     # (~4x slower on a call's turns, docs/voice-models.md); "tiny.en" or "base" for whisper
@@ -105,14 +112,11 @@ class SttConfig(BaseModel):
     # a higher score (docs/voice-models.md)
     crosscheck_short: bool = True
     crosscheck_max_ms: int = Field(1000, ge=0, le=30_000)
-    # ... but for the usual answers: what Moonshine confidently writes as one or more of
-    # these ("Okay, bye.") is taken as is (whisper's ~300 ms held every "Yes." 150-250 ms past the 320 ms of
-    # silence; its errors are other words, "The bay.", never one of these: voice-models.md)
-    crosscheck_trusted: tuple[str, ...] = (
-        "yes", "yeah", "yep", "no", "nope", "okay", "ok", "sure", "great", "perfect",
-        "thanks", "thank you", "goodbye", "bye", "bye bye", "that's right", "correct",
-        "yes please", "no thanks", "no thank you", "thank you goodbye", "that's all",
-        "that's it")
+    # ... but for the usual answers (USUAL_ANSWERS to turn it on): what Moonshine
+    # confidently writes as one or more of these ("Okay, bye.") is taken as is. Off by
+    # default: a "Yes." then ends 320 ms into the silence instead of 460-560, but a caller
+    # who pauses after "Yes," or "Okay," and goes on is cut off (docs/voice-models.md)
+    crosscheck_trusted: tuple[str, ...] = ()
     # ... and while the recogniser was busy less than this share of the last two seconds
     # (a queue empty at one instant says little when many callers talk)
     crosscheck_max_busy: float = Field(0.5, ge=0.0, le=1.0)

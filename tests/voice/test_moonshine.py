@@ -20,7 +20,7 @@ from gateway.evaluation.speech import SHORT_PROMPTS, corpus_wer, load_prompt
 from orchestration.patterns.bulkhead import Bulkhead
 from voice import moonshine
 from voice.audio import resample, ulaw_decode
-from voice.config import SttConfig
+from voice.config import USUAL_ANSWERS, SttConfig
 from voice.moonshine import MoonshineModel, MoonshineSTT, prepare_model, read_tokenizer
 from voice.ort_format import OrtFormatError, ort_to_onnx
 from voice.services import recogniser
@@ -222,29 +222,30 @@ def test_a_short_turn_moonshine_is_sure_of_but_wrong_is_cross_checked(
             assert stt.fallbacks == before
 
 
-def test_a_usual_answer_moonshine_is_sure_of_is_not_cross_checked(
+def test_a_usual_answer_moonshine_is_sure_of_is_not_cross_checked_when_trusted(
         stt: MoonshineSTT, monkeypatch: pytest.MonkeyPatch) -> None:
     """Asterisk's "no", "Thank you." and "Goodbye" (human speech) over the phone line, with
-    time to spare: Moonshine writes them confidently, they are among the usual answers
-    (``stt.crosscheck_trusted``), so whisper's ~300 ms is not spent on them. Without the
-    list each is heard by whisper as well."""
-    monkeypatch.setattr(stt, "busy", moonshine.BusyMeter())
-    monkeypatch.setattr(stt.busy, "fraction", lambda: 0.0)
+    time to spare: Moonshine writes them confidently. With the usual answers trusted
+    (``stt.crosscheck_trusted``, off by default) whisper's ~300 ms is not spent on them;
+    by default each is heard by whisper as well."""
+    assert stt.config.crosscheck_trusted == ()  # the default
     model = moonshine._models[stt.config.cpu_threads]
-    untrusting = MoonshineSTT(stt.config.model_copy(update={"crosscheck_trusted": ()}),
-                              stt.data_dir, Bulkhead("t-untrusting", 1, 2))
-    monkeypatch.setattr(untrusting.busy, "fraction", lambda: 0.0)
+    trusting = MoonshineSTT(stt.config.model_copy(update={"crosscheck_trusted": USUAL_ANSWERS}),
+                            stt.data_dir, Bulkhead("t-trusting", 1, 2))
+    for heard_by in (stt, trusting):
+        monkeypatch.setattr(heard_by, "busy", moonshine.BusyMeter())
+        monkeypatch.setattr(heard_by.busy, "fraction", lambda: 0.0)
     for name in ("vm-no", "auth-thankyou", "vm-goodbye"):
         pcm, reference = load_prompt(name)
         pcm = telephone(pcm, 16000)
         alone = model.decode(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
         assert alone.avg_logprob > -0.6 and corpus_wer([(reference, alone.text)]) == 0, name
+        before = trusting.fallbacks
+        assert trusting.transcribe_sync(pcm).text == alone.text
+        assert trusting.fallbacks == before, name
         before = stt.fallbacks
-        assert stt.transcribe_sync(pcm).text == alone.text
-        assert stt.fallbacks == before, name
-        before = untrusting.fallbacks
-        untrusting.transcribe_sync(pcm)
-        assert untrusting.fallbacks == before + 1, name
+        stt.transcribe_sync(pcm)
+        assert stt.fallbacks == before + 1, name
 
 
 @pytest.mark.parametrize(("text", "trusted"), [
@@ -255,8 +256,11 @@ def test_a_usual_answer_moonshine_is_sure_of_is_not_cross_checked(
     ("Yes, Tuesday.", False), ("Okay, the bay.", False), (",", False),
 ])
 def test_the_usual_answers_ignore_case_punctuation_and_hyphens(
-        stt: MoonshineSTT, text: str, trusted: bool) -> None:
-    assert stt._trusted(text) is trusted
+        tmp_path: Path, text: str, trusted: bool) -> None:
+    config = SttConfig(model="moonshine-base", crosscheck_trusted=USUAL_ANSWERS)
+    assert MoonshineSTT(config, tmp_path, Bulkhead("t-answers", 1, 1))._trusted(text) is trusted
+    assert not MoonshineSTT(SttConfig(model="moonshine-base"), tmp_path,
+                            Bulkhead("t-default", 1, 1))._trusted(text)
 
 
 ACCENT = Path(__file__).parent / "data" / "accent_dismissed_as_noise.ulaw"
