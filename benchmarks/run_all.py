@@ -58,6 +58,8 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
         ("development caller: response p50", "protocols.twilio.response_latency.p50_ms", "ms"),
         ("development caller: response p95", "protocols.twilio.response_latency.p95_ms", "ms"),
     ],
+    "comma_pauses": [("two-part answers cut at the comma (of 48)", "merged", ""),
+                     ("early replies dropped unheard", "early_dropped", "")],
     "stt_short_answers": [("short turns heard right, cross-check skipped on usual answers",
                            "right.trusted", ""),
                           ("... cross-check on every short turn", "right.checked", "")],
