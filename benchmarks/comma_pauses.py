@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from benchmarks.call_latency import Server
-from benchmarks.heldout_caller import from_line, synthesise, to_line, trim
+from benchmarks.heldout_caller import from_line, phone_turn
 from gateway.evaluation.caller_audio import Segment
 from gateway.evaluation.client import run_call
 from voice.config import USUAL_ANSWERS
@@ -64,8 +64,7 @@ def main() -> None:
     parser.add_argument("--trusted", action="store_true",
                         help="trust Moonshine's usual answers without whisper's cross-check")
     args = parser.parse_args()
-    turns = [from_line(to_line(trim(synthesise(text, voice))))
-             for voice in VOICES for text in TEXTS]
+    turns = [from_line(phone_turn(text, voice)) for voice in VOICES for text in TEXTS]
     if args.trusted:
         os.environ["VOXGATE_VOICE__STT__CROSSCHECK_TRUSTED"] = json.dumps(USUAL_ANSWERS)
     with tempfile.TemporaryDirectory() as data:

@@ -156,6 +156,11 @@ def from_line(ulaw: bytes) -> bytes:
     return resample(ulaw_decode(ulaw), LINE_RATE, SAMPLE_RATE)
 
 
+def phone_turn(text: str, voice: str) -> bytes:
+    """``text`` said by ``voice``, trimmed to its speech, as the line's 8 kHz mu-law."""
+    return to_line(trim(synthesise(text, voice)))
+
+
 def write(directory: Path = DATA, scripts: Scripts = SCRIPTS) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     rows = ["# name\tvoice\ttext\tscript: 8 kHz mu-law, one file per turn, in call order "
@@ -163,7 +168,7 @@ def write(directory: Path = DATA, scripts: Scripts = SCRIPTS) -> None:
     for script, voice, turns in scripts:
         for k, text in enumerate(turns, 1):
             name = f"{script}_{k}"
-            ulaw = to_line(trim(synthesise(text, voice)))
+            ulaw = phone_turn(text, voice)
             seconds = len(ulaw) / LINE_RATE
             if not MIN_S <= seconds <= MAX_S:
                 raise HeldOutError(f"{name}: {seconds:.2f} s is not a phone turn "
